@@ -1,0 +1,379 @@
+"""Static analysis of a notebook: per cell, what it defines, uses, imports and is for.
+
+Pure: a ``Notebook`` in, an ``Analysis`` out; no user code is executed and no file is read.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from promote import diagnostics as d
+from promote.analysis import tables
+from promote.analysis.bindings import BUILTINS, function_free_names
+from promote.analysis.statements import Context, Statement, split_statements
+from promote.normalize import normalize
+from promote.notebook import Cell, Notebook
+
+__all__ = ["Analysis", "CellAnalysis", "Definition", "ImportBinding", "ModelFit", "analyse"]
+
+
+@dataclass(frozen=True)
+class ImportBinding:
+    """A name bound by a top-level import, with the statement that binds it alone."""
+
+    name: str
+    statement: str
+    module: str  # the top-level module, e.g. "sklearn"
+    cell: int
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A top-level function or class; ``pure`` when its body reads no notebook variable."""
+
+    name: str
+    cell: int
+    free: frozenset[str]
+    pure: bool
+
+
+@dataclass(frozen=True)
+class ModelFit:
+    """The model the notebook trains: the fitted object's name and what it was fitted on."""
+
+    name: str
+    fit_input: str | None
+    cell: int
+
+
+@dataclass(frozen=True)
+class CellAnalysis:
+    """One code cell after normalization and analysis."""
+
+    cell: Cell
+    source: str
+    statements: tuple[Statement, ...]
+    role: str  # imports | config | load | features | train | evaluate | predict | display | empty
+    heading: str
+    requirements: tuple[str, ...] = ()
+    syntax_error: bool = False
+
+    @property
+    def index(self) -> int:
+        return self.cell.index
+
+    def kept(self) -> tuple[Statement, ...]:
+        """Statements that stay in the package body (not imports, constants, defs or display)."""
+        return tuple(s for s in self.statements if s.kind == "code")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What promote knows about a notebook before planning the project."""
+
+    notebook: Notebook
+    cells: tuple[CellAnalysis, ...]
+    imports: dict[str, ImportBinding]
+    constants: dict[str, int]  # name → cell that assigns it (assigned once, to a literal)
+    definitions: dict[str, Definition]
+    model: ModelFit | None
+    requirements: tuple[str, ...]
+    diagnostics: tuple[d.Diagnostic, ...]
+    string_literals: tuple[tuple[int, str], ...] = field(default=())  # (cell, value)
+
+    @property
+    def errors(self) -> tuple[d.Diagnostic, ...]:
+        return tuple(x for x in self.diagnostics if x.severity == "error")
+
+
+def analyse(notebook: Notebook) -> Analysis:
+    """Analyse every code cell of ``notebook`` in order, as "Restart and run all" would run them."""
+    diagnostics: list[d.Diagnostic] = []
+    cells: list[CellAnalysis] = []
+    context = Context()
+    heading = ""
+    skipped = {c.index for c in notebook.cells if _tag_stage(c) == "skip"}
+    for cell in notebook.cells:
+        if cell.kind == "markdown":
+            heading = _heading(cell.source) or heading
+            continue
+        if cell.kind != "code" or cell.index in skipped:
+            continue
+        normal = normalize(cell.source, cell.index)
+        diagnostics.extend(normal.diagnostics)
+        if normal.tree is None:
+            cells.append(CellAnalysis(cell, normal.source, (), "empty", heading, normal.requirements, True))
+            continue
+        statements = tuple(split_statements(normal.tree, normal.source, context))
+        role = _role(statements)
+        cells.append(CellAnalysis(cell, normal.source, statements, role, heading, normal.requirements))
+
+    if not notebook.code_cells:
+        diagnostics.append(d.NoCode(None))
+    diagnostics.extend(_execution_order(notebook))
+    imports = _imports(cells, diagnostics)
+    constants = _constants(cells)
+    definitions = _definitions(cells, imports, constants, diagnostics)
+    diagnostics.extend(_undefined(cells, imports, definitions))
+    diagnostics.extend(_secrets(cells))
+    requirements = tuple(r for c in cells for r in c.requirements)
+    literals = tuple(
+        (c.index, node.value)
+        for c in cells
+        for s in c.statements
+        if s.kind != "display"
+        for node in ast.walk(s.node)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 300
+    )
+    return Analysis(
+        notebook=notebook,
+        cells=tuple(cells),
+        imports=imports,
+        constants=constants,
+        definitions=definitions,
+        model=_model(cells),
+        requirements=requirements,
+        diagnostics=tuple(sorted(diagnostics, key=lambda x: (x.cell or 0, x.code))),
+        string_literals=literals,
+    )
+
+
+def stage_tag(cell: Cell) -> str | None:
+    """The stage a cell's tags ask for: ``promote: stage=train`` (or ``promote:stage=train``)."""
+    return _tag_stage(cell)
+
+
+_TAG = re.compile(r"^promote:\s*(?:stage\s*=\s*)?(\w+)$")
+
+
+def _tag_stage(cell: Cell) -> str | None:
+    for tag in cell.tags:
+        match = _TAG.match(tag.strip())
+        if match:
+            return match.group(1).lower()
+    return None
+
+
+def _heading(source: str) -> str:
+    for line in source.splitlines():
+        match = re.match(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if match:
+            return match.group(1)
+    return ""
+
+
+def _role(statements: Iterable[Statement]) -> str:
+    statements = list(statements)
+    kinds = {s.kind for s in statements}
+    if not kinds:
+        return "empty"
+    if not kinds & {"code", "constant", "definition"}:
+        return "imports" if "import" in kinds else "display"
+    called = [
+        name for s in statements if s.kind in {"code", "display"} for name in _called_names(s.node)
+    ]
+    for role, pattern in tables.ROLE_CALLS:
+        if any(pattern.search(name) for name in called):
+            return role
+    if "code" in kinds:
+        return "features"
+    return "definitions" if "definition" in kinds else "config"
+
+
+def _called_names(node: ast.AST) -> list[str]:
+    names = []
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Call):
+            func = inner.func
+            if isinstance(func, ast.Name):
+                names.append(func.id)
+            elif isinstance(func, ast.Attribute):
+                names.append(func.attr)
+    return names
+
+
+def _execution_order(notebook: Notebook) -> list[d.Diagnostic]:
+    out: list[d.Diagnostic] = []
+    previous = 0
+    for cell in notebook.code_cells:
+        count = cell.execution_count
+        if count is None:
+            continue
+        if count <= previous:
+            out.append(d.OutOfOrderExecution(cell.index, count=count, previous=previous))
+        previous = count
+    return out
+
+
+def _imports(cells: list[CellAnalysis], diagnostics: list[d.Diagnostic]) -> dict[str, ImportBinding]:
+    found: dict[str, ImportBinding] = {}
+    for cell in cells:
+        for stmt in cell.statements:
+            node = stmt.node
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    bound = alias.asname or alias.name.split(".")[0]
+                    text = f"import {alias.name}" + (f" as {alias.asname}" if alias.asname else "")
+                    found[bound] = ImportBinding(bound, text, alias.name.split(".")[0], cell.index)
+            elif isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (node.module or "")
+                for alias in node.names:
+                    if alias.name == "*":
+                        diagnostics.append(d.StarImport(cell.index, module=module))
+                        found[f"*{module}"] = ImportBinding(
+                            f"*{module}", f"from {module} import *", module.split(".")[0], cell.index
+                        )
+                        continue
+                    bound = alias.asname or alias.name
+                    text = f"from {module} import {alias.name}" + (
+                        f" as {alias.asname}" if alias.asname else ""
+                    )
+                    found[bound] = ImportBinding(bound, text, module.lstrip(".").split(".")[0], cell.index)
+    return found
+
+
+def _constants(cells: list[CellAnalysis]) -> dict[str, int]:
+    binds: dict[str, int] = {}
+    for cell in cells:
+        for stmt in cell.statements:
+            for name in stmt.binds:
+                binds[name] = binds.get(name, 0) + 1
+    # A settings constant: assigned once, to a literal, in UPPER_CASE or in a cell of settings.
+    return {
+        stmt.binds[0]: cell.index
+        for cell in cells
+        for stmt in cell.statements
+        if stmt.kind == "constant"
+        and binds.get(stmt.binds[0]) == 1
+        and (stmt.binds[0].isupper() or cell.role == "config")
+    }
+
+
+def _definitions(
+    cells: list[CellAnalysis],
+    imports: dict[str, ImportBinding],
+    constants: dict[str, int],
+    diagnostics: list[d.Diagnostic],
+) -> dict[str, Definition]:
+    raw: dict[str, tuple[int, frozenset[str]]] = {}
+    for cell in cells:
+        for stmt in cell.statements:
+            node = stmt.node
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                raw[node.name] = (cell.index, function_free_names(node))
+    # A definition is pure when everything it reads is an import, a constant or a pure definition.
+    pure = set(raw)
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(pure):
+            _, free = raw[name]
+            outside = [n for n in free if n not in imports and n not in constants and n not in pure]
+            if outside:
+                pure.discard(name)
+                changed = True
+    out: dict[str, Definition] = {}
+    for name, (cell, free) in raw.items():
+        out[name] = Definition(name, cell, free, name in pure)
+        if name not in pure:
+            variables = sorted(n for n in free if n not in imports and n not in constants and n not in raw)
+            if variables:
+                diagnostics.append(d.FunctionReadsGlobal(cell, function=name, name=variables[0]))
+    return out
+
+
+def _undefined(
+    cells: list[CellAnalysis], imports: dict[str, ImportBinding], definitions: dict[str, Definition]
+) -> list[d.Diagnostic]:
+    """Names read before any cell binds them (hidden state) or only bound further down."""
+    if any(name.startswith("*") for name in imports):
+        return []  # a star import can bind anything
+    bound_at: dict[str, int] = {}
+    for cell in cells:
+        for stmt in cell.statements:
+            for name in stmt.binds:
+                bound_at.setdefault(name, cell.index)
+    seen: set[str] = set(BUILTINS)
+    out: list[d.Diagnostic] = []
+    reported: set[str] = set()
+    for cell in cells:
+        for stmt in cell.statements:
+            reads = list(stmt.reads)
+            for name in stmt.reads:
+                definition = definitions.get(name)
+                if definition is not None and not definition.pure:
+                    reads.extend(definition.free)
+            for name in reads:
+                if name in seen or name in reported or name in definitions:
+                    continue
+                reported.add(name)
+                later = bound_at.get(name)
+                if later is not None and later > cell.index:
+                    out.append(d.UseBeforeDefinition(cell.index, name=name, defined_in=later))
+                elif later is None:
+                    out.append(d.UndefinedName(cell.index, name=name))
+            seen.update(stmt.binds)
+    return out
+
+
+def _secrets(cells: list[CellAnalysis]) -> list[d.Diagnostic]:
+    out: list[d.Diagnostic] = []
+    for cell in cells:
+        for stmt in cell.statements:
+            node = stmt.node
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                value = node.value.value
+                for name in stmt.binds:
+                    if tables.SECRET_NAME.search(name) and isinstance(value, str) and len(value) >= 8:
+                        out.append(d.HardcodedSecret(cell.index, name=name))
+    return out
+
+
+def _model(cells: list[CellAnalysis]) -> ModelFit | None:
+    """The fitted model: the last ``x.fit(X, ...)`` whose result is later asked to predict."""
+    fits: list[ModelFit] = []
+    predicted: set[str] = set()
+    for cell in cells:
+        for stmt in cell.kept():
+            for node in ast.walk(stmt.node):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                if node.func.attr in {"predict", "predict_proba"} and isinstance(node.func.value, ast.Name):
+                    predicted.add(node.func.value.id)
+            fit = _fit_in(stmt.node)
+            if fit is not None:
+                fits.append(ModelFit(fit[0], fit[1], cell.index))
+    if not fits:
+        return None
+    preferred = [f for f in fits if f.name in predicted]
+    return (preferred or fits)[-1]
+
+
+def _fit_in(node: ast.stmt) -> tuple[str, str | None] | None:
+    """``model.fit(X, y)`` → ("model", "X"); ``m = Est().fit(X, y)`` → ("m", "X")."""
+    value = node.value if isinstance(node, ast.Expr | ast.Assign) else None
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
+        return None
+    if value.func.attr not in {"fit", "fit_generator"}:
+        return None
+    first = value.args[0] if value.args else None
+    fit_input = first.id if isinstance(first, ast.Name) else None
+    if isinstance(node, ast.Assign):
+        if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            return node.targets[0].id, fit_input
+        return None
+    receiver = value.func.value
+    if isinstance(receiver, ast.Name):
+        return receiver.id, fit_input
+    return None
+
+
+def distribution(module: str) -> str | None:
+    """The PyPI distribution that provides top-level ``module``; None for the standard library."""
+    if module in sys.stdlib_module_names or module == "__future__":
+        return None
+    return tables.DISTRIBUTIONS.get(module, module)

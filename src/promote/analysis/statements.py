@@ -1,0 +1,179 @@
+"""Classify each top-level statement of a cell: import, constant, definition, display or code."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from promote.analysis import tables
+from promote.analysis.bindings import effects
+
+__all__ = ["Context", "Statement", "split_statements"]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One top-level statement with the lines it spans (``start`` includes its leading comments)."""
+
+    node: ast.stmt
+    kind: str  # "import" | "constant" | "definition" | "display" | "code"
+    reads: tuple[str, ...]
+    binds: tuple[str, ...]
+    start: int  # 0-based first line, leading comment block included
+    end: int  # 0-based, exclusive
+
+
+@dataclass
+class Context:
+    """What earlier cells told us: names bound to plotting objects and to imported modules."""
+
+    plot_names: set[str] = field(default_factory=set)
+    modules: set[str] = field(default_factory=set)
+
+
+def split_statements(tree: ast.Module, source: str, context: Context) -> list[Statement]:
+    """Classify the statements of one cell; ``context`` grows as we go."""
+    plot_names = context.plot_names
+    lines = source.splitlines()
+    out: list[Statement] = []
+    previous_end = 0
+    for node in tree.body:
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))]) - 1
+        start = first
+        while start > previous_end and lines[start - 1].lstrip().startswith("#"):
+            start -= 1
+        end = node.end_lineno or node.lineno
+        found = effects(node)
+        own_reads = [n for n in found.reads if n not in found.binds or _reads_before_bind(node, n)]
+        binds = [n for n in found.binds if not (isinstance(node, ast.Expr) and n in context.modules)]
+        kind = _kind(node, own_reads, context)
+        if kind == "import":
+            context.modules.update(found.binds)
+            if _imports_plotting(node):
+                plot_names.update(found.binds)
+        elif kind == "display":
+            if isinstance(node, ast.Assign):
+                plot_names.update(binds)
+            elif isinstance(node, ast.Expr):
+                binds = []  # `df.head()` shows df; it does not change it
+        out.append(Statement(node, kind, tuple(found.reads), tuple(binds), start, end))
+        previous_end = end
+    return out
+
+
+def _imports_plotting(node: ast.stmt) -> bool:
+    if isinstance(node, ast.Import):
+        return any(a.name.split(".")[0] in tables.PLOTTING_MODULES for a in node.names)
+    if isinstance(node, ast.ImportFrom):
+        return (node.module or "").split(".")[0] in tables.PLOTTING_MODULES
+    return False
+
+
+def _reads_before_bind(node: ast.stmt, name: str) -> bool:
+    """Whether a name the statement binds is also read from outside (``x = x + 1``)."""
+    if isinstance(node, ast.For | ast.AsyncFor):
+        return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node.iter))
+    return True
+
+
+def _kind(node: ast.stmt, reads: list[str], context: Context) -> str:
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return "import"
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return "definition"
+    if _is_literal_assignment(node):
+        return "constant"
+    if _is_display(node, reads, context):
+        return "display"
+    return "code"
+
+
+def _is_literal_assignment(node: ast.stmt) -> bool:
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target, value = node.targets[0], node.value
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        target, value = node.target, node.value
+    else:
+        return False
+    if not isinstance(target, ast.Name):
+        return False
+    try:
+        ast.literal_eval(value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def _is_display(node: ast.stmt, reads: list[str], context: Context) -> bool:
+    """A statement that only shows something: bare expressions, prints, plots, `df.head()`."""
+    if any(name in context.plot_names for name in reads):
+        return True
+    if isinstance(node, ast.Expr):
+        value = node.value
+        if any(isinstance(n, ast.Await | ast.Yield | ast.YieldFrom) for n in ast.walk(value)):
+            return False
+        calls = [n for n in ast.walk(value) if isinstance(n, ast.Call)]
+        if isinstance(value, ast.Call) and (_shows(value) or _constructs(value, context)):
+            return True  # `print(...)`, `pd.DataFrame(...)` shown and thrown away
+        # `df`, `df.shape`, `len(x), len(y)`, `df.corr()[t].drop(t)`: nothing in it changes state
+        return not any(_changes_state(c) for c in calls)
+    if isinstance(node, ast.For | ast.With | ast.If):
+        inner = [s for s in node.body if not isinstance(s, ast.Pass)]
+        return bool(inner) and all(
+            _is_display(s, [n.id for n in ast.walk(s) if isinstance(n, ast.Name)], context)
+            for s in inner
+        )
+    return False
+
+
+def _changes_state(call: ast.Call) -> bool:
+    if any(k.arg == "inplace" for k in call.keywords):
+        return True
+    func = call.func
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    if isinstance(func, ast.Name) and (name in tables.PURE_BUILTINS or name in tables.DISPLAY_FUNCTIONS):
+        return False
+    if isinstance(func, ast.Name) and name[:1].isupper():
+        return False  # a constructor whose result is thrown away
+    return isinstance(func, ast.Name) or bool(tables.STATE_CHANGING_CALL.match(name))
+
+
+def _shows(call: ast.Call) -> bool:
+    func = call.func
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    return name in tables.DISPLAY_FUNCTIONS
+
+
+def _constructs(call: ast.Call, context: Context) -> bool:
+    func = call.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr[:1].isupper()
+        and isinstance(func.value, ast.Name)
+        and func.value.id in context.modules
+    )
+
+
+def _is_display_call(call: ast.Call) -> bool:
+    if any(k.arg == "inplace" for k in call.keywords):
+        return False
+    func = call.func
+    if isinstance(func, ast.Name):
+        return func.id in tables.DISPLAY_FUNCTIONS or func.id in tables.PURE_BUILTINS
+    if isinstance(func, ast.Attribute):
+        if func.attr in tables.DISPLAY_FUNCTIONS:
+            return True
+        node: ast.expr = func
+        while isinstance(node, ast.Attribute | ast.Subscript | ast.Call):
+            if isinstance(node, ast.Call):
+                if any(k.arg == "inplace" for k in node.keywords):
+                    return False
+                node = node.func
+            elif isinstance(node, ast.Attribute):
+                if node is func and node.attr not in tables.LOOK_METHODS | tables.QUERY_METHODS:
+                    return False
+                node = node.value
+            else:
+                node = node.value
+        return True
+    return False
