@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from promote.analysis import tables
 from promote.analysis.bindings import effects
 
-__all__ = ["Context", "Statement", "split_statements"]
+__all__ = ["Context", "Statement", "changes_state", "split_statements"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,11 @@ def _is_display(node: ast.stmt, reads: list[str], context: Context) -> bool:
             for s in inner
         )
     return False
+
+
+def changes_state(node: ast.AST) -> bool:
+    """Whether evaluating ``node`` may change an object or the world (a call that is not known pure)."""
+    return any(_changes_state(c) for c in ast.walk(node) if isinstance(c, ast.Call))
 
 
 def _changes_state(call: ast.Call) -> bool:

@@ -1,0 +1,457 @@
+"""Plan the package: cells → stages → functions with explicit inputs and outputs.
+
+Pure: an ``Analysis`` (and facts about the environment gathered by the caller) in, a ``Plan`` out.
+Stages come from cell tags, then markdown headings, then the cells' roles; each run of
+consecutive cells of one stage becomes a function whose parameters are the names it reads from
+earlier stages and whose return values are the names later stages (or the service) need.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from promote import diagnostics as d
+from promote.analysis import Analysis, CellAnalysis, distribution, stage_tag
+from promote.analysis import tables
+from promote.analysis.bindings import BUILTINS
+from promote.analysis.statements import Statement, changes_state
+from promote.errors import RefusedNotebookError
+from promote.planning.model import Call, Function, Module, Plan
+
+__all__ = ["Call", "Function", "Module", "Plan", "package_name", "plan"]
+
+_STOP_WORDS = frozenset({"the", "a", "an", "on", "of", "our", "to", "and", "with", "for", "in", "some"})
+
+
+@dataclass
+class _Group:
+    stage: str
+    cells: list[CellAnalysis] = field(default_factory=list)
+    result: Statement | None = None  # a predict stage's last shown expression, returned
+    params: list[str] = field(default_factory=list)
+    returns: list[str] = field(default_factory=list)
+    binds: set[str] = field(default_factory=set)
+    reads: set[str] = field(default_factory=set)
+    name: str = ""
+
+
+def package_name(project_name: str) -> str:
+    """A valid, lower-case Python package name for a project name."""
+    name = re.sub(r"\W+", "_", project_name.strip().lower()).strip("_")
+    if not name or name[0].isdigit():
+        name = f"model_{name}" if name else "model_service"
+    return name
+
+
+def plan(
+    analysis: Analysis,
+    project_name: str,
+    *,
+    installed: Mapping[str, str] | None = None,
+    local_modules: frozenset[str] = frozenset(),
+    data_paths: Mapping[str, str] | None = None,
+) -> Plan:
+    """Plan the project for ``analysis``; refuse (``RefusedNotebookError``) what cannot be promoted.
+
+    ``installed`` maps distributions to the versions where promote runs, ``local_modules`` names
+    modules that sit beside the notebook, and ``data_paths`` maps string literals that name data
+    files beside the notebook to their path in the project.
+    """
+    _refuse_if_unpromotable(analysis)
+    installed = installed or {}
+    data_paths = data_paths or {}
+    assert analysis.model is not None
+    sources = {c.index: _rewrite_literals(c, data_paths) for c in analysis.cells}
+    settings_lines = _settings(analysis, sources)
+    pure = {n for n, x in analysis.definitions.items() if x.pure}
+    hoisted = set(analysis.imports) | set(analysis.constants) | pure | BUILTINS
+
+    kept = _kept_statements(analysis)
+    groups = _groups(analysis, kept)
+    _dataflow(groups, hoisted, analysis, kept)
+    _name_functions(groups, analysis)
+
+    modules, helpers = _modules(groups, analysis, sources, pure)
+    calls = tuple(
+        Call(_function(g, sources, analysis, kept), keep=g.stage != "predict" or bool(g.returns))
+        for g in groups
+    )
+    functions = {c.function.name: c.function for c in calls}
+    modules = tuple(
+        Module(m.name, tuple(functions[f.name] for f in m.functions), m.definitions, m.reads)
+        for m in modules
+    )
+    used = frozenset().union(*(m.reads for m in modules)) if modules else frozenset()
+    metrics = tuple(n for g in groups if g.stage == "evaluate" for n in g.returns if _is_metric(n))
+    return Plan(
+        project_name=project_name,
+        package_name=package_name(project_name),
+        notebook_name=analysis.notebook.path.name,
+        modules=modules,
+        settings=settings_lines,
+        setting_names=frozenset(analysis.constants),
+        imports={n: b.statement for n, b in analysis.imports.items()},
+        helpers=helpers,
+        calls=calls,
+        model=analysis.model.name,
+        fit_input=analysis.model.fit_input or "",
+        metrics=metrics,
+        dependencies=_dependencies(analysis, used, installed, local_modules),
+        data_files=tuple(sorted(data_paths.items())),
+        diagnostics=analysis.diagnostics,
+    )
+
+
+# -- refusal -------------------------------------------------------------------------------------
+def _refuse_if_unpromotable(analysis: Analysis) -> None:
+    notebook = analysis.notebook
+    if notebook.language not in {"python", "python3", "python2", "ipython"}:
+        raise RefusedNotebookError(
+            notebook.path,
+            f"its kernel language is {notebook.language!r}; promote handles Python notebooks",
+        )
+    if not notebook.code_cells:
+        raise RefusedNotebookError(notebook.path, "it has no code cells", "Add the model's code first.")
+    for diagnostic in analysis.diagnostics:
+        if isinstance(diagnostic, d.SyntaxErrorInCell):
+            raise RefusedNotebookError(
+                notebook.path, diagnostic.message, diagnostic.hint, cell=diagnostic.cell
+            )
+        if isinstance(diagnostic, d.HardcodedSecret):
+            raise RefusedNotebookError(
+                notebook.path, diagnostic.message, diagnostic.hint, cell=diagnostic.cell
+            )
+    if analysis.model is None:
+        raise RefusedNotebookError(
+            notebook.path,
+            "no cell fits a model (promote looks for a `.fit(...)` call such as "
+            "`model.fit(X_train, y_train)`)",
+            "promote builds a service around a trained model; notebooks that only explore data, "
+            "or that train with a hand-written loop, are not supported yet.",
+        )
+    if analysis.model.fit_input is None:
+        raise RefusedNotebookError(
+            notebook.path,
+            f"`{analysis.model.name}` is fitted on an expression, so promote cannot tell which "
+            "input the service must accept",
+            "Assign the training input to a variable first, e.g. `X = df[cols]` then "
+            f"`{analysis.model.name}.fit(X, y)`.",
+            cell=analysis.model.cell,
+        )
+    package_cells = {c.index for c in analysis.cells if c.kept()}
+    for diagnostic in analysis.diagnostics:
+        if isinstance(diagnostic, d.UndefinedName | d.UseBeforeDefinition) and diagnostic.cell in package_cells:
+            raise RefusedNotebookError(
+                notebook.path, diagnostic.message, diagnostic.hint, cell=diagnostic.cell
+            )
+
+
+# -- stages and groups ---------------------------------------------------------------------------
+def _stage(cell: CellAnalysis) -> str | None:
+    tagged = stage_tag(cell.cell)
+    if tagged in tables.STAGES:
+        return tagged
+    for stage, pattern in tables.HEADING_STAGES:
+        if pattern.search(cell.heading):
+            return stage
+    return cell.role if cell.role in tables.STAGES else "features"
+
+
+def _kept_statements(analysis: Analysis) -> dict[int, list[Statement]]:
+    """Per cell, the statements that stay in a function body, dead assignments removed.
+
+    An assignment is dead when nothing after it (nor the model, its input or a metric) reads what
+    it binds and it changes nothing else: it only fed a plot or a printout.
+    """
+    kept: dict[int, list[Statement]] = {}
+    for cell in analysis.cells:
+        kept[cell.index] = [
+            stmt
+            for stmt in cell.statements
+            if stmt.kind == "code"
+            or (stmt.kind == "constant" and stmt.binds[0] not in analysis.constants)
+            or (stmt.kind == "definition" and not analysis.definitions[stmt.binds[0]].pure)
+        ]
+    model = analysis.model
+    assert model is not None
+    live = {model.name, model.fit_input or ""}
+    for cell in analysis.cells:
+        if _stage(cell) == "evaluate":
+            live |= {n for s in kept[cell.index] for n in s.binds if _is_metric(n)}
+        if _stage(cell) == "predict" and cell.statements:
+            live |= set(cell.statements[-1].reads)
+    for cell in reversed(analysis.cells):
+        survivors = []
+        for stmt in reversed(kept[cell.index]):
+            node = stmt.node
+            plain = isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign)
+            if plain and not set(stmt.binds) & live and not changes_state(node):
+                continue
+            if plain:
+                live -= set(stmt.binds)
+            live |= set(stmt.reads)
+            survivors.append(stmt)
+        kept[cell.index] = survivors[::-1]
+    return kept
+
+
+def _groups(analysis: Analysis, kept: dict[int, list[Statement]]) -> list[_Group]:
+    groups: list[_Group] = []
+    for cell in analysis.cells:
+        if not kept[cell.index]:
+            continue
+        stage = _stage(cell) or "features"
+        if groups and groups[-1].stage == stage:
+            groups[-1].cells.append(cell)
+        else:
+            groups.append(_Group(stage, [cell]))
+    for group in groups:
+        if group.stage == "predict":
+            group.result = _shown_result(analysis, group.cells[-1])
+    return groups
+
+
+def _shown_result(analysis: Analysis, last: CellAnalysis) -> Statement | None:
+    """The expression a predict stage ends by showing (``model.predict(new_rows)``), if any.
+
+    It may sit in the cell itself or in display-only cells right after it.
+    """
+    cells = [c for c in analysis.cells if c.index >= last.index]
+    candidates = [cells[0]] + [c for c in cells[1:2] if c.role == "display"]
+    found = None
+    for cell in candidates:
+        if cell.statements and cell.statements[-1].kind == "display":
+            stmt = cell.statements[-1]
+            if isinstance(stmt.node, ast.Expr) and any(
+                isinstance(n, ast.Call) for n in ast.walk(stmt.node)
+            ):
+                found = stmt
+    return found
+
+
+def _dataflow(
+    groups: list[_Group],
+    hoisted: set[str],
+    analysis: Analysis,
+    kept: dict[int, list[Statement]],
+) -> None:
+    """Parameters: names read before bound in the group; returns: names later groups read."""
+    supplier: dict[str, int] = {}
+    for number, group in enumerate(groups):
+        statements = [s for cell in group.cells for s in kept[cell.index]]
+        statements += [group.result] if group.result else []
+        for stmt in statements:
+            for name in stmt.reads:
+                group.reads.add(name)
+                if name in group.binds or name in hoisted or name in group.params:
+                    continue
+                if name in supplier:
+                    group.params.append(name)
+                    source = groups[supplier[name]]
+                    if name not in source.returns:
+                        source.returns.append(name)
+            group.binds.update(stmt.binds)
+        for name in group.binds:
+            supplier[name] = number
+    model = analysis.model
+    assert model is not None
+    for group in groups:
+        if any(c.index == model.cell for c in group.cells):
+            for name in (model.name, model.fit_input):
+                if name and name in group.binds and name not in group.returns:
+                    group.returns.append(name)
+        if group.stage == "evaluate":
+            group.returns.extend(
+                n for n in sorted(group.binds) if _is_metric(n) and n not in group.returns
+            )
+
+
+def _is_metric(name: str) -> bool:
+    return bool(tables.METRIC_NAME.search(name)) and not name.startswith(("y_", "X_"))
+
+
+def _name_functions(groups: list[_Group], analysis: Analysis) -> None:
+    taken = set(analysis.imports) | set(analysis.definitions) | set(analysis.constants) | BUILTINS
+    taken |= {n for c in analysis.cells for s in c.statements for n in (*s.binds, *s.reads)}
+    taken |= {"run", "settings", "TrainingResult"}
+    for group in groups:
+        heading = group.cells[0].heading
+        candidate = tables.STAGE_MODULES[group.stage][1]
+        if heading and any(p.search(heading) for s, p in tables.HEADING_STAGES if s == group.stage):
+            slug = _slug(heading)
+            if slug:
+                candidate = slug
+        name, n = candidate, 2
+        while name in taken:
+            name, n = f"{candidate}_{n}", n + 1
+        taken.add(name)
+        group.name = name
+
+
+def _slug(heading: str) -> str:
+    words = [w for w in re.findall(r"[a-z0-9]+", heading.lower()) if w not in _STOP_WORDS][:4]
+    slug = "_".join(words)
+    return slug if slug and slug.isidentifier() and not slug[0].isdigit() else ""
+
+
+# -- bodies --------------------------------------------------------------------------------------
+def _function(
+    group: _Group,
+    sources: dict[int, list[str]],
+    analysis: Analysis,
+    kept: dict[int, list[Statement]],
+) -> Function:
+    parts: list[str] = []
+    for cell in group.cells:
+        lines = sources[cell.index]
+        keep = {id(s) for s in kept[cell.index]}
+        drop = [(s.start, s.end) for s in cell.statements if id(s) not in keep]
+        parts.append(_without(lines, drop))
+    body = "\n\n".join(p.strip("\n") for p in parts if p.strip())
+    returns_result = False
+    if group.result is not None and not group.returns:
+        cell = next(c for c in analysis.cells if any(s is group.result for s in c.statements))
+        body += "\n\nreturn " + "\n".join(
+            sources[cell.index][group.result.node.lineno - 1 : group.result.end]
+        ).strip()
+        returns_result = True
+    heading = group.cells[0].heading
+    cells = tuple(c.index for c in group.cells)
+    where = f"cell {cells[0]}" if len(cells) == 1 else f"cells {cells[0]}-{cells[-1]}"
+    docstring = f"{heading.rstrip('.')}." if heading else f"{group.stage.capitalize()} stage."
+    docstring += f"\n\nFrom {where} of {analysis.notebook.path.name}."
+    return Function(
+        name=group.name,
+        stage=group.stage,
+        module=tables.STAGE_MODULES[group.stage][0],
+        cells=cells,
+        params=tuple(group.params),
+        returns=tuple(group.returns),
+        body=body,
+        docstring=docstring,
+        returns_result=returns_result,
+    )
+
+
+def _without(lines: list[str], ranges: list[tuple[int, int]]) -> str:
+    dropped = set()
+    for start, end in ranges:
+        dropped.update(range(start, end))
+    return "\n".join(line for i, line in enumerate(lines) if i not in dropped)
+
+
+def _rewrite_literals(cell: CellAnalysis, data_paths: Mapping[str, str]) -> list[str]:
+    """The cell's lines with string literals that name data files pointed at the project copy."""
+    lines = cell.source.splitlines()
+    if not data_paths:
+        return lines
+    edits: list[tuple[int, int, int, str]] = []
+    for stmt in cell.statements:
+        for node in ast.walk(stmt.node):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and node.value in data_paths
+                and node.lineno == node.end_lineno
+                and node.end_col_offset is not None
+            ):
+                edits.append((node.lineno - 1, node.col_offset, node.end_col_offset, data_paths[node.value]))
+    for line_no, start, end, new in sorted(edits, reverse=True):
+        raw = lines[line_no].encode()
+        lines[line_no] = (raw[:start] + repr(new).encode() + raw[end:]).decode()
+    return lines
+
+
+# -- modules, settings, dependencies -------------------------------------------------------------
+def _modules(
+    groups: list[_Group],
+    analysis: Analysis,
+    sources: dict[int, list[str]],
+    pure: set[str],
+) -> tuple[list[Module], dict[str, str]]:
+    by_module: dict[str, list[_Group]] = {}
+    for group in groups:
+        by_module.setdefault(tables.STAGE_MODULES[group.stage][0], []).append(group)
+    # Which modules need each pure definition (directly or through another definition).
+    users: dict[str, set[str]] = {name: set() for name in pure}
+    for module, members in by_module.items():
+        for group in members:
+            for name in group.reads & pure:
+                users[name].add(module)
+    changed = True
+    while changed:
+        changed = False
+        for name in pure:
+            for other in analysis.definitions[name].free & pure:
+                if not users[name] <= users[other]:
+                    users[other] |= users[name]
+                    changed = True
+    home = {name: (next(iter(u)) if len(u) == 1 else "helpers") for name, u in users.items() if u}
+    changed = True
+    while changed:  # a helper's own dependencies must be helpers too, or imports would cycle
+        changed = False
+        for name, module in list(home.items()):
+            if module == "helpers":
+                for other in analysis.definitions[name].free & pure:
+                    if home.get(other) not in (None, "helpers"):
+                        home[other] = "helpers"
+                        changed = True
+    definitions: dict[str, list[str]] = {}
+    def_reads: dict[str, set[str]] = {}
+    for cell in analysis.cells:
+        for stmt in cell.statements:
+            if stmt.kind == "definition" and stmt.binds[0] in home:
+                module = home[stmt.binds[0]]
+                text = "\n".join(sources[cell.index][stmt.start : stmt.end])
+                definitions.setdefault(module, []).append(text)
+                def_reads.setdefault(module, set()).update(
+                    analysis.definitions[stmt.binds[0]].free, stmt.reads
+                )
+    modules = []
+    order = [m for m, _ in tables.STAGE_MODULES.values()]
+    for module in ["helpers", *order]:
+        members = by_module.get(module, [])
+        if not members and module not in definitions:
+            continue
+        reads = set(def_reads.get(module, set()))
+        for group in members:
+            reads |= group.reads
+        functions = tuple(Function(g.name, g.stage, module, (), (), (), "", "") for g in members)
+        modules.append(Module(module, functions, tuple(definitions.get(module, [])), frozenset(reads)))
+    return modules, {name: module for name, module in home.items()}
+
+
+def _settings(analysis: Analysis, sources: dict[int, list[str]]) -> tuple[str, ...]:
+    out = []
+    for cell in analysis.cells:
+        for stmt in cell.statements:
+            if stmt.kind == "constant" and stmt.binds[0] in analysis.constants:
+                out.append("\n".join(sources[cell.index][stmt.start : stmt.end]))
+    return tuple(out)
+
+
+def _dependencies(
+    analysis: Analysis,
+    used: frozenset[str],
+    installed: Mapping[str, str],
+    local_modules: frozenset[str],
+) -> tuple[str, ...]:
+    wanted: dict[str, str] = {}
+    for name, binding in analysis.imports.items():
+        if name not in used and not name.startswith("*"):
+            continue
+        if binding.module in local_modules or not binding.module:
+            continue
+        dist = distribution(binding.module)
+        if dist is None:
+            continue
+        version = installed.get(dist.lower())
+        wanted[dist.lower()] = f"{dist}=={version}" if version else dist
+    for requirement in analysis.requirements:
+        name = re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower()
+        if name in wanted and re.search(r"[<>=!~]", requirement):
+            wanted[name] = requirement
+    return tuple(wanted[k] for k in sorted(wanted))

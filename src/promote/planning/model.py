@@ -1,0 +1,63 @@
+"""The plan: what promote will write, as plain data that tests and ``--pretend`` can read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from promote import diagnostics as d
+
+__all__ = ["Call", "Function", "Module", "Plan"]
+
+
+@dataclass(frozen=True)
+class Function:
+    """One stage function made from a run of consecutive cells."""
+
+    name: str
+    stage: str
+    module: str
+    cells: tuple[int, ...]
+    params: tuple[str, ...]
+    returns: tuple[str, ...]
+    body: str  # unindented Python source
+    docstring: str
+    returns_result: bool = False  # the body ends with `return <the cell's last expression>`
+
+
+@dataclass(frozen=True)
+class Module:
+    """A stage module of the generated package."""
+
+    name: str
+    functions: tuple[Function, ...] = ()
+    definitions: tuple[str, ...] = ()  # functions and classes moved verbatim from the notebook
+    reads: frozenset[str] = frozenset()  # every name its code reads, to derive its imports
+
+
+@dataclass(frozen=True)
+class Call:
+    """One line of ``pipeline.run()``: call a stage function and keep what it returns."""
+
+    function: Function
+    keep: bool = True
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the renderer needs, and the diagnostics to show the user."""
+
+    project_name: str
+    package_name: str
+    notebook_name: str
+    modules: tuple[Module, ...]
+    settings: tuple[str, ...]  # lines of settings.py, one constant per entry (with comments)
+    setting_names: frozenset[str]
+    imports: dict[str, str]  # bound name → import statement
+    helpers: dict[str, str]  # pure definition name → module that holds it
+    calls: tuple[Call, ...]
+    model: str
+    fit_input: str
+    metrics: tuple[str, ...]
+    dependencies: tuple[str, ...]
+    data_files: tuple[tuple[str, str], ...] = ()  # (path relative to the notebook, path in project)
+    diagnostics: tuple[d.Diagnostic, ...] = field(default=())
