@@ -1,0 +1,116 @@
+"""The library calls behind the CLI: ``promote`` a notebook, ``check`` it.
+
+This is the I/O edge: it reads the notebook, looks at the files beside it and at the installed
+distributions, and hands plain data to the pure stages (analyse → plan → generate).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from promote.analysis import Analysis, analyse
+from promote.notebook import read
+from promote.planning import Plan, plan
+from promote.render import Rendered, render
+
+__all__ = ["Promotion", "check", "default_name", "promote"]
+
+MAX_DATA_FILE_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What ``promote`` did (or, with ``pretend``, would do)."""
+
+    plan: Plan
+    target: Path
+    rendered: Rendered | None
+    data_files: dict[Path, str]
+
+
+def check(notebook: Path | str) -> Analysis:
+    """Analyse a notebook without writing anything."""
+    return analyse(read(notebook))
+
+
+def default_name(notebook: Path | str) -> str:
+    """A project name from the notebook's file name: ``Churn Model v2.ipynb`` → ``churn-model-v2``."""
+    stem = Path(notebook).stem
+    if stem == "notebook":  # a generic name: the folder says more
+        stem = Path(notebook).resolve().parent.name or stem
+    name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")
+    return name or "model-service"
+
+
+def promote(
+    notebook: Path | str,
+    output: Path | str | None = None,
+    *,
+    name: str | None = None,
+    force: bool = False,
+    pretend: bool = False,
+) -> Promotion:
+    """Promote ``notebook`` into a project at ``output`` (default: ``./<name>``)."""
+    path = Path(notebook)
+    analysis = analyse(read(path))
+    project_name = name or default_name(path)
+    target = Path(output) if output else Path.cwd() / project_name
+    folder = path.resolve().parent
+    data_files = _data_files(analysis, folder)
+    result = plan(
+        analysis,
+        project_name,
+        installed=_installed(),
+        local_modules=_local_modules(analysis, folder),
+        data_paths={literal: project for literal, (_, project) in data_files.items()},
+    )
+    copies = {source: project for source, project in data_files.values()}
+    if pretend:
+        return Promotion(result, target, None, copies)
+    return Promotion(result, target, render(result, target, data_files=copies, force=force), copies)
+
+
+def _installed() -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            versions[re.sub(r"[-_.]+", "-", name).lower()] = dist.version
+    return versions
+
+
+def _local_modules(analysis: Analysis, folder: Path) -> frozenset[str]:
+    local = set()
+    for binding in analysis.imports.values():
+        module = binding.module
+        if not module:
+            continue
+        for base in (folder, folder.parent):
+            if (base / f"{module}.py").is_file() or (base / module / "__init__.py").is_file():
+                local.add(module)
+    return frozenset(local)
+
+
+def _data_files(analysis: Analysis, folder: Path) -> dict[str, tuple[Path, str]]:
+    """String literals that name a file beside the notebook → (that file, its path in the project)."""
+    found: dict[str, tuple[Path, str]] = {}
+    for _, literal in analysis.string_literals:
+        if literal in found or "\n" in literal or not literal.strip() or literal.startswith(("/", "~")):
+            continue
+        if "://" in literal:
+            continue
+        try:
+            candidate = (folder / literal).resolve()
+            if not candidate.is_file() or candidate.stat().st_size > MAX_DATA_FILE_BYTES:
+                continue
+        except (OSError, ValueError):
+            continue
+        if candidate.suffix in {".py", ".ipynb"}:
+            continue
+        parts = [p for p in Path(literal).parts if p not in {"..", "."}]
+        relative = "/".join(parts if parts and parts[0] == "data" else ["data", *parts])
+        found[literal] = (candidate, relative)
+    return found

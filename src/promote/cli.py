@@ -1,0 +1,91 @@
+"""The ``promote`` command: options in, one library call, an exit code out."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from promote import __version__, api, report
+from promote.errors import PromoteError
+
+__all__ = ["main"]
+
+
+class _DefaultToPromote(click.Group):
+    """``promote NOTEBOOK`` means ``promote build NOTEBOOK``; other words are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["build", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultToPromote, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="promote")
+def cli() -> None:
+    """Turn a proof-of-concept notebook into a production project.
+
+    \b
+      promote NOTEBOOK [-o DIR]     generate the project
+      promote check NOTEBOOK        report what promote sees, write nothing
+    """
+
+
+@cli.command("build")
+@click.argument("notebook", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Project directory (default ./NAME).")
+@click.option("--name", help="Project name (default: from the notebook's file name).")
+@click.option("--force", is_flag=True, help="Replace a non-empty directory (the old one is kept as a backup).")
+@click.option("--pretend", is_flag=True, help="Show the plan; write nothing.")
+def build(notebook: Path, output: Path | None, name: str | None, force: bool, pretend: bool) -> None:
+    """Promote NOTEBOOK into a project."""
+    result = api.promote(notebook, output, name=name, force=force, pretend=pretend)
+    path = str(notebook)
+    for diagnostic in result.plan.diagnostics:
+        click.echo(report.diagnostic_line(path, diagnostic), err=True)
+    if pretend:
+        click.echo(report.plan_text(result.plan))
+        click.echo(f"would write {result.target} (nothing written: --pretend)")
+        return
+    assert result.rendered is not None
+    click.echo(f"promoted {path} -> {result.rendered.target}")
+    if result.rendered.backup:
+        click.echo(f"the previous content was moved to {result.rendered.backup}")
+    click.echo(f"next: cd {result.rendered.target} && make install train test serve")
+
+
+@cli.command("check")
+@click.argument("notebook", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def check(notebook: Path, fmt: str) -> None:
+    """Report what promote sees in NOTEBOOK (roles, model, problems); write nothing."""
+    analysis = api.check(notebook)
+    click.echo(report.check_json(analysis) if fmt == "json" else report.check_text(analysis))
+    if analysis.errors:
+        sys.exit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (tests call this; the console script exits with it)."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except PromoteError as error:
+        click.secho(f"error: {error.message}", fg="red", err=True)
+        return error.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 1
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

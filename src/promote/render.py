@@ -1,0 +1,154 @@
+"""Render a plan into a project directory: copier for the template, then the notebook's modules.
+
+Nothing reaches the target until everything succeeded: the project is rendered into a temporary
+directory beside the target and moved into place in one rename.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from promote import __version__
+from promote.codegen import generate
+from promote.errors import RenderError, TargetExistsError
+from promote.planning import Plan
+
+__all__ = ["Rendered", "render", "template_path"]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Where the project went, and where the previous content of the target was kept."""
+
+    target: Path
+    backup: Path | None
+    files: tuple[str, ...]
+
+
+def template_path() -> Path:
+    """The copier template shipped with promote (inside the wheel, or in a source checkout)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_template", here.parents[1] / "templates" / "service"):
+        if (candidate / "copier.yml").is_file():
+            return candidate
+    raise RenderError(here, "promote's project template is missing from the installation")
+
+
+def render(
+    plan: Plan,
+    target: Path,
+    *,
+    data_files: Mapping[Path, str] | None = None,
+    force: bool = False,
+) -> Rendered:
+    """Render ``plan`` into ``target``; ``data_files`` maps files to copy to project paths."""
+    target = target.resolve()
+    if target.exists() and not target.is_dir():
+        raise RenderError(target, "it exists and is not a directory")
+    if target.exists() and any(target.iterdir()) and not force:
+        raise TargetExistsError(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.promote-", dir=target.parent))
+    try:
+        project = scratch / "project"
+        _copier(plan, project)
+        files = generate(plan)
+        for relative, source in files.items():
+            path = project / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(source, encoding="utf-8")
+        for source_path, relative in sorted((data_files or {}).items()):
+            destination = project / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source_path, destination)
+        _format(project, sorted(files))
+        _check_compiles(project, sorted(files))
+        backup = _swap(project, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return Rendered(target=target, backup=backup, files=tuple(sorted(files)))
+
+
+def _copier(plan: Plan, project: Path) -> None:
+    from copier import run_copy  # imported here: copier is slow to import and only needed here
+
+    data = {
+        "project_name": plan.project_name,
+        "package_name": plan.package_name,
+        "description": f"Model service promoted from {plan.notebook_name}",
+        "promote_version": __version__,
+        "source_notebook": plan.notebook_name,
+        "dependencies": list(plan.dependencies),
+    }
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run_copy(
+                str(template_path()),
+                project,
+                data=data,
+                defaults=True,
+                quiet=True,
+                overwrite=True,
+                unsafe=False,
+            )
+    except Exception as exc:  # copier raises many kinds; none may leave a partial target
+        raise RenderError(project, f"the template failed to render ({exc})") from exc
+
+
+def _ruff() -> str:
+    try:
+        from ruff.__main__ import find_ruff_bin
+
+        return str(find_ruff_bin())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("ruff")
+        if not found:
+            raise RenderError(Path("."), "ruff is not installed") from None
+        return found
+
+
+def _format(project: Path, files: list[str]) -> None:
+    """Sort imports and format the generated modules with the project's own ruff settings."""
+    ruff = _ruff()
+    subprocess.run(
+        [ruff, "check", "--no-cache", "--fix", "--select", "I,F401", "--quiet", "--exit-zero", *files],
+        cwd=project,
+        capture_output=True,
+        check=False,
+    )
+    subprocess.run([ruff, "format", "--no-cache", "--quiet", *files], cwd=project, capture_output=True, check=False)
+
+
+def _check_compiles(project: Path, files: list[str]) -> None:
+    for relative in files:
+        source = (project / relative).read_text(encoding="utf-8")
+        try:
+            compile(source, relative, "exec")
+        except SyntaxError as exc:
+            raise RenderError(
+                project, f"generated {relative} is not valid Python ({exc.msg}, line {exc.lineno}); "
+                "this is a bug in promote, please report it with the notebook"
+            ) from exc
+
+
+def _swap(project: Path, target: Path) -> Path | None:
+    """Move the finished project into place; keep what was there as a backup."""
+    backup = None
+    if target.exists():
+        if any(target.iterdir()):
+            number = 1
+            while (candidate := target.with_name(f"{target.name}.backup-{number}")).exists():
+                number += 1
+            target.rename(candidate)
+            backup = candidate
+        else:
+            target.rmdir()
+    project.rename(target)
+    return backup
