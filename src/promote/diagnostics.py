@@ -25,6 +25,7 @@ __all__ = [
     "SyntaxErrorInCell",
     "UndefinedName",
     "UnknownMagic",
+    "UnpinnedDependency",
     "UseBeforeDefinition",
     "WritesFile",
 ]
@@ -292,3 +293,20 @@ class NoCode(Diagnostic):
     @property
     def message(self) -> str:
         return "the notebook has no Python code cells"
+
+
+@dataclass(frozen=True)
+class UnpinnedDependency(Diagnostic):
+    code: ClassVar[str] = "P018"
+    distribution: str = ""
+
+    @property
+    def message(self) -> str:
+        return (
+            f"`{self.distribution}` is not installed where promote ran, so the project "
+            "requires it without a version"
+        )
+
+    @property
+    def hint(self) -> str:
+        return "Run promote in the environment the notebook ran in, or pin it in pyproject.toml."

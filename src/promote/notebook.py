@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,8 +87,10 @@ def reads(text: str, path: Path | str = "<string>") -> Notebook:
     if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
         raise NotebookReadError(path, "the JSON holds no notebook cells", "Is this an .ipynb file?")
     try:
-        node = nbformat.reads(text, as_version=4)
-        nbformat.validate(node)
+        with warnings.catch_warnings():  # missing cell ids and the like: fixed in memory, not news
+            warnings.simplefilter("ignore")
+            node = nbformat.reads(text, as_version=4)
+            nbformat.validate(node)
     except ValidationError as exc:
         raise NotebookReadError(
             path,

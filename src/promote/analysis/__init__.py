@@ -48,6 +48,7 @@ class ModelFit:
     name: str
     fit_input: str | None
     cell: int
+    first_argument: str = ""  # the source of fit's first argument, when it is not a plain name
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,9 @@ def analyse(notebook: Notebook) -> Analysis:
     skipped = {c.index for c in notebook.cells if _tag_stage(c) == "skip"}
     for cell in notebook.cells:
         if cell.kind == "markdown":
-            heading = _heading(cell.source) or heading
+            level, text = _heading(cell.source)
+            if text and not (level == 1 and not cells):  # a level-1 heading above all code is the title
+                heading = text
             continue
         if cell.kind != "code" or cell.index in skipped:
             continue
@@ -158,12 +161,13 @@ def _tag_stage(cell: Cell) -> str | None:
     return None
 
 
-def _heading(source: str) -> str:
+def _heading(source: str) -> tuple[int, str]:
+    """The first markdown heading of a cell: (level, text), or (0, "")."""
     for line in source.splitlines():
-        match = re.match(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", line)
+        match = re.match(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$", line)
         if match:
-            return match.group(1)
-    return ""
+            return len(match.group(1)), match.group(2)
+    return 0, ""
 
 
 def _role(statements: Iterable[Statement]) -> str:
@@ -346,15 +350,15 @@ def _model(cells: list[CellAnalysis]) -> ModelFit | None:
                     predicted.add(node.func.value.id)
             fit = _fit_in(stmt.node)
             if fit is not None:
-                fits.append(ModelFit(fit[0], fit[1], cell.index))
+                fits.append(ModelFit(fit[0], fit[1], cell.index, fit[2]))
     if not fits:
         return None
     preferred = [f for f in fits if f.name in predicted]
     return (preferred or fits)[-1]
 
 
-def _fit_in(node: ast.stmt) -> tuple[str, str | None] | None:
-    """``model.fit(X, y)`` → ("model", "X"); ``m = Est().fit(X, y)`` → ("m", "X")."""
+def _fit_in(node: ast.stmt) -> tuple[str, str | None, str] | None:
+    """``model.fit(X, y)`` → ("model", "X", "X"); ``m = Est().fit(X, y)`` → ("m", "X", "X")."""
     value = node.value if isinstance(node, ast.Expr | ast.Assign) else None
     if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
         return None
@@ -362,13 +366,14 @@ def _fit_in(node: ast.stmt) -> tuple[str, str | None] | None:
         return None
     first = value.args[0] if value.args else None
     fit_input = first.id if isinstance(first, ast.Name) else None
+    first_source = ast.unparse(first) if first is not None else ""
     if isinstance(node, ast.Assign):
         if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            return node.targets[0].id, fit_input
+            return node.targets[0].id, fit_input, first_source
         return None
     receiver = value.func.value
     if isinstance(receiver, ast.Name):
-        return receiver.id, fit_input
+        return receiver.id, fit_input, first_source
     return None
 
 

@@ -87,6 +87,7 @@ HEADING_STAGES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("train", re.compile(r"\b(train|model|fit|build|learn)", re.I)),
     ("load", re.compile(r"\b(load|read|ingest|dataset|get the data|import the data)", re.I)),
 )
+MAX_HEADING_WORDS = 6  # longer headings are sentences, not section names
 STAGES = ("load", "features", "train", "evaluate", "predict")
 # Stage → the module it becomes and its default function name.
 STAGE_MODULES: dict[str, tuple[str, str]] = {

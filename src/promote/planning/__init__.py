@@ -86,6 +86,10 @@ def plan(
     )
     used = frozenset().union(*(m.reads for m in modules)) if modules else frozenset()
     metrics = tuple(n for g in groups if g.stage == "evaluate" for n in g.returns if _is_metric(n))
+    dependencies = _dependencies(analysis, used, installed, local_modules)
+    unpinned = tuple(
+        d.UnpinnedDependency(None, distribution=r) for r in dependencies if not re.search(r"[<>=!~]", r)
+    )
     return Plan(
         project_name=project_name,
         package_name=package_name(project_name),
@@ -99,9 +103,9 @@ def plan(
         model=analysis.model.name,
         fit_input=analysis.model.fit_input or "",
         metrics=metrics,
-        dependencies=_dependencies(analysis, used, installed, local_modules),
+        dependencies=dependencies,
         data_files=tuple(sorted(data_paths.items())),
-        diagnostics=analysis.diagnostics,
+        diagnostics=(*analysis.diagnostics, *unpinned),
     )
 
 
@@ -132,14 +136,23 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
             "promote builds a service around a trained model; notebooks that only explore data, "
             "or that train with a hand-written loop, are not supported yet.",
         )
-    if analysis.model.fit_input is None:
+    model = analysis.model
+    if model.fit_input is None and not model.first_argument:
         raise RefusedNotebookError(
             notebook.path,
-            f"`{analysis.model.name}` is fitted on an expression, so promote cannot tell which "
-            "input the service must accept",
+            f"`{model.name}` comes from a `.fit()` given no input data (as statsmodels, Ray Train "
+            "and forecasting APIs fit), and promote serves models that predict from input records",
+            "Such models are not supported yet; a model fitted as `model.fit(X, y)` is.",
+            cell=model.cell,
+        )
+    if model.fit_input is None:
+        raise RefusedNotebookError(
+            notebook.path,
+            f"`{model.name}` is fitted on `{model.first_argument}`, not on a named variable, so "
+            "promote cannot tell which input the service must accept",
             "Assign the training input to a variable first, e.g. `X = df[cols]` then "
-            f"`{analysis.model.name}.fit(X, y)`.",
-            cell=analysis.model.cell,
+            f"`{model.name}.fit(X, y)`.",
+            cell=model.cell,
         )
     package_cells = {c.index for c in analysis.cells if c.kept()}
     for diagnostic in analysis.diagnostics:
@@ -154,9 +167,10 @@ def _stage(cell: CellAnalysis) -> str | None:
     tagged = stage_tag(cell.cell)
     if tagged in tables.STAGES:
         return tagged
-    for stage, pattern in tables.HEADING_STAGES:
-        if pattern.search(cell.heading):
-            return stage
+    if len(cell.heading.split()) <= tables.MAX_HEADING_WORDS:  # a section name, not a sentence
+        for stage, pattern in tables.HEADING_STAGES:
+            if pattern.search(cell.heading):
+                return stage
     return cell.role if cell.role in tables.STAGES else "features"
 
 
@@ -280,7 +294,8 @@ def _name_functions(groups: list[_Group], analysis: Analysis) -> None:
     for group in groups:
         heading = group.cells[0].heading
         candidate = tables.STAGE_MODULES[group.stage][1]
-        if heading and any(p.search(heading) for s, p in tables.HEADING_STAGES if s == group.stage):
+        short = len(heading.split()) <= tables.MAX_HEADING_WORDS
+        if short and any(p.search(heading) for s, p in tables.HEADING_STAGES if s == group.stage):
             slug = _slug(heading)
             if slug:
                 candidate = slug

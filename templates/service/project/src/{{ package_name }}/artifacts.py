@@ -1,0 +1,250 @@
+"""Save a trained model with a description of its input, and load it back for serving.
+
+An artifacts directory holds four files:
+
+* ``model.joblib``: the fitted model;
+* ``schema.json``: the model input, inferred from the features it was fitted on
+  (``table``: named, typed columns; ``text``: one string; ``array``: n numbers);
+* ``sample.json``: the first rows of those features as JSON records, with the
+  model's predictions for them (the service's tests replay them);
+* ``metrics.json``: the metrics reported by the pipeline.
+"""
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import joblib
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+MODEL_FILE = "model.joblib"
+SCHEMA_FILE = "schema.json"
+SAMPLE_FILE = "sample.json"
+METRICS_FILE = "metrics.json"
+ARTIFACT_FILES = (MODEL_FILE, SCHEMA_FILE, SAMPLE_FILE, METRICS_FILE)
+SAMPLE_ROWS = 5
+
+TEXT_FIELD = "text"
+ARRAY_FIELD = "features"
+
+Kind = Literal["table", "text", "array"]
+JsonType = Literal["number", "integer", "boolean", "string"]
+
+
+class TrainingOutput(Protocol):
+    """The part of ``pipeline.TrainingResult`` that is saved."""
+
+    @property
+    def model(self) -> Any: ...
+
+    @property
+    def features(self) -> Any: ...
+
+    @property
+    def metrics(self) -> Mapping[str, float]: ...
+
+
+@dataclass(frozen=True)
+class Column:
+    """One input column of a table model."""
+
+    name: str
+    dtype: str  # pandas dtype name, restored when building the model input
+    type: JsonType  # JSON type accepted for the field
+    nullable: bool = False  # the training data had missing values in this column
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Description of the model input; see the module docstring."""
+
+    kind: Kind
+    columns: tuple[Column, ...] = ()  # table
+    n_features: int = 0  # array
+    dtype: str = ""  # array: numpy dtype name
+
+    def to_json(self) -> dict[str, Any]:
+        if self.kind == "table":
+            return {"kind": "table", "columns": [vars(column) for column in self.columns]}
+        if self.kind == "array":
+            return {"kind": "array", "n_features": self.n_features, "dtype": self.dtype}
+        return {"kind": "text"}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Schema":
+        return cls(
+            kind=data["kind"],
+            columns=tuple(Column(**column) for column in data.get("columns", ())),
+            n_features=data.get("n_features", 0),
+            dtype=data.get("dtype", ""),
+        )
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model loaded from an artifacts directory, ready to serve."""
+
+    model: Any
+    schema: Schema
+    sample: dict[str, Any] = field(repr=False)  # {"records": [...], "predictions": [...]}
+    metrics: dict[str, float]
+    directory: Path
+
+
+def save(result: TrainingOutput, directory: Path) -> None:
+    """Write the model, its input schema, a sample and the metrics into ``directory``."""
+    schema = infer_schema(result.features)
+    head = _head(result.features, SAMPLE_ROWS)
+    sample = {
+        "records": to_records(head, schema),
+        "predictions": to_json_safe(list(result.model.predict(head))),
+    }
+    metrics = {str(name): to_json_safe(float(value)) for name, value in result.metrics.items()}
+
+    directory.mkdir(parents=True, exist_ok=True)
+    joblib.dump(result.model, directory / MODEL_FILE)
+    _write_json(directory / SCHEMA_FILE, schema.to_json())
+    _write_json(directory / SAMPLE_FILE, sample)
+    _write_json(directory / METRICS_FILE, metrics)
+
+
+def load(directory: Path) -> LoadedModel:
+    """Load the artifacts written by ``save``; FileNotFoundError if any is missing."""
+    missing = [name for name in ARTIFACT_FILES if not (directory / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"missing {', '.join(missing)} in {directory}")
+    return LoadedModel(
+        model=joblib.load(directory / MODEL_FILE),
+        schema=Schema.from_json(_read_json(directory / SCHEMA_FILE)),
+        sample=_read_json(directory / SAMPLE_FILE),
+        metrics=_read_json(directory / METRICS_FILE),
+        directory=directory,
+    )
+
+
+def infer_schema(features: Any) -> Schema:
+    """Describe the model input from the features the model was fitted on."""
+    if isinstance(features, pd.DataFrame):
+        return Schema(kind="table", columns=tuple(_column(features, name) for name in features))
+    if _is_text(features):
+        return Schema(kind="text")
+    if isinstance(features, np.ndarray) and features.ndim == 2 and features.dtype.kind in "biuf":
+        return Schema(kind="array", n_features=features.shape[1], dtype=features.dtype.name)
+    raise ValueError(
+        f"cannot serve a model fitted on {_describe(features)}: TrainingResult.features must "
+        "be a pandas DataFrame, a pandas Series or list of strings (a text model), or a 2-D "
+        "numeric numpy array; return the exact input passed to model.fit"
+    )
+
+
+def to_records(features: Any, schema: Schema) -> list[dict[str, Any]]:
+    """Convert rows of model input to the JSON records the service accepts."""
+    if schema.kind == "table":
+        return [
+            {str(name): to_json_safe(value) for name, value in row.items()}
+            for row in features.to_dict(orient="records")
+        ]
+    if schema.kind == "text":
+        return [{TEXT_FIELD: str(text)} for text in features]
+    return [{ARRAY_FIELD: to_json_safe(list(row))} for row in features]
+
+
+def to_json_safe(value: Any) -> Any:
+    """Convert numpy / pandas values (also nested in lists and dicts) to plain JSON values.
+
+    Missing and non-finite numbers become None.
+    """
+    if isinstance(value, Mapping):
+        return {str(to_json_safe(key)): to_json_safe(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray | Sequence) and not isinstance(value, str | bytes):
+        return [to_json_safe(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if pd.isna(value):
+        return None
+    return str(value)
+
+
+def _column(frame: pd.DataFrame, name: Any) -> Column:
+    if not isinstance(name, str):
+        raise ValueError(
+            f"column {name!r} of the features is not a string: rename the DataFrame columns "
+            "to strings (they become the JSON fields of the prediction request)"
+        )
+    values = frame[name]
+    if isinstance(values, pd.DataFrame):
+        raise ValueError(f"column {name!r} appears more than once in the features")
+    return Column(
+        name=name,
+        dtype=values.dtype.name,
+        type=_json_type(values),
+        nullable=bool(values.isna().any()),
+    )
+
+
+def _json_type(values: pd.Series) -> JsonType:
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _json_type(pd.Series(dtype.categories))
+    if ptypes.is_bool_dtype(dtype):
+        return "boolean"
+    if ptypes.is_integer_dtype(dtype):
+        return "integer"
+    if ptypes.is_float_dtype(dtype):
+        return "number"
+    if ptypes.is_datetime64_any_dtype(dtype):
+        return "string"  # ISO 8601, converted back by the dtype
+    if isinstance(dtype, pd.StringDtype) or (
+        dtype.kind == "O" and all(isinstance(value, str) for value in values.dropna())
+    ):
+        return "string"
+    raise ValueError(
+        f"column {values.name!r} has dtype {dtype} (values such as "
+        f"{values.dropna().head(3).tolist()!r}), which cannot be described as a JSON field: "
+        "convert it to numbers, booleans or strings before fitting the model"
+    )
+
+
+def _is_text(features: Any) -> bool:
+    if isinstance(features, pd.Series):
+        values: Sequence[Any] = features.tolist()
+    elif isinstance(features, list | tuple):
+        values = features
+    elif isinstance(features, np.ndarray) and features.ndim == 1:
+        values = features.tolist()
+    else:
+        return False
+    return len(values) > 0 and all(isinstance(value, str) for value in values)
+
+
+def _head(features: Any, rows: int) -> Any:
+    if isinstance(features, pd.DataFrame | pd.Series):
+        return features.head(rows)
+    return features[:rows]
+
+
+def _describe(features: Any) -> str:
+    if isinstance(features, np.ndarray):
+        return f"a {features.ndim}-D numpy array of {features.dtype}"
+    if isinstance(features, pd.Series | list | tuple):
+        return f"a {type(features).__name__} that does not hold only strings"
+    return f"a {type(features).__module__}.{type(features).__qualname__}"
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))

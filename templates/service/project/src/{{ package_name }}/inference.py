@@ -1,0 +1,173 @@
+"""Turn JSON records into model input and model output into JSON: pure functions.
+
+A record is one JSON object:
+
+* table model: ``{"<column>": <value>, ...}``, one field per column of the schema;
+* text model: ``{"text": "..."}``;
+* array model: ``{"features": [<number>, ...]}``.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .artifacts import ARRAY_FIELD, TEXT_FIELD, Column, LoadedModel, Schema, to_json_safe
+
+# JSON type of the elements of an array record, by numpy dtype kind (default: number).
+ARRAY_ELEMENT_TYPES = {"b": "boolean", "i": "integer", "u": "integer"}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """Why the value of one field of a record is not acceptable."""
+
+    field: str
+    message: str
+
+
+class InvalidRecordError(ValueError):
+    """A record does not match the model's input schema."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__("; ".join(f"{error.field}: {error.message}" for error in errors))
+        self.errors = list(errors)
+
+
+def validate_record(schema: Schema, record: Mapping[str, Any]) -> list[FieldError]:
+    """Check one record against the schema; an empty list means it is valid."""
+    if schema.kind == "table":
+        expected = {column.name for column in schema.columns}
+        errors = [
+            error
+            for column in schema.columns
+            if (error := _check_column(column, record)) is not None
+        ]
+    elif schema.kind == "text":
+        expected = {TEXT_FIELD}
+        errors = _check_text(record)
+    else:
+        expected = {ARRAY_FIELD}
+        errors = _check_array(schema, record)
+    errors += [FieldError(str(name), "unexpected field") for name in record if name not in expected]
+    return errors
+
+
+def build_input(schema: Schema, records: Sequence[Mapping[str, Any]]) -> Any:
+    """Build the model input for valid records, in the form the model was fitted on."""
+    if schema.kind == "text":
+        return [record[TEXT_FIELD] for record in records]
+    if schema.kind == "array":
+        try:
+            return np.asarray([record[ARRAY_FIELD] for record in records], dtype=schema.dtype)
+        except (TypeError, ValueError, OverflowError) as error:
+            message = f"cannot be converted to {schema.dtype}"
+            raise InvalidRecordError([FieldError(ARRAY_FIELD, message)]) from error
+    # One column per schema column, in the schema's order, with the training dtypes.
+    return pd.DataFrame({column.name: _column_values(column, records) for column in schema.columns})
+
+
+def predict(loaded: LoadedModel, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Predict each record: ``{"prediction": ..., "probabilities": {class: p}}``.
+
+    ``probabilities`` is present only when the model has ``predict_proba``. Raises
+    InvalidRecordError when a record does not match the schema.
+    """
+    errors = [error for record in records for error in validate_record(loaded.schema, record)]
+    if errors:
+        raise InvalidRecordError(errors)
+    model_input = build_input(loaded.schema, records)
+    predictions = to_json_safe(list(loaded.model.predict(model_input)))
+    results: list[dict[str, Any]] = [{"prediction": prediction} for prediction in predictions]
+    if not hasattr(loaded.model, "predict_proba"):
+        return results
+    probabilities = np.asarray(loaded.model.predict_proba(model_input))
+    if probabilities.shape[:1] != (len(results),) or probabilities.ndim != 2:
+        return results  # not one row of class probabilities per record (multi-output)
+    classes = _class_labels(loaded.model, probabilities.shape[1])
+    for result, row in zip(results, probabilities, strict=True):
+        result["probabilities"] = dict(zip(classes, to_json_safe(row), strict=True))
+    return results
+
+
+def _check_column(column: Column, record: Mapping[str, Any]) -> FieldError | None:
+    if column.name not in record:
+        return FieldError(column.name, "field required")
+    value = record[column.name]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None if column.nullable else FieldError(column.name, "must not be null")
+    if not _has_json_type(value, column.type):
+        return FieldError(column.name, f"expected {column.type}, got {_json_type_name(value)}")
+    return None
+
+
+def _check_text(record: Mapping[str, Any]) -> list[FieldError]:
+    if TEXT_FIELD not in record:
+        return [FieldError(TEXT_FIELD, "field required")]
+    text = record[TEXT_FIELD]
+    if not isinstance(text, str):
+        return [FieldError(TEXT_FIELD, f"expected string, got {_json_type_name(text)}")]
+    return []
+
+
+def _check_array(schema: Schema, record: Mapping[str, Any]) -> list[FieldError]:
+    if ARRAY_FIELD not in record:
+        return [FieldError(ARRAY_FIELD, "field required")]
+    values = record[ARRAY_FIELD]
+    if not isinstance(values, list):
+        return [FieldError(ARRAY_FIELD, f"expected array, got {_json_type_name(values)}")]
+    if len(values) != schema.n_features:
+        return [FieldError(ARRAY_FIELD, f"expected {schema.n_features} numbers, got {len(values)}")]
+    expected = ARRAY_ELEMENT_TYPES.get(np.dtype(schema.dtype).kind, "number")
+    return [
+        FieldError(f"{ARRAY_FIELD}[{index}]", f"expected {expected}, got {_json_type_name(value)}")
+        for index, value in enumerate(values)
+        if not _has_json_type(value, expected)
+    ]
+
+
+def _has_json_type(value: Any, json_type: str) -> bool:
+    if isinstance(value, bool):
+        return json_type == "boolean"
+    if json_type == "number":
+        return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    if json_type == "integer":
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if json_type == "string":
+        return isinstance(value, str)
+    return False
+
+
+def _json_type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "non-finite number"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _column_values(column: Column, records: Sequence[Mapping[str, Any]]) -> pd.Series:
+    values = pd.Series([record[column.name] for record in records], dtype=object)
+    try:
+        return values.astype(column.dtype)
+    except (TypeError, ValueError, OverflowError) as error:
+        message = f"cannot be converted to {column.dtype}"
+        raise InvalidRecordError([FieldError(column.name, message)]) from error
+
+
+def _class_labels(model: Any, n_classes: int) -> list[str]:
+    classes = getattr(model, "classes_", None)
+    if classes is None or len(classes) != n_classes:
+        return [str(index) for index in range(n_classes)]
+    return [str(to_json_safe(label)) for label in classes]

@@ -1,0 +1,1 @@
+"""HTTP service: FastAPI application serving the trained model."""
