@@ -26,7 +26,7 @@ class Effects:
     binds: list[str] = field(default_factory=list)
 
     def read(self, name: str) -> None:
-        if name not in self.reads:
+        if name not in self.reads and name not in self.binds:  # bound earlier in the statement
             self.reads.append(name)
 
     def bind(self, name: str) -> None:

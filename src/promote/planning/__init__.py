@@ -207,6 +207,8 @@ def _kept_statements(analysis: Analysis) -> dict[int, list[Statement]]:
             if plain:
                 live -= set(stmt.binds)
             live |= set(stmt.reads)
+            if stmt.kind == "definition":
+                live |= analysis.definitions[stmt.binds[0]].free
             survivors.append(stmt)
         kept[cell.index] = survivors[::-1]
     return kept
@@ -258,7 +260,10 @@ def _dataflow(
         statements = [s for cell in group.cells for s in kept[cell.index]]
         statements += [group.result] if group.result else []
         for stmt in statements:
-            for name in stmt.reads:
+            reads = list(stmt.reads)
+            if stmt.kind == "definition":  # kept in the body: its closure needs what it reads
+                reads += sorted(analysis.definitions[stmt.binds[0]].free - set(reads))
+            for name in reads:
                 group.reads.add(name)
                 if name in group.binds or name in hoisted or name in group.params:
                     continue

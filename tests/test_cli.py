@@ -1,0 +1,114 @@
+"""The command line as users meet it: exit codes, refusals, atomic and repeatable output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from helpers import EXAMPLES, notebook_json
+
+from promote.cli import main
+
+CLASSIFIER = EXAMPLES / "breast_cancer_classifier.ipynb"
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_promote_writes_a_project(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "proj"
+    assert main([str(CLASSIFIER), "-o", str(target)]) == 0
+    package = target / "src" / "breast_cancer_classifier"
+    for name in ("data.py", "features.py", "train.py", "evaluate.py", "predict.py", "pipeline.py", "settings.py"):
+        assert (package / name).is_file(), name
+    for name in ("Makefile", "Dockerfile", "pyproject.toml", "requirements.txt", ".github/workflows/ci.yml"):
+        assert (target / name).is_file(), name
+    assert "promoted" in capsys.readouterr().out
+    assert not list(tmp_path.glob(".proj.promote-*")), "the scratch directory is removed"
+
+
+def test_output_is_byte_identical_on_a_second_run(tmp_path: Path) -> None:
+    assert main([str(CLASSIFIER), "-o", str(tmp_path / "a")]) == 0
+    assert main([str(CLASSIFIER), "-o", str(tmp_path / "b")]) == 0
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+
+
+def test_non_empty_target_is_refused_and_left_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "notes.txt").write_text("my work")
+    assert main([str(CLASSIFIER), "-o", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert "not empty" in err and "--force" in err and "Traceback" not in err
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+
+
+def test_force_keeps_a_backup(tmp_path: Path) -> None:
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "notes.txt").write_text("my work")
+    assert main([str(CLASSIFIER), "-o", str(target), "--force"]) == 0
+    backup = tmp_path / "mine.backup-1"
+    assert (backup / "notes.txt").read_text() == "my work"
+    assert (target / "Makefile").is_file()
+
+
+def test_pretend_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "proj"
+    assert main([str(CLASSIFIER), "-o", str(target), "--pretend"]) == 0
+    out = capsys.readouterr().out
+    assert "load_data() -> df" in out and "nothing written" in out
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "the file is empty"),
+        (notebook_json("import pandas as pd", "df = pd.read_csv('a.csv')"), "no cell fits a model"),
+        (notebook_json("x = 1", "print x"), "cell 2: the code is not valid Python 3"),
+    ],
+    ids=["empty", "no-model", "python2"],
+)
+def test_bad_notebooks_exit_1_with_one_paragraph(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    notebook = tmp_path / "poc.ipynb"
+    notebook.write_text(content)
+    assert main([str(notebook), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and str(notebook) in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check"]) == 2
+    assert main([str(CLASSIFIER), "--no-such-option"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_check_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(CLASSIFIER)]) == 0
+    text = capsys.readouterr().out
+    assert "model: `model` fitted on `X_train` in cell 17" in text
+    assert main(["check", str(CLASSIFIER), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["model"] == {"name": "model", "fit_input": "X_train", "cell": 17}
+    assert {c["role"] for c in data["cells"]} >= {"load", "features", "train", "evaluate", "display"}
+
+
+def test_check_exits_1_on_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notebook = tmp_path / "py2.ipynb"
+    notebook.write_text(notebook_json("print 'x'"))
+    assert main(["check", str(notebook), "--format", "json"]) == 1
+    (diagnostic,) = json.loads(capsys.readouterr().out)["diagnostics"]
+    assert (diagnostic["code"], diagnostic["cell"], diagnostic["severity"]) == ("P001", 1, "error")
