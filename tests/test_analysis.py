@@ -54,14 +54,22 @@ def test_reads_and_binds(source: str, reads: list[str], binds: list[str]) -> Non
 )
 def test_display_statements_are_left_out(source: str) -> None:
     analysis = analyse_cells(
-        "import pandas as pd\nimport matplotlib.pyplot as plt\n", "df = pd.read_csv('x.csv')", source
+        "import pandas as pd\nimport matplotlib.pyplot as plt\n",
+        "df = pd.read_csv('x.csv')",
+        source,
     )
     assert [s.kind for s in analysis.cells[2].statements] == ["display"]
     assert defined(analysis, 3) == set()
 
 
 @pytest.mark.parametrize(
-    "source", ["model.fit(X, y)", "df.drop(columns=['a'], inplace=True)", "items.append(3)", "np.random.seed(0)"]
+    "source",
+    [
+        "model.fit(X, y)",
+        "df.drop(columns=['a'], inplace=True)",
+        "items.append(3)",
+        "np.random.seed(0)",
+    ],
 )
 def test_statements_that_change_state_are_kept(source: str) -> None:
     analysis = analyse_cells("import numpy as np", source)
@@ -71,7 +79,8 @@ def test_statements_that_change_state_are_kept(source: str) -> None:
 def test_plots_and_their_figures_are_display() -> None:
     analysis = analyse_cells(
         "import matplotlib.pyplot as plt",
-        "fig, ax = plt.subplots()\nax.hist(values)\nax.set_title('t')\nfor c in cols:\n    ax.plot(c)",
+        "fig, ax = plt.subplots()\nax.hist(values)\nax.set_title('t')\n"
+        "for c in cols:\n    ax.plot(c)",
     )
     assert {s.kind for s in analysis.cells[1].statements} == {"display"}
     assert analysis.cells[1].role == "display"
@@ -116,7 +125,9 @@ def test_function_bodies_are_checked_where_called() -> None:
 
 
 def test_pure_definition() -> None:
-    analysis = analyse_cells("import numpy as np\nSCALE = 2", "def f(x):\n    return np.log(x) * SCALE")
+    analysis = analyse_cells(
+        "import numpy as np\nSCALE = 2", "def f(x):\n    return np.log(x) * SCALE"
+    )
     assert analysis.definitions["f"].pure
 
 
@@ -138,13 +149,23 @@ def test_hard_coded_secret() -> None:
 @pytest.mark.parametrize(
     ("cells", "model", "fit_input"),
     [
-        (("model = LogisticRegression()", "model.fit(X_train, y_train)", "p = model.predict(X_test)"), "model", "X_train"),
+        (
+            (
+                "model = LogisticRegression()",
+                "model.fit(X_train, y_train)",
+                "p = model.predict(X_test)",
+            ),
+            "model",
+            "X_train",
+        ),
         (("reg = LinearRegression().fit(X, y)",), "reg", "X"),
         (("scaler.fit(X)", "clf.fit(Xs, y)", "clf.predict(Xs)"), "clf", "Xs"),
         (("grid.fit(X, y)", "best = grid.best_estimator_"), "grid", "X"),
     ],
 )
-def test_model_is_the_fitted_object_that_predicts(cells: tuple[str, ...], model: str, fit_input: str) -> None:
+def test_model_is_the_fitted_object_that_predicts(
+    cells: tuple[str, ...], model: str, fit_input: str
+) -> None:
     found = analyse_cells(*cells).model
     assert found is not None
     assert (found.name, found.fit_input) == (model, fit_input)

@@ -26,9 +26,23 @@ def test_promote_writes_a_project(tmp_path: Path, capsys: pytest.CaptureFixture[
     target = tmp_path / "proj"
     assert main([str(CLASSIFIER), "-o", str(target)]) == 0
     package = target / "src" / "breast_cancer_classifier"
-    for name in ("data.py", "features.py", "train.py", "evaluate.py", "predict.py", "pipeline.py", "settings.py"):
+    for name in (
+        "data.py",
+        "features.py",
+        "train.py",
+        "evaluate.py",
+        "predict.py",
+        "pipeline.py",
+        "settings.py",
+    ):
         assert (package / name).is_file(), name
-    for name in ("Makefile", "Dockerfile", "pyproject.toml", "requirements.txt", ".github/workflows/ci.yml"):
+    for name in (
+        "Makefile",
+        "Dockerfile",
+        "pyproject.toml",
+        "requirements.txt",
+        ".github/workflows/ci.yml",
+    ):
         assert (target / name).is_file(), name
     assert "promoted" in capsys.readouterr().out
     assert not list(tmp_path.glob(".proj.promote-*")), "the scratch directory is removed"
@@ -40,7 +54,9 @@ def test_output_is_byte_identical_on_a_second_run(tmp_path: Path) -> None:
     assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
 
 
-def test_non_empty_target_is_refused_and_left_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_non_empty_target_is_refused_and_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / "mine"
     target.mkdir()
     (target / "notes.txt").write_text("my work")
@@ -103,7 +119,13 @@ def test_check_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(CLASSIFIER), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["model"] == {"name": "model", "fit_input": "X_train", "cell": 17}
-    assert {c["role"] for c in data["cells"]} >= {"load", "features", "train", "evaluate", "display"}
+    assert {c["role"] for c in data["cells"]} >= {
+        "load",
+        "features",
+        "train",
+        "evaluate",
+        "display",
+    }
 
 
 def test_check_exits_1_on_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,16 @@ from promote.normalize import normalize
         ("df?\nx = 1\n", "x = 1\n"),
         ("for i in range(3):\n    !echo hi\n", "for i in range(3):\n    pass\n"),
     ],
-    ids=["matplotlib", "autoreload", "cell-time", "capture", "time-assign", "time-expr", "help", "nested-shell"],
+    ids=[
+        "matplotlib",
+        "autoreload",
+        "cell-time",
+        "capture",
+        "time-assign",
+        "time-expr",
+        "help",
+        "nested-shell",
+    ],
 )
 def test_magics_become_python(source: str, expected: str) -> None:
     result = normalize(source, 1)
@@ -29,7 +38,10 @@ def test_magics_become_python(source: str, expected: str) -> None:
 
 
 def test_pip_installs_become_requirements_with_versions() -> None:
-    result = normalize("!pip install -q xgboost==2.0.3 'lightgbm>=4'\n%pip install shap\npip install umap-learn\n", 3)
+    result = normalize(
+        "!pip install -q xgboost==2.0.3 'lightgbm>=4'\n%pip install shap\npip install umap-learn\n",
+        3,
+    )
     assert result.requirements == ("xgboost==2.0.3", "lightgbm>=4", "shap", "umap-learn")
     assert result.source.strip() == ""
     assert all(isinstance(x, d.PipInstall) and x.cell == 3 for x in result.diagnostics)

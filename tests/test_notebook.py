@@ -23,7 +23,9 @@ from promote.notebook import read, reads
     ],
     ids=["empty", "blank", "truncated", "not-a-notebook", "binary", "bad-schema"],
 )
-def test_unreadable_files_are_refused_with_reason(tmp_path: Path, content: bytes, reason: str) -> None:
+def test_unreadable_files_are_refused_with_reason(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
     """It names the file and says what is wrong, never a traceback."""
     path = tmp_path / "broken.ipynb"
     path.write_bytes(content)
@@ -45,7 +47,11 @@ def test_version_3_notebook_is_upgraded() -> None:
         "nbformat": 3,
         "nbformat_minor": 0,
         "worksheets": [
-            {"cells": [{"cell_type": "code", "input": "x = 1", "language": "python", "outputs": []}]}
+            {
+                "cells": [
+                    {"cell_type": "code", "input": "x = 1", "language": "python", "outputs": []}
+                ]
+            }
         ],
     }
     notebook = reads(json.dumps(v3), "old.ipynb")

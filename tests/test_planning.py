@@ -121,10 +121,19 @@ def test_function_names_never_shadow_notebook_variables() -> None:
     ("cells", "reason"),
     [
         (("import pandas as pd", "df = pd.read_csv('a')"), "no cell fits a model"),
-        ((IMPORTS, "df = pd.read_csv('a')", "model = Est()\nmodel.fit(df[['a']], df.y)"), "not on a named variable"),
-        (("from statsmodels.tsa.arima.model import ARIMA", "res = ARIMA([1, 2]).fit()"), "given no input data"),
+        (
+            (IMPORTS, "df = pd.read_csv('a')", "model = Est()\nmodel.fit(df[['a']], df.y)"),
+            "not on a named variable",
+        ),
+        (
+            ("from statsmodels.tsa.arima.model import ARIMA", "res = ARIMA([1, 2]).fit()"),
+            "given no input data",
+        ),
         (("print 'hello'",), "not valid Python 3"),
-        ((IMPORTS, "model = Est()\nmodel.fit(ghost, [1])"), "`ghost` is used but no cell defines it"),
+        (
+            (IMPORTS, "model = Est()\nmodel.fit(ghost, [1])"),
+            "`ghost` is used but no cell defines it",
+        ),
     ],
     ids=["no-model", "expression-input", "statsmodels", "python2", "hidden-state"],
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from promote.api import Promotion, check, promote  # noqa: E402
-from promote.errors import PromoteError  # noqa: E402
+from promote.api import Promotion, check, promote
+from promote.errors import PromoteError
 
-__all__ = ["Promotion", "PromoteError", "__version__", "check", "promote"]
+__all__ = ["PromoteError", "Promotion", "__version__", "check", "promote"]

@@ -37,7 +37,7 @@ def check(notebook: Path | str) -> Analysis:
 
 
 def default_name(notebook: Path | str) -> str:
-    """A project name from the notebook's file name: ``Churn Model v2.ipynb`` → ``churn-model-v2``."""
+    """A project name from the notebook's file name: ``Churn Model.ipynb`` → ``churn-model``."""
     stem = Path(notebook).stem
     if stem == "notebook":  # a generic name: the folder says more
         stem = Path(notebook).resolve().parent.name or stem
@@ -95,10 +95,15 @@ def _local_modules(analysis: Analysis, folder: Path) -> frozenset[str]:
 
 
 def _data_files(analysis: Analysis, folder: Path) -> dict[str, tuple[Path, str]]:
-    """String literals that name a file beside the notebook → (that file, its path in the project)."""
+    """String literals naming a file beside the notebook → (the file, its path in the project)."""
     found: dict[str, tuple[Path, str]] = {}
     for _, literal in analysis.string_literals:
-        if literal in found or "\n" in literal or not literal.strip() or literal.startswith(("/", "~")):
+        if (
+            literal in found
+            or "\n" in literal
+            or not literal.strip()
+            or literal.startswith(("/", "~"))
+        ):
             continue
         if "://" in literal:
             continue

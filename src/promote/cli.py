@@ -36,11 +36,17 @@ def cli() -> None:
 
 @cli.command("build")
 @click.argument("notebook", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Project directory (default ./NAME).")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="Project directory (default ./NAME)."
+)
 @click.option("--name", help="Project name (default: from the notebook's file name).")
-@click.option("--force", is_flag=True, help="Replace a non-empty directory (the old one is kept as a backup).")
+@click.option(
+    "--force", is_flag=True, help="Replace a non-empty directory (the old one is kept as a backup)."
+)
 @click.option("--pretend", is_flag=True, help="Show the plan; write nothing.")
-def build(notebook: Path, output: Path | None, name: str | None, force: bool, pretend: bool) -> None:
+def build(
+    notebook: Path, output: Path | None, name: str | None, force: bool, pretend: bool
+) -> None:
     """Promote NOTEBOOK into a project."""
     result = api.promote(notebook, output, name=name, force=force, pretend=pretend)
     path = str(notebook)
@@ -59,7 +65,9 @@ def build(notebook: Path, output: Path | None, name: str | None, force: bool, pr
 
 @cli.command("check")
 @click.argument("notebook", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def check(notebook: Path, fmt: str) -> None:
     """Report what promote sees in NOTEBOOK (roles, model, problems); write nothing."""
     analysis = api.check(notebook)

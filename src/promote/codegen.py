@@ -126,7 +126,9 @@ def _pipeline(plan: Plan) -> str:
     )
     text += "\nfrom dataclasses import dataclass, field\nfrom typing import Any\n\n"
     for module in plan.modules:
-        names = [f.name for f in module.functions if any(c.function is f for c in plan.calls if c.keep)]
+        names = [
+            f.name for f in module.functions if any(c.function is f for c in plan.calls if c.keep)
+        ]
         if names:
             text += f"from {plan.package_name}.{module.name} import {', '.join(names)}\n"
     lines: list[str] = []
@@ -142,7 +144,9 @@ def _pipeline(plan: Plan) -> str:
             lines.append(invocation)
         if function.returns and plan.model in function.returns and rebound:
             lines.append(f"trained_model, training_input = {plan.model}, {plan.fit_input}")
-    model, features = ("trained_model", "training_input") if rebound else (plan.model, plan.fit_input)
+    model, features = (
+        ("trained_model", "training_input") if rebound else (plan.model, plan.fit_input)
+    )
     metrics = ", ".join(f'"{m}": {m}' for m in plan.metrics)
     lines.append(
         f"return TrainingResult(model={model}, features={features}, "

@@ -162,7 +162,9 @@ class NetworkAccess(Diagnostic):
 
     @property
     def message(self) -> str:
-        return f"`{self.command}` downloads from the network; the project will not do that at run time"
+        return (
+            f"`{self.command}` downloads from the network; the project will not do that at run time"
+        )
 
     @property
     def hint(self) -> str:

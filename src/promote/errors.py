@@ -34,7 +34,9 @@ class NotebookReadError(PromoteError):
 class RefusedNotebookError(PromoteError):
     """The notebook was read, but promote cannot turn it into a project (and says why)."""
 
-    def __init__(self, path: Path | str, reason: str, hint: str = "", cell: int | None = None) -> None:
+    def __init__(
+        self, path: Path | str, reason: str, hint: str = "", cell: int | None = None
+    ) -> None:
         where = f"{path}" if cell is None else f"{path}, cell {cell}"
         text = f"Cannot promote {where}: {reason}."
         if hint:
@@ -60,5 +62,7 @@ class RenderError(PromoteError):
     """The project could not be rendered; nothing was written to the target."""
 
     def __init__(self, target: Path, reason: str) -> None:
-        super().__init__(f"Could not generate the project in {target}: {reason}. Nothing was written.")
+        super().__init__(
+            f"Could not generate the project in {target}: {reason}. Nothing was written."
+        )
         self.target = target

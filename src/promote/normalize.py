@@ -22,11 +22,48 @@ __all__ = ["NormalizedCell", "normalize"]
 # Line magics that only tune the interactive session: dropped silently.
 SESSION_MAGICS = frozenset(
     {
-        "matplotlib", "load_ext", "reload_ext", "unload_ext", "autoreload", "aimport", "config",
-        "pinfo", "pinfo2", "psearch", "who", "whos", "who_ls", "pwd", "ls", "lsmagic", "magic",
-        "precision", "pylab", "xmode", "history", "pdb", "debug", "reset", "clear", "notebook",
-        "colors", "automagic", "autocall", "page", "pprint", "alias_magic", "timeit", "prun",
-        "memit", "mprun", "watermark", "qtconsole", "connect_info", "sx", "sc", "tensorboard",
+        "matplotlib",
+        "load_ext",
+        "reload_ext",
+        "unload_ext",
+        "autoreload",
+        "aimport",
+        "config",
+        "pinfo",
+        "pinfo2",
+        "psearch",
+        "who",
+        "whos",
+        "who_ls",
+        "pwd",
+        "ls",
+        "lsmagic",
+        "magic",
+        "precision",
+        "pylab",
+        "xmode",
+        "history",
+        "pdb",
+        "debug",
+        "reset",
+        "clear",
+        "notebook",
+        "colors",
+        "automagic",
+        "autocall",
+        "page",
+        "pprint",
+        "alias_magic",
+        "timeit",
+        "prun",
+        "memit",
+        "mprun",
+        "watermark",
+        "qtconsole",
+        "connect_info",
+        "sx",
+        "sc",
+        "tensorboard",
     }
 )
 # Cell magics whose body is ordinary Python: the body is kept, the magic dropped.
@@ -111,7 +148,9 @@ def _collect(
             if new is None:
                 new = f"{pad}pass\n" if depth else ""
             elif new:
-                new = "".join(f"{pad}{line}\n" if line.strip() else "\n" for line in new.splitlines())
+                new = "".join(
+                    f"{pad}{line}\n" if line.strip() else "\n" for line in new.splitlines()
+                )
             out.append((stmt.lineno - 1, stmt.end_lineno or stmt.lineno, new))
             continue
         for name in ("body", "orelse", "finalbody"):
@@ -139,7 +178,7 @@ def _ipython_call(stmt: ast.stmt) -> tuple[str, list[str]] | None:
 
 
 def _line_magic(args: list[str], edits: _Edits, stmt: ast.stmt) -> str | None:
-    name, rest = (args + ["", ""])[:2]
+    name, rest = ([*args, "", ""])[:2]
     if name in INSTALLERS:
         _install(rest, edits)
         return None
@@ -161,7 +200,7 @@ def _line_magic(args: list[str], edits: _Edits, stmt: ast.stmt) -> str | None:
 
 def _cell_magic(args: list[str], edits: _Edits, stmt: ast.stmt) -> str | None:
     del stmt
-    name, line, body = (args + ["", "", ""])[:3]
+    name, line, body = ([*args, "", "", ""])[:3]
     if name in UNWRAPPED_CELL_MAGICS:
         return _normalize_text(body, edits).rstrip("\n") or None
     if name == "writefile":

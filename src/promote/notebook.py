@@ -84,7 +84,7 @@ def reads(text: str, path: Path | str = "<string>") -> Notebook:
             f"it is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
             "The file may be truncated or not a notebook; re-save it from Jupyter.",
         ) from exc
-    if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
+    if not isinstance(raw, dict) or ("cells" not in raw and "worksheets" not in raw):
         raise NotebookReadError(path, "the JSON holds no notebook cells", "Is this an .ipynb file?")
     try:
         with warnings.catch_warnings():  # missing cell ids and the like: fixed in memory, not news

@@ -110,7 +110,7 @@ def _ruff() -> str:
     except (ImportError, FileNotFoundError):
         found = shutil.which("ruff")
         if not found:
-            raise RenderError(Path("."), "ruff is not installed") from None
+            raise RenderError(Path(), "ruff is not installed") from None
         return found
 
 
@@ -118,12 +118,27 @@ def _format(project: Path, files: list[str]) -> None:
     """Sort imports and format the generated modules with the project's own ruff settings."""
     ruff = _ruff()
     subprocess.run(
-        [ruff, "check", "--no-cache", "--fix", "--select", "I,F401", "--quiet", "--exit-zero", *files],
+        [
+            ruff,
+            "check",
+            "--no-cache",
+            "--fix",
+            "--select",
+            "I,F401",
+            "--quiet",
+            "--exit-zero",
+            *files,
+        ],
         cwd=project,
         capture_output=True,
         check=False,
     )
-    subprocess.run([ruff, "format", "--no-cache", "--quiet", *files], cwd=project, capture_output=True, check=False)
+    subprocess.run(
+        [ruff, "format", "--no-cache", "--quiet", *files],
+        cwd=project,
+        capture_output=True,
+        check=False,
+    )
 
 
 def _check_compiles(project: Path, files: list[str]) -> None:
@@ -133,8 +148,9 @@ def _check_compiles(project: Path, files: list[str]) -> None:
             compile(source, relative, "exec")
         except SyntaxError as exc:
             raise RenderError(
-                project, f"generated {relative} is not valid Python ({exc.msg}, line {exc.lineno}); "
-                "this is a bug in promote, please report it with the notebook"
+                project,
+                f"generated {relative} is not valid Python ({exc.msg}, line {exc.lineno}); "
+                "this is a bug in promote, please report it with the notebook",
             ) from exc
 
 

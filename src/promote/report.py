@@ -49,13 +49,19 @@ def check_json(analysis: Analysis) -> str:
             {
                 "cell": c.index,
                 "role": c.role,
-                "defines": sorted({n for s in c.statements if s.kind != "display" for n in s.binds}),
+                "defines": sorted(
+                    {n for s in c.statements if s.kind != "display" for n in s.binds}
+                ),
                 "reads": sorted({n for s in c.statements for n in s.reads}),
             }
             for c in analysis.cells
         ],
         "model": (
-            {"name": analysis.model.name, "fit_input": analysis.model.fit_input, "cell": analysis.model.cell}
+            {
+                "name": analysis.model.name,
+                "fit_input": analysis.model.fit_input,
+                "cell": analysis.model.cell,
+            }
             if analysis.model
             else None
         ),
@@ -71,7 +77,9 @@ def plan_text(plan: Plan) -> str:
     for module in plan.modules:
         lines.append(f"  {plan.package_name}/{module.name}.py")
         for function in module.functions:
-            returns = ", ".join(function.returns) or ("<result>" if function.returns_result else "None")
+            returns = ", ".join(function.returns) or (
+                "<result>" if function.returns_result else "None"
+            )
             lines.append(
                 f"    {function.name}({', '.join(function.params)}) -> {returns}"
                 f"    [cells {', '.join(map(str, function.cells))}]"

@@ -101,7 +101,9 @@ def analyse(notebook: Notebook) -> Analysis:
     for cell in notebook.cells:
         if cell.kind == "markdown":
             level, text = _heading(cell.source)
-            if text and not (level == 1 and not cells):  # a level-1 heading above all code is the title
+            if text and not (
+                level == 1 and not cells
+            ):  # a level-1 heading above all code is the title
                 heading = text
             continue
         if cell.kind != "code" or cell.index in skipped:
@@ -109,11 +111,15 @@ def analyse(notebook: Notebook) -> Analysis:
         normal = normalize(cell.source, cell.index)
         diagnostics.extend(normal.diagnostics)
         if normal.tree is None:
-            cells.append(CellAnalysis(cell, normal.source, (), "empty", heading, normal.requirements, True))
+            cells.append(
+                CellAnalysis(cell, normal.source, (), "empty", heading, normal.requirements, True)
+            )
             continue
         statements = tuple(split_statements(normal.tree, normal.source, context))
         role = _role(statements)
-        cells.append(CellAnalysis(cell, normal.source, statements, role, heading, normal.requirements))
+        cells.append(
+            CellAnalysis(cell, normal.source, statements, role, heading, normal.requirements)
+        )
 
     if not notebook.code_cells:
         diagnostics.append(d.NoCode(None))
@@ -213,7 +219,9 @@ def _execution_order(notebook: Notebook) -> list[d.Diagnostic]:
     return out
 
 
-def _imports(cells: list[CellAnalysis], diagnostics: list[d.Diagnostic]) -> dict[str, ImportBinding]:
+def _imports(
+    cells: list[CellAnalysis], diagnostics: list[d.Diagnostic]
+) -> dict[str, ImportBinding]:
     found: dict[str, ImportBinding] = {}
     for cell in cells:
         for stmt in cell.statements:
@@ -229,14 +237,19 @@ def _imports(cells: list[CellAnalysis], diagnostics: list[d.Diagnostic]) -> dict
                     if alias.name == "*":
                         diagnostics.append(d.StarImport(cell.index, module=module))
                         found[f"*{module}"] = ImportBinding(
-                            f"*{module}", f"from {module} import *", module.split(".")[0], cell.index
+                            f"*{module}",
+                            f"from {module} import *",
+                            module.split(".")[0],
+                            cell.index,
                         )
                         continue
                     bound = alias.asname or alias.name
                     text = f"from {module} import {alias.name}" + (
                         f" as {alias.asname}" if alias.asname else ""
                     )
-                    found[bound] = ImportBinding(bound, text, module.lstrip(".").split(".")[0], cell.index)
+                    found[bound] = ImportBinding(
+                        bound, text, module.lstrip(".").split(".")[0], cell.index
+                    )
     return found
 
 
@@ -264,11 +277,11 @@ def _definitions(
     diagnostics: list[d.Diagnostic],
 ) -> dict[str, Definition]:
     raw: dict[str, tuple[int, frozenset[str]]] = {}
-    for cell in cells:
-        for stmt in cell.statements:
+    for analysed in cells:
+        for stmt in analysed.statements:
             node = stmt.node
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                raw[node.name] = (cell.index, function_free_names(node))
+                raw[node.name] = (analysed.index, function_free_names(node))
     # A definition is pure when everything it reads is an import, a constant or a pure definition.
     pure = set(raw)
     changed = True
@@ -284,7 +297,9 @@ def _definitions(
     for name, (cell, free) in raw.items():
         out[name] = Definition(name, cell, free, name in pure)
         if name not in pure:
-            variables = sorted(n for n in free if n not in imports and n not in constants and n not in raw)
+            variables = sorted(
+                n for n in free if n not in imports and n not in constants and n not in raw
+            )
             if variables:
                 diagnostics.append(d.FunctionReadsGlobal(cell, function=name, name=variables[0]))
     return out
@@ -301,27 +316,31 @@ def _undefined(
         for stmt in cell.statements:
             for name in stmt.binds:
                 bound_at.setdefault(name, cell.index)
-    seen: set[str] = set(BUILTINS)
+    seen: set[str] = set(BUILTINS) | set(definitions)
     out: list[d.Diagnostic] = []
-    reported: set[str] = set()
     for cell in cells:
         for stmt in cell.statements:
-            reads = list(stmt.reads)
-            for name in stmt.reads:
-                definition = definitions.get(name)
-                if definition is not None and not definition.pure:
-                    reads.extend(definition.free)
-            for name in reads:
-                if name in seen or name in reported or name in definitions:
+            for name in _reads_when_run(stmt, definitions):
+                if name in seen:
                     continue
-                reported.add(name)
+                seen.add(name)  # report each name once
                 later = bound_at.get(name)
-                if later is not None and later > cell.index:
-                    out.append(d.UseBeforeDefinition(cell.index, name=name, defined_in=later))
-                elif later is None:
+                if later is None:
                     out.append(d.UndefinedName(cell.index, name=name))
+                elif later > cell.index:
+                    out.append(d.UseBeforeDefinition(cell.index, name=name, defined_in=later))
             seen.update(stmt.binds)
     return out
+
+
+def _reads_when_run(stmt: Statement, definitions: dict[str, Definition]) -> list[str]:
+    """What a statement reads, including what the notebook functions it calls read."""
+    reads = list(stmt.reads)
+    for name in stmt.reads:
+        definition = definitions.get(name)
+        if definition is not None and not definition.pure:
+            reads.extend(sorted(definition.free))
+    return reads
 
 
 def _secrets(cells: list[CellAnalysis]) -> list[d.Diagnostic]:
@@ -332,7 +351,11 @@ def _secrets(cells: list[CellAnalysis]) -> list[d.Diagnostic]:
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
                 value = node.value.value
                 for name in stmt.binds:
-                    if tables.SECRET_NAME.search(name) and isinstance(value, str) and len(value) >= 8:
+                    if (
+                        tables.SECRET_NAME.search(name)
+                        and isinstance(value, str)
+                        and len(value) >= 8
+                    ):
                         out.append(d.HardcodedSecret(cell.index, name=name))
     return out
 
@@ -346,7 +369,9 @@ def _model(cells: list[CellAnalysis]) -> ModelFit | None:
             for node in ast.walk(stmt.node):
                 if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                     continue
-                if node.func.attr in {"predict", "predict_proba"} and isinstance(node.func.value, ast.Name):
+                if node.func.attr in {"predict", "predict_proba"} and isinstance(
+                    node.func.value, ast.Name
+                ):
                     predicted.add(node.func.value.id)
             fit = _fit_in(stmt.node)
             if fit is not None:

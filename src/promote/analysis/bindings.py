@@ -49,7 +49,9 @@ def effects(stmt: ast.stmt) -> Effects:
     return walker.out
 
 
-def function_free_names(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> frozenset[str]:
+def function_free_names(
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
+) -> frozenset[str]:
     """Module names read by a function or class body (decorators and defaults excluded)."""
     walker = _Walker()
     if isinstance(node, ast.ClassDef):
@@ -76,11 +78,11 @@ class _Walker(ast.NodeVisitor):
             return
         self.visit(stmt)
 
-    def function_body(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+    def function_body(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         scope = _argument_names(node.args)
         self._locals.append(scope)
         self._in_function += 1
-        body = node.body if isinstance(node.body, list) else [node.body]
+        body = node.body
         for inner in body:
             scope.update(_assigned_names(inner))
         for inner in body:
@@ -181,7 +183,7 @@ class _Walker(ast.NodeVisitor):
         for stmt in [*node.orelse, *node.finalbody]:
             self.statement(stmt) if not self._locals else self.visit(stmt)
 
-    visit_TryStar = visit_Try
+    visit_TryStar = visit_Try  # type: ignore[assignment]
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -235,7 +237,9 @@ class _Walker(ast.NodeVisitor):
         self.visit(node.body)
         self._locals.pop()
 
-    def _comprehension(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp) -> None:
+    def _comprehension(
+        self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp
+    ) -> None:
         generators = node.generators
         self.visit(generators[0].iter)  # the first iterable is evaluated in the enclosing scope
         self._locals.append(set())

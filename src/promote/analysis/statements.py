@@ -45,7 +45,9 @@ def split_statements(tree: ast.Module, source: str, context: Context) -> list[St
         end = node.end_lineno or node.lineno
         found = effects(node)
         own_reads = [n for n in found.reads if n not in found.binds or _reads_before_bind(node, n)]
-        binds = [n for n in found.binds if not (isinstance(node, ast.Expr) and n in context.modules)]
+        binds = [
+            n for n in found.binds if not (isinstance(node, ast.Expr) and n in context.modules)
+        ]
         kind = _kind(node, own_reads, context)
         if kind == "import":
             context.modules.update(found.binds)
@@ -127,7 +129,7 @@ def _is_display(node: ast.stmt, reads: list[str], context: Context) -> bool:
 
 
 def changes_state(node: ast.AST) -> bool:
-    """Whether evaluating ``node`` may change an object or the world (a call that is not known pure)."""
+    """Whether evaluating ``node`` may change an object or the world (a call not known pure)."""
     return any(_changes_state(c) for c in ast.walk(node) if isinstance(c, ast.Call))
 
 
@@ -135,8 +137,16 @@ def _changes_state(call: ast.Call) -> bool:
     if any(k.arg == "inplace" for k in call.keywords):
         return True
     func = call.func
-    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-    if isinstance(func, ast.Name) and (name in tables.PURE_BUILTINS or name in tables.DISPLAY_FUNCTIONS):
+    name = (
+        func.id
+        if isinstance(func, ast.Name)
+        else func.attr
+        if isinstance(func, ast.Attribute)
+        else ""
+    )
+    if isinstance(func, ast.Name) and (
+        name in tables.PURE_BUILTINS or name in tables.DISPLAY_FUNCTIONS
+    ):
         return False
     if isinstance(func, ast.Name) and name[:1].isupper():
         return False  # a constructor whose result is thrown away
@@ -145,7 +155,13 @@ def _changes_state(call: ast.Call) -> bool:
 
 def _shows(call: ast.Call) -> bool:
     func = call.func
-    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    name = (
+        func.id
+        if isinstance(func, ast.Name)
+        else func.attr
+        if isinstance(func, ast.Attribute)
+        else ""
+    )
     return name in tables.DISPLAY_FUNCTIONS
 
 

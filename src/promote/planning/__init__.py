@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from promote import diagnostics as d
-from promote.analysis import Analysis, CellAnalysis, distribution, stage_tag
-from promote.analysis import tables
+from promote.analysis import Analysis, CellAnalysis, distribution, stage_tag, tables
 from promote.analysis.bindings import BUILTINS
 from promote.analysis.statements import Statement, changes_state
 from promote.errors import RefusedNotebookError
@@ -23,7 +22,9 @@ from promote.planning.model import Call, Function, Module, Plan
 
 __all__ = ["Call", "Function", "Module", "Plan", "package_name", "plan"]
 
-_STOP_WORDS = frozenset({"the", "a", "an", "on", "of", "our", "to", "and", "with", "for", "in", "some"})
+_STOP_WORDS = frozenset(
+    {"the", "a", "an", "on", "of", "our", "to", "and", "with", "for", "in", "some"}
+)
 
 
 @dataclass
@@ -74,7 +75,7 @@ def plan(
     _dataflow(groups, hoisted, analysis, kept)
     _name_functions(groups, analysis)
 
-    modules, helpers = _modules(groups, analysis, sources, pure)
+    drafts, helpers = _modules(groups, analysis, sources, pure)
     calls = tuple(
         Call(_function(g, sources, analysis, kept), keep=g.stage != "predict" or bool(g.returns))
         for g in groups
@@ -82,13 +83,15 @@ def plan(
     functions = {c.function.name: c.function for c in calls}
     modules = tuple(
         Module(m.name, tuple(functions[f.name] for f in m.functions), m.definitions, m.reads)
-        for m in modules
+        for m in drafts
     )
     used = frozenset().union(*(m.reads for m in modules)) if modules else frozenset()
     metrics = tuple(n for g in groups if g.stage == "evaluate" for n in g.returns if _is_metric(n))
     dependencies = _dependencies(analysis, used, installed, local_modules)
     unpinned = tuple(
-        d.UnpinnedDependency(None, distribution=r) for r in dependencies if not re.search(r"[<>=!~]", r)
+        d.UnpinnedDependency(None, distribution=r)
+        for r in dependencies
+        if not re.search(r"[<>=!~]", r)
     )
     return Plan(
         project_name=project_name,
@@ -118,7 +121,9 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
             f"its kernel language is {notebook.language!r}; promote handles Python notebooks",
         )
     if not notebook.code_cells:
-        raise RefusedNotebookError(notebook.path, "it has no code cells", "Add the model's code first.")
+        raise RefusedNotebookError(
+            notebook.path, "it has no code cells", "Add the model's code first."
+        )
     for diagnostic in analysis.diagnostics:
         if isinstance(diagnostic, d.SyntaxErrorInCell):
             raise RefusedNotebookError(
@@ -156,7 +161,10 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
         )
     package_cells = {c.index for c in analysis.cells if c.kept()}
     for diagnostic in analysis.diagnostics:
-        if isinstance(diagnostic, d.UndefinedName | d.UseBeforeDefinition) and diagnostic.cell in package_cells:
+        if (
+            isinstance(diagnostic, d.UndefinedName | d.UseBeforeDefinition)
+            and diagnostic.cell in package_cells
+        ):
             raise RefusedNotebookError(
                 notebook.path, diagnostic.message, diagnostic.hint, cell=diagnostic.cell
             )
@@ -275,6 +283,11 @@ def _dataflow(
             group.binds.update(stmt.binds)
         for name in group.binds:
             supplier[name] = number
+    _force_returns(groups, analysis)
+
+
+def _force_returns(groups: list[_Group], analysis: Analysis) -> None:
+    """The service needs the model and its input; the metrics file needs the metrics."""
     model = analysis.model
     assert model is not None
     for group in groups:
@@ -334,9 +347,12 @@ def _function(
     returns_result = False
     if group.result is not None and not group.returns:
         cell = next(c for c in analysis.cells if any(s is group.result for s in c.statements))
-        body += "\n\nreturn " + "\n".join(
-            sources[cell.index][group.result.node.lineno - 1 : group.result.end]
-        ).strip()
+        body += (
+            "\n\nreturn "
+            + "\n".join(
+                sources[cell.index][group.result.node.lineno - 1 : group.result.end]
+            ).strip()
+        )
         returns_result = True
     heading = group.cells[0].heading
     cells = tuple(c.index for c in group.cells)
@@ -357,7 +373,7 @@ def _function(
 
 
 def _without(lines: list[str], ranges: list[tuple[int, int]]) -> str:
-    dropped = set()
+    dropped: set[int] = set()
     for start, end in ranges:
         dropped.update(range(start, end))
     return "\n".join(line for i, line in enumerate(lines) if i not in dropped)
@@ -378,7 +394,9 @@ def _rewrite_literals(cell: CellAnalysis, data_paths: Mapping[str, str]) -> list
                 and node.lineno == node.end_lineno
                 and node.end_col_offset is not None
             ):
-                edits.append((node.lineno - 1, node.col_offset, node.end_col_offset, data_paths[node.value]))
+                edits.append(
+                    (node.lineno - 1, node.col_offset, node.end_col_offset, data_paths[node.value])
+                )
     for line_no, start, end, new in sorted(edits, reverse=True):
         raw = lines[line_no].encode()
         lines[line_no] = (raw[:start] + repr(new).encode() + raw[end:]).decode()
@@ -395,53 +413,80 @@ def _modules(
     by_module: dict[str, list[_Group]] = {}
     for group in groups:
         by_module.setdefault(tables.STAGE_MODULES[group.stage][0], []).append(group)
-    # Which modules need each pure definition (directly or through another definition).
+    home = _homes(by_module, analysis, pure)
+    definitions: dict[str, list[str]] = {}
+    reads: dict[str, set[str]] = {}
+    for cell in analysis.cells:
+        for stmt in cell.statements:
+            if stmt.kind == "definition" and stmt.binds[0] in home:
+                module = home[stmt.binds[0]]
+                definitions.setdefault(module, []).append(
+                    "\n".join(sources[cell.index][stmt.start : stmt.end])
+                )
+                reads.setdefault(module, set()).update(
+                    analysis.definitions[stmt.binds[0]].free, stmt.reads
+                )
+    for module, members in by_module.items():
+        for group in members:
+            reads.setdefault(module, set()).update(group.reads)
+    modules = []
+    for module in ["helpers", *(m for m, _ in tables.STAGE_MODULES.values())]:
+        members = by_module.get(module, [])
+        if members or module in definitions:
+            functions = tuple(
+                Function(g.name, g.stage, module, (), (), (), "", "") for g in members
+            )
+            modules.append(
+                Module(
+                    module, functions, tuple(definitions.get(module, [])), frozenset(reads[module])
+                )
+            )
+    return modules, home
+
+
+def _homes(
+    by_module: dict[str, list[_Group]], analysis: Analysis, pure: set[str]
+) -> dict[str, str]:
+    """The module each used pure definition moves to: its only user, else ``helpers``."""
     users: dict[str, set[str]] = {name: set() for name in pure}
     for module, members in by_module.items():
         for group in members:
             for name in group.reads & pure:
                 users[name].add(module)
-    changed = True
-    while changed:
-        changed = False
-        for name in pure:
-            for other in analysis.definitions[name].free & pure:
-                if not users[name] <= users[other]:
-                    users[other] |= users[name]
-                    changed = True
+
+    def needs(name: str) -> set[str]:
+        return set(analysis.definitions[name].free & pure)
+
+    # A definition is needed wherever the definitions that call it are.
+    _fixpoint(lambda: _spread(users, needs))
     home = {name: (next(iter(u)) if len(u) == 1 else "helpers") for name, u in users.items() if u}
-    changed = True
-    while changed:  # a helper's own dependencies must be helpers too, or imports would cycle
+
+    def helpers_need_helpers() -> bool:  # or the stage modules and helpers would import each other
         changed = False
-        for name, module in list(home.items()):
-            if module == "helpers":
-                for other in analysis.definitions[name].free & pure:
-                    if home.get(other) not in (None, "helpers"):
-                        home[other] = "helpers"
-                        changed = True
-    definitions: dict[str, list[str]] = {}
-    def_reads: dict[str, set[str]] = {}
-    for cell in analysis.cells:
-        for stmt in cell.statements:
-            if stmt.kind == "definition" and stmt.binds[0] in home:
-                module = home[stmt.binds[0]]
-                text = "\n".join(sources[cell.index][stmt.start : stmt.end])
-                definitions.setdefault(module, []).append(text)
-                def_reads.setdefault(module, set()).update(
-                    analysis.definitions[stmt.binds[0]].free, stmt.reads
-                )
-    modules = []
-    order = [m for m, _ in tables.STAGE_MODULES.values()]
-    for module in ["helpers", *order]:
-        members = by_module.get(module, [])
-        if not members and module not in definitions:
-            continue
-        reads = set(def_reads.get(module, set()))
-        for group in members:
-            reads |= group.reads
-        functions = tuple(Function(g.name, g.stage, module, (), (), (), "", "") for g in members)
-        modules.append(Module(module, functions, tuple(definitions.get(module, [])), frozenset(reads)))
-    return modules, {name: module for name, module in home.items()}
+        for name in [n for n, m in home.items() if m == "helpers"]:
+            for other in needs(name):
+                if home.get(other) not in (None, "helpers"):
+                    home[other] = "helpers"
+                    changed = True
+        return changed
+
+    _fixpoint(helpers_need_helpers)
+    return home
+
+
+def _spread(users: dict[str, set[str]], needs: Callable[[str], set[str]]) -> bool:
+    changed = False
+    for name in users:
+        for other in needs(name):
+            if not users[name] <= users[other]:
+                users[other] |= users[name]
+                changed = True
+    return changed
+
+
+def _fixpoint(step: Callable[[], bool]) -> None:
+    while step():
+        pass
 
 
 def _settings(analysis: Analysis, sources: dict[int, list[str]]) -> tuple[str, ...]:

@@ -1,0 +1,39 @@
+# promote: `make demo` promotes an example notebook end to end; `make test` runs the test suite.
+# Both set everything up first (a virtual environment in .venv, from the pinned requirements-dev.lock).
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+NOTEBOOK ?= examples/notebooks/breast_cancer_classifier.ipynb
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-fast lint demo clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/promote: pyproject.toml requirements-dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==0.13.9
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+setup: $(BIN)/promote ## Create .venv with promote and its pinned development tools
+
+lint: setup ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+test: lint ## Set up, lint, and run every test (unit, CLI, corpus, end to end)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
+
+test-fast: setup ## Only the quick tests (no generated-project installs)
+	$(BIN)/pytest -m "not slow"
+
+demo: setup ## Promote NOTEBOOK, install the project, test it, train it, serve it and call /predict
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh $(NOTEBOOK)
+
+clean: ## Remove the virtual environment and the demo project
+	rm -rf $(VENV) demo

@@ -1,0 +1,48 @@
+"""Every real notebook in ../shared/corpus is promoted or refused with a reason; none crashes."""
+
+from __future__ import annotations
+
+import csv
+import py_compile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from helpers import CORPUS
+
+from promote.api import promote
+from promote.errors import PromoteError
+
+
+def corpus_notebooks() -> list[pytest.param]:  # type: ignore[valid-type]
+    manifest = CORPUS / "MANIFEST.tsv"
+    if not manifest.is_file():
+        return [
+            pytest.param(None, marks=pytest.mark.skip(reason=f"no corpus at {CORPUS}"), id="absent")
+        ]
+    with manifest.open(newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    return [pytest.param(CORPUS / r["name"] / r["notebook_relpath"], id=r["name"]) for r in rows]
+
+
+OUTCOMES: Counter[str] = Counter()
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("notebook", corpus_notebooks())
+def test_corpus_notebook_is_promoted_or_refused(notebook: Path, tmp_path: Path) -> None:
+    target = tmp_path / "project"
+    try:
+        result = promote(notebook, target)
+    except PromoteError as error:
+        assert str(notebook) in error.message, "the refusal names the notebook"
+        assert "Traceback" not in error.message
+        assert not target.exists(), "a refused notebook leaves nothing behind"
+        OUTCOMES["refused"] += 1
+        return
+    assert result.rendered is not None
+    for path in sorted(target.rglob("*.py")):
+        py_compile.compile(str(path), doraise=True)
+    package = target / "src" / result.plan.package_name
+    assert (package / "pipeline.py").is_file()
+    OUTCOMES["promoted"] += 1
