@@ -31,7 +31,9 @@ def notebook_json(*cells: str | dict[str, Any], language: str = "python") -> str
     return json.dumps(
         {
             "cells": nodes,
-            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": language}},
+            "metadata": {
+                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": language}
+            },
             "nbformat": 4,
             "nbformat_minor": 5,
         }

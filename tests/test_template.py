@@ -5,73 +5,24 @@ fresh virtual environment with uv, and exercised through its own tools and comma
 """
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import copier
 import pytest
+from project_harness import http, install_project, requirement_lines, run, serving
 
 pytestmark = pytest.mark.slow
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "service"
 PROJECT_NAME = "iris-service"
 PACKAGE_NAME = "iris_service"
-SERVER_START_TIMEOUT = 60.0
 
 # Modules promote writes into src/<package>/ after rendering: the template must not ship
 # them (pipeline.py only as the placeholder, when there is no notebook).
 PROMOTE_MODULES = {"data", "features", "train", "evaluate", "predict", "settings", "helpers"}
-
-
-def find_uv() -> str:
-    beside_python = Path(sys.executable).parent / "uv"
-    if beside_python.is_file():
-        return str(beside_python)
-    on_path = shutil.which("uv")
-    if on_path is None:
-        pytest.skip("uv is not installed")
-    return on_path
-
-
-def clean_env(**overrides: str) -> dict[str, str]:
-    """The environment for the project's commands, without traces of this test's venv."""
-    ignored = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"}
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in ignored and not name.startswith("PYTEST_")
-    }
-    env.update(overrides)
-    return env
-
-
-def run(command: Sequence[str | Path], cwd: Path, **env: str) -> str:
-    """Run a command; on failure, fail the test with its captured output."""
-    try:
-        completed = subprocess.run(
-            [str(part) for part in command],
-            cwd=cwd,
-            env=clean_env(**env),
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    except subprocess.CalledProcessError as error:
-        pytest.fail(
-            f"{' '.join(map(str, command))} exited with {error.returncode}\n"
-            f"--- stdout\n{error.stdout}\n--- stderr\n{error.stderr}"
-        )
-    return completed.stdout + completed.stderr
 
 
 def render(destination: Path, **data: Any) -> Path:
@@ -87,40 +38,11 @@ def render(destination: Path, **data: Any) -> Path:
     return destination
 
 
-def requirement_lines(project: Path) -> list[str]:
-    lines = (project / "requirements.txt").read_text().splitlines()
-    return [line for line in lines if line and not line.startswith("#")]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    """Send a request; return the status and the decoded JSON body."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.loads(error.read())
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The rendered project, installed in its own .venv."""
     directory = render(tmp_path_factory.mktemp("render") / PROJECT_NAME, project_name=PROJECT_NAME)
-    uv = find_uv()
-    python = directory / ".venv" / "bin" / "python"
-    run([uv, "venv", "--quiet", "--python", sys.executable, ".venv"], directory)
-    run([uv, "pip", "install", "--python", python, "-r", "requirements.txt"], directory)
-    run([uv, "pip", "install", "--python", python, "--no-deps", "-e", "."], directory)
+    install_project(directory)
     return directory
 
 
@@ -165,38 +87,8 @@ def trained(project: Path) -> Path:
 def server(project: Path, trained: Path, tmp_path: Path) -> Iterator[str]:
     """The project's serve command running on a free port; yields its base URL."""
     del trained  # the server needs the artifacts; the fixture only orders the steps
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [f".venv/bin/{PROJECT_NAME}-serve"],
-            cwd=project,
-            env=clean_env(HOST="127.0.0.1", PORT=str(port)),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if http("GET", f"{base_url}/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer /health in time:\n{log.read_text()}")
-            time.sleep(0.25)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serving([f".venv/bin/{PROJECT_NAME}-serve"], project, tmp_path / "serve.log") as url:
+        yield url
 
 
 def test_train_then_serve_over_http(server: str, project: Path) -> None:

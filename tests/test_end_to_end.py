@@ -1,0 +1,126 @@
+"""End to end, as a user does it: promote each example notebook, install the project, lint
+and test it, train, serve, and check that the service predicts what the notebook predicts.
+
+For each notebook in examples/notebooks:
+
+1. the notebook itself runs in a fresh kernel (in a copy of its folder), with one extra
+   cell that prints the first rows of the model's fit input as service records, and the
+   notebook model's predictions for them;
+2. ``promote`` turns it into a project, installed in a fresh venv with uv;
+3. the project's own ``ruff check``, ``ruff format --check`` and ``pytest`` pass;
+4. ``<project>-train`` writes the model, ``<project>-serve`` serves it, and POST /predict
+   over real HTTP returns the notebook's predictions for those records.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from helpers import EXAMPLES
+from nbclient import NotebookClient
+from project_harness import http, install_project, run, serving, venv_command
+
+from promote.api import promote
+from promote.cli import main
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
+SAMPLE_ROWS = 5
+KERNEL_TIMEOUT = 300
+MARKER = "PROMOTE-E2E-SAMPLE:"
+
+# Appended to the notebook: the first rows of the fit input as the JSON records the service
+# accepts, and the notebook model's predictions for them, on one marked line of stdout.
+PROBE = """
+import json as _e2e_json
+
+import pandas as _e2e_pd
+
+_e2e_head = {fit_input}
+_e2e_head = _e2e_head.head({rows}) if hasattr(_e2e_head, "head") else _e2e_head[:{rows}]
+if isinstance(_e2e_head, _e2e_pd.DataFrame):
+    _e2e_records = _e2e_head.to_dict(orient="records")
+else:
+    _e2e_records = [{{"text": str(_e2e_text)}} for _e2e_text in _e2e_head]
+_e2e_predictions = {model}.predict(_e2e_head).tolist()
+print({marker!r} + _e2e_json.dumps(
+    {{"records": _e2e_records, "predictions": _e2e_predictions}},
+    default=lambda _e2e_value: _e2e_value.item(),
+))
+"""
+
+
+def notebook_sample(notebook: Path, workdir: Path, model: str, fit_input: str) -> dict[str, Any]:
+    """Run ``notebook`` (a file in ``workdir``) with the probe cell; return what it printed."""
+    nb = nbformat.read(notebook, as_version=4)
+    probe = PROBE.format(fit_input=fit_input, model=model, rows=SAMPLE_ROWS, marker=MARKER)
+    nb.cells.append(nbformat.v4.new_code_cell(probe))
+    client = NotebookClient(
+        nb,
+        timeout=KERNEL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    client.execute()
+    lines = [
+        line
+        for output in nb.cells[-1].outputs
+        if output.get("output_type") == "stream" and output.get("name") == "stdout"
+        for line in output["text"].splitlines()
+        if line.startswith(MARKER)
+    ]
+    assert len(lines) == 1, f"the probe cell printed no sample: {nb.cells[-1].outputs}"
+    sample: dict[str, Any] = json.loads(lines[0].removeprefix(MARKER))
+    return sample
+
+
+def assert_same_prediction(actual: Any, expected: Any, record: dict[str, Any]) -> None:
+    if isinstance(expected, float):
+        assert actual == pytest.approx(expected, rel=1e-6), record
+    else:
+        assert actual == expected, record
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_promoted_project_serves_the_notebook_model(notebook: Path, tmp_path: Path) -> None:
+    # The notebook runs in a copy of its folder, so relative data paths work and the
+    # repository is not touched.
+    workdir = tmp_path / "notebooks"
+    shutil.copytree(EXAMPLES, workdir)
+    plan = promote(notebook, tmp_path / "unused", pretend=True).plan
+    assert plan.model and plan.fit_input, "promote found no model in the notebook"
+
+    # 1. The notebook's own predictions for the first rows it was fitted on.
+    sample = notebook_sample(workdir / notebook.name, workdir, plan.model, plan.fit_input)
+    assert len(sample["records"]) == len(sample["predictions"]) == SAMPLE_ROWS
+
+    # 2. Promote.
+    project = tmp_path / "project"
+    assert main([str(notebook), "-o", str(project)]) == 0
+
+    # 3. Install into a fresh venv.
+    install_project(project)
+
+    # 4. The project's own checks.
+    run([venv_command(project, "ruff"), "check", "."], project)
+    run([venv_command(project, "ruff"), "format", "--check", "."], project)
+    run([venv_command(project, "pytest"), "-q", "-p", "no:cacheprovider"], project)
+
+    # 5. Train.
+    run([venv_command(project, f"{plan.project_name}-train")], project)
+    assert (project / "artifacts" / "model.joblib").is_file()
+
+    # 6. Serve, and compare with the notebook over HTTP.
+    serve = venv_command(project, f"{plan.project_name}-serve")
+    with serving([serve], project, tmp_path / "serve.log") as url:
+        assert http("GET", f"{url}/ready")[0] == 200
+        for record, expected in zip(sample["records"], sample["predictions"], strict=True):
+            status, body = http("POST", f"{url}/predict", record)
+            assert status == 200, body
+            assert_same_prediction(body["prediction"], expected, record)
