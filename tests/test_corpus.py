@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import py_compile
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from helpers import CORPUS
 
 from promote.api import promote
 from promote.errors import PromoteError
+from promote.render import ruff_path
 
 
 def corpus_notebooks() -> list[pytest.param]:  # type: ignore[valid-type]
@@ -45,4 +47,7 @@ def test_corpus_notebook_is_promoted_or_refused(notebook: Path, tmp_path: Path) 
         py_compile.compile(str(path), doraise=True)
     package = target / "src" / result.plan.package_name
     assert (package / "pipeline.py").is_file()
+    for command in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
+        lint = subprocess.run([ruff_path(), *command], cwd=target, capture_output=True, text=True)
+        assert lint.returncode == 0, f"the project's own `make lint` fails:\n{lint.stdout}"
     OUTCOMES["promoted"] += 1

@@ -19,6 +19,9 @@ from promote.render import Rendered, render
 __all__ = ["Promotion", "check", "default_name", "promote"]
 
 MAX_DATA_FILE_BYTES = 50 * 1024 * 1024
+GENERIC_NAMES = frozenset(
+    {"notebook", "notebooks", "solution", "solutions", "src", "nbs", "untitled"}
+)
 
 
 @dataclass(frozen=True)
@@ -38,9 +41,12 @@ def check(notebook: Path | str) -> Analysis:
 
 def default_name(notebook: Path | str) -> str:
     """A project name from the notebook's file name: ``Churn Model.ipynb`` → ``churn-model``."""
-    stem = Path(notebook).stem
-    if stem == "notebook":  # a generic name: the folder says more
-        stem = Path(notebook).resolve().parent.name or stem
+    path = Path(notebook).resolve()
+    stem = path.stem
+    for folder in path.parents:  # a generic name: the folders above say more
+        if stem.lower() not in GENERIC_NAMES:
+            break
+        stem = folder.name or stem
     name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")
     return name or "model-service"
 

@@ -147,7 +147,7 @@ def _pipeline(plan: Plan) -> str:
     model, features = (
         ("trained_model", "training_input") if rebound else (plan.model, plan.fit_input)
     )
-    metrics = ", ".join(f'"{m}": {m}' for m in plan.metrics)
+    metrics = ", ".join(f'"{m}": {m}' for m in dict.fromkeys(plan.metrics))
     lines.append(
         f"return TrainingResult(model={model}, features={features}, "
         f"metrics=_as_floats({{{metrics}}}))"

@@ -19,7 +19,7 @@ from promote.codegen import generate
 from promote.errors import RenderError, TargetExistsError
 from promote.planning import Plan
 
-__all__ = ["Rendered", "render", "template_path"]
+__all__ = ["Rendered", "render", "ruff_path", "template_path"]
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def _copier(plan: Plan, project: Path) -> None:
         raise RenderError(project, f"the template failed to render ({exc})") from exc
 
 
-def _ruff() -> str:
+def ruff_path() -> str:
     try:
         from ruff.__main__ import find_ruff_bin
 
@@ -115,30 +115,26 @@ def _ruff() -> str:
 
 
 def _format(project: Path, files: list[str]) -> None:
-    """Sort imports and format the generated modules with the project's own ruff settings."""
-    ruff = _ruff()
-    subprocess.run(
-        [
-            ruff,
-            "check",
-            "--no-cache",
-            "--fix",
-            "--select",
-            "I,F401",
-            "--quiet",
-            "--exit-zero",
-            *files,
-        ],
-        cwd=project,
-        capture_output=True,
-        check=False,
-    )
-    subprocess.run(
-        [ruff, "format", "--no-cache", "--quiet", *files],
-        cwd=project,
-        capture_output=True,
-        check=False,
-    )
+    """Fix, format and lint the generated modules with the project's own ruff settings.
+
+    Safe fixes first, then assignments to locals nothing reads (the call, if any, is kept), then
+    the formatter. What is left is the notebook's own style debt: each such line gets an explicit
+    ``# noqa: CODE`` so the project lints clean from the start and the debt stays visible.
+    """
+    ruff = ruff_path()
+    steps = [
+        ["check", "--fix", "--exit-zero"],
+        ["check", "--fix", "--unsafe-fixes", "--select", "F841", "--exit-zero"],
+        ["format"],
+        ["check", "--add-noqa", "--exit-zero"],
+    ]
+    for step in steps:
+        subprocess.run(
+            [ruff, *step, "--no-cache", "--quiet", *files],
+            cwd=project,
+            capture_output=True,
+            check=False,
+        )
 
 
 def _check_compiles(project: Path, files: list[str]) -> None:

@@ -119,6 +119,8 @@ def _is_display(node: ast.stmt, reads: list[str], context: Context) -> bool:
             return True  # `print(...)`, `pd.DataFrame(...)` shown and thrown away
         # `df`, `df.shape`, `len(x), len(y)`, `df.corr()[t].drop(t)`: nothing in it changes state
         return not any(_changes_state(c) for c in calls)
+    if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+        return _draws(node.value)  # `ax = df.plot.scatter(...)`
     if isinstance(node, ast.For | ast.With | ast.If):
         inner = [s for s in node.body if not isinstance(s, ast.Pass)]
         return bool(inner) and all(
@@ -151,6 +153,16 @@ def _changes_state(call: ast.Call) -> bool:
     if isinstance(func, ast.Name) and name[:1].isupper():
         return False  # a constructor whose result is thrown away
     return isinstance(func, ast.Name) or bool(tables.STATE_CHANGING_CALL.match(name))
+
+
+def _draws(call: ast.Call) -> bool:
+    """A call into a DataFrame's or Series' plotting API: ``df.plot(...)``, ``s.plot.bar()``."""
+    node: ast.expr = call.func
+    while isinstance(node, ast.Attribute | ast.Call | ast.Subscript):
+        if isinstance(node, ast.Attribute) and node.attr in {"plot", "hist", "boxplot"}:
+            return True
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return False
 
 
 def _shows(call: ast.Call) -> bool:

@@ -86,7 +86,8 @@ def plan(
         for m in drafts
     )
     used = frozenset().union(*(m.reads for m in modules)) if modules else frozenset()
-    metrics = tuple(n for g in groups if g.stage == "evaluate" for n in g.returns if _is_metric(n))
+    metric_names = _metric_names(analysis, kept)
+    metrics = tuple(n for g in groups for n in g.returns if n in metric_names)
     dependencies = _dependencies(analysis, used, installed, local_modules)
     unpinned = tuple(
         d.UnpinnedDependency(None, distribution=r)
@@ -200,9 +201,8 @@ def _kept_statements(analysis: Analysis) -> dict[int, list[Statement]]:
     model = analysis.model
     assert model is not None
     live = {model.name, model.fit_input or ""}
+    live |= _metric_names(analysis, kept)
     for cell in analysis.cells:
-        if _stage(cell) == "evaluate":
-            live |= {n for s in kept[cell.index] for n in s.binds if _is_metric(n)}
         if _stage(cell) == "predict" and cell.statements:
             live |= set(cell.statements[-1].reads)
     for cell in reversed(analysis.cells):
@@ -283,10 +283,10 @@ def _dataflow(
             group.binds.update(stmt.binds)
         for name in group.binds:
             supplier[name] = number
-    _force_returns(groups, analysis)
+    _force_returns(groups, analysis, _metric_names(analysis, kept))
 
 
-def _force_returns(groups: list[_Group], analysis: Analysis) -> None:
+def _force_returns(groups: list[_Group], analysis: Analysis, metrics: set[str]) -> None:
     """The service needs the model and its input; the metrics file needs the metrics."""
     model = analysis.model
     assert model is not None
@@ -295,10 +295,25 @@ def _force_returns(groups: list[_Group], analysis: Analysis) -> None:
             for name in (model.name, model.fit_input):
                 if name and name in group.binds and name not in group.returns:
                     group.returns.append(name)
-        if group.stage == "evaluate":
-            group.returns.extend(
-                n for n in sorted(group.binds) if _is_metric(n) and n not in group.returns
-            )
+        group.returns.extend(n for n in sorted(group.binds & metrics) if n not in group.returns)
+
+
+def _metric_names(analysis: Analysis, kept: dict[int, list[Statement]]) -> set[str]:
+    """Names given the value of a metric call (``mae = mean_absolute_error(...)``), any stage."""
+    evaluate = dict(tables.ROLE_CALLS)["evaluate"]
+    names: set[str] = set()
+    for cell in analysis.cells:
+        for stmt in kept[cell.index]:
+            if not isinstance(stmt.node, ast.Assign | ast.AnnAssign) or not stmt.binds:
+                continue
+            called = [
+                n.func.id if isinstance(n.func, ast.Name) else getattr(n.func, "attr", "")
+                for n in ast.walk(stmt.node)
+                if isinstance(n, ast.Call)
+            ]
+            if any(evaluate.search(c) for c in called):
+                names.update(n for n in stmt.binds if _is_metric(n) or cell.role == "evaluate")
+    return names
 
 
 def _is_metric(name: str) -> bool:
@@ -416,9 +431,19 @@ def _modules(
     home = _homes(by_module, analysis, pure)
     definitions: dict[str, list[str]] = {}
     reads: dict[str, set[str]] = {}
+    latest = {  # a notebook that redefines a function to improve it means the last version
+        stmt.binds[0]: id(stmt)
+        for cell in analysis.cells
+        for stmt in cell.statements
+        if stmt.kind == "definition"
+    }
     for cell in analysis.cells:
         for stmt in cell.statements:
-            if stmt.kind == "definition" and stmt.binds[0] in home:
+            if (
+                stmt.kind == "definition"
+                and stmt.binds[0] in home
+                and latest[stmt.binds[0]] == id(stmt)
+            ):
                 module = home[stmt.binds[0]]
                 definitions.setdefault(module, []).append(
                     "\n".join(sources[cell.index][stmt.start : stmt.end])
