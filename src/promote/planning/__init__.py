@@ -253,6 +253,7 @@ def _shown_result(analysis: Analysis, last: CellAnalysis) -> Statement | None:
                 isinstance(n, ast.Call) for n in ast.walk(stmt.node)
             ):
                 found = stmt
+                break
     return found
 
 
