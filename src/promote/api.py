@@ -16,7 +16,7 @@ from promote.notebook import read
 from promote.planning import Plan, plan
 from promote.render import Rendered, render
 
-__all__ = ["Promotion", "check", "default_name", "promote"]
+__all__ = ["Promotion", "check", "default_name", "installed_versions", "promote"]
 
 MAX_DATA_FILE_BYTES = 50 * 1024 * 1024
 GENERIC_NAMES = frozenset(
@@ -69,17 +69,19 @@ def promote(
     result = plan(
         analysis,
         project_name,
-        installed=_installed(),
+        installed=installed_versions(),
         local_modules=_local_modules(analysis, folder),
         data_paths={literal: project for literal, (_, project) in data_files.items()},
     )
     copies = {source: project for source, project in data_files.values()}
     if pretend:
         return Promotion(result, target, None, copies)
-    return Promotion(result, target, render(result, target, data_files=copies, force=force), copies)
+    rendered = render(result, target, data_files=copies, force=force, notebook=path)
+    return Promotion(result, target, rendered, copies)
 
 
-def _installed() -> dict[str, str]:
+def installed_versions() -> dict[str, str]:
+    """Distribution name (normalized) → version, for what is installed where promote runs."""
     versions: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
         name = dist.metadata["Name"]

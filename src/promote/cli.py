@@ -8,10 +8,12 @@ from pathlib import Path
 
 import click
 
-from promote import __version__, api, report
+from promote import __version__, api, lifecycle, report
 from promote.errors import PromoteError
 
-__all__ = ["main"]
+__all__ = ["UPDATE_CONFLICTS", "main"]
+
+UPDATE_CONFLICTS = 3  # `promote update` applied the changes but left conflicts to resolve
 
 
 class _DefaultToPromote(click.Group):
@@ -31,6 +33,8 @@ def cli() -> None:
     \b
       promote NOTEBOOK [-o DIR]     generate the project
       promote check NOTEBOOK        report what promote sees, write nothing
+      promote new [DIR]             start a project from the template, no notebook
+      promote update [DIR]          bring template and notebook changes in, keep your edits
     """
 
 
@@ -61,6 +65,57 @@ def build(
     if result.rendered.backup:
         click.echo(f"the previous content was moved to {result.rendered.backup}")
     click.echo(f"next: cd {result.rendered.target} && make install train test serve")
+
+
+@cli.command("new")
+@click.argument("directory", type=click.Path(path_type=Path), default=".")
+@click.option("--defaults", is_flag=True, help="Take the template's defaults; ask nothing.")
+@click.option(
+    "-d", "--data", "data", multiple=True, metavar="KEY=VALUE", help="Answer a template question."
+)
+@click.option("--force", is_flag=True, help="Replace a non-empty directory (kept as a backup).")
+def new(directory: Path, defaults: bool, data: tuple[str, ...], force: bool) -> None:
+    """Start a project in DIRECTORY from the template, with no notebook."""
+    answers: dict[str, str] = {}
+    for item in data:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="-d")
+        answers[key.strip()] = value
+    answers.setdefault("project_name", api.default_name(Path(directory).resolve().name + ".ipynb"))
+    rendered = lifecycle.new(Path(directory), answers, defaults=defaults, force=force)
+    click.echo(f"created {rendered.target}")
+    click.echo(f"next: cd {rendered.target} && make install train test serve")
+
+
+@cli.command("update")
+@click.argument("directory", type=click.Path(path_type=Path), default=".")
+@click.option(
+    "--notebook", type=click.Path(path_type=Path), help="Regenerate from this notebook instead."
+)
+@click.option("--pretend", is_flag=True, help="Show what would change; write nothing.")
+def update(directory: Path, notebook: Path | None, pretend: bool) -> None:
+    """Bring template and notebook changes into the project in DIRECTORY, keeping your edits."""
+    result = lifecycle.update(directory, notebook=notebook, pretend=pretend)
+    verb = "would change" if pretend else "changed"
+    click.echo(f"template {result.template_from or '?'} -> {result.template_to}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if not result.changes:
+        click.echo("already up to date")
+    for change in result.changes:
+        click.echo(f"  {change.status:<9} {change.path}")
+    if result.conflicts:
+        click.secho(
+            f"{len(result.conflicts)} conflict(s): resolve the <<<<<<< markers in "
+            + ", ".join(result.conflicts)
+            + ", then commit.",
+            fg="yellow",
+            err=True,
+        )
+        sys.exit(UPDATE_CONFLICTS)
+    if result.changes and not pretend:
+        click.echo(f"{len(result.changes)} file(s) {verb}: review with `git diff`, then commit.")
 
 
 @cli.command("check")

@@ -6,6 +6,7 @@ directory beside the target and moved into place in one rename.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -13,13 +14,26 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from promote import __version__
 from promote.codegen import generate
 from promote.errors import RenderError, TargetExistsError
+from promote.gitutil import commit_all, commit_files_to_branch, git
 from promote.planning import Plan
+from promote.store import TemplateRef, sync
 
-__all__ = ["Rendered", "render", "ruff_path", "template_path"]
+__all__ = [
+    "GENERATED_BRANCH",
+    "Rendered",
+    "format_files",
+    "generated_message",
+    "render",
+    "ruff_path",
+    "write_project",
+]
+
+GENERATED_BRANCH = "promote/generated"
 
 
 @dataclass(frozen=True)
@@ -31,34 +45,55 @@ class Rendered:
     files: tuple[str, ...]
 
 
-def template_path() -> Path:
-    """The copier template shipped with promote (inside the wheel, or in a source checkout)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_template", here.parents[1] / "templates" / "service"):
-        if (candidate / "copier.yml").is_file():
-            return candidate
-    raise RenderError(here, "promote's project template is missing from the installation")
-
-
 def render(
     plan: Plan,
     target: Path,
     *,
     data_files: Mapping[Path, str] | None = None,
     force: bool = False,
+    notebook: Path | None = None,
 ) -> Rendered:
     """Render ``plan`` into ``target``; ``data_files`` maps files to copy to project paths."""
+    answers = {
+        "project_name": plan.project_name,
+        "package_name": plan.package_name,
+        "description": f"Model service promoted from {plan.notebook_name}",
+        "promote_version": __version__,
+        "source_notebook": plan.notebook_name,
+        "dependencies": list(plan.dependencies),
+    }
+    return write_project(
+        answers, target, files=generate(plan), data_files=data_files, force=force, notebook=notebook
+    )
+
+
+def write_project(
+    answers: dict[str, Any],
+    target: Path,
+    *,
+    files: Mapping[str, str] | None = None,
+    data_files: Mapping[Path, str] | None = None,
+    force: bool = False,
+    notebook: Path | None = None,
+    defaults: bool = True,
+) -> Rendered:
+    """Render the template with ``answers`` plus ``files`` into ``target``, atomically.
+
+    The project becomes a git repository with one commit; the generated modules are also
+    recorded on the ``promote/generated`` branch, the base of later ``promote update`` merges.
+    """
     target = target.resolve()
     if target.exists() and not target.is_dir():
         raise RenderError(target, "it exists and is not a directory")
     if target.exists() and any(target.iterdir()) and not force:
         raise TargetExistsError(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    files = dict(files or {})
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.promote-", dir=target.parent))
     try:
         project = scratch / "project"
-        _copier(plan, project)
-        files = generate(plan)
+        ref = sync()
+        _copier(ref, answers, project, defaults=defaults)
         for relative, source in files.items():
             path = project / relative
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,37 +102,56 @@ def render(
             destination = project / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source_path, destination)
-        _format(project, sorted(files))
-        _check_compiles(project, sorted(files))
+        formatted = format_files(project, sorted(files))
+        what = f"from {notebook.name}" if notebook else "from the template"
+        git(project, "init", "--quiet", "--initial-branch=main")
+        commit_all(project, f"Generate the project {what} with promote {__version__}")
+        if formatted:
+            commit_files_to_branch(
+                project, GENERATED_BRANCH, formatted, generated_message(notebook)
+            )
         backup = _swap(project, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return Rendered(target=target, backup=backup, files=tuple(sorted(files)))
 
 
-def _copier(plan: Plan, project: Path) -> None:
+def generated_message(notebook: Path | None) -> str:
+    """The commit message that records where the generated modules came from."""
+    lines = [f"promote {__version__}: modules generated from the notebook", ""]
+    if notebook is not None:
+        digest = hashlib.sha256(notebook.read_bytes()).hexdigest()
+        lines += [f"Notebook: {notebook.resolve()}", f"Notebook-SHA256: {digest}"]
+    return "\n".join(lines) + "\n"
+
+
+def format_files(project: Path, files: list[str]) -> dict[str, str]:
+    """Fix and format ``files`` inside ``project``; check they compile; return their text."""
+    if not files:
+        return {}
+    _format(project, files)
+    _check_compiles(project, files)
+    return {relative: (project / relative).read_text(encoding="utf-8") for relative in files}
+
+
+def _copier(ref: TemplateRef, answers: dict[str, Any], project: Path, *, defaults: bool) -> None:
     from copier import run_copy  # imported here: copier is slow to import and only needed here
 
-    data = {
-        "project_name": plan.project_name,
-        "package_name": plan.package_name,
-        "description": f"Model service promoted from {plan.notebook_name}",
-        "promote_version": __version__,
-        "source_notebook": plan.notebook_name,
-        "dependencies": list(plan.dependencies),
-    }
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             run_copy(
-                str(template_path()),
+                str(ref.path),
                 project,
-                data=data,
-                defaults=True,
+                data=answers,
+                vcs_ref=ref.tag,
+                defaults=defaults,
                 quiet=True,
                 overwrite=True,
                 unsafe=False,
             )
+    except (KeyboardInterrupt, SystemExit):
+        raise
     except Exception as exc:  # copier raises many kinds; none may leave a partial target
         raise RenderError(project, f"the template failed to render ({exc})") from exc
 
