@@ -184,3 +184,12 @@ def test_skip_tag_removes_a_cell() -> None:
     analysis = analyse_cells("a = 1", code("a = broken(", tags=("promote: skip",)))
     assert [c.index for c in analysis.cells] == [1]
     assert analysis.errors == ()
+
+
+def test_a_loop_that_draws_on_an_axis_is_display() -> None:
+    """A loop that computes only to draw on `ax` reads `ax`: it is display, not package code."""
+    analysis = analyse_cells(
+        "import matplotlib.pyplot as plt",
+        "ax = plt.axes()\nfor s in scores:\n    m = s * 2\n    ax.plot(m)",
+    )
+    assert [s.kind for s in analysis.cells[1].statements] == ["display", "display"]

@@ -72,9 +72,15 @@ def _imports_plotting(node: ast.stmt) -> bool:
 
 
 def _reads_before_bind(node: ast.stmt, name: str) -> bool:
-    """Whether a name the statement binds is also read from outside (``x = x + 1``)."""
+    """Whether a name the statement binds is also read from outside (``x = x + 1``).
+
+    Only a loop's own target is bound before the body reads it; a name the body rebinds by
+    mutation (``ax.plot(...)``) is still read from outside the loop.
+    """
     if isinstance(node, ast.For | ast.AsyncFor):
-        return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node.iter))
+        targets = {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+        if name in targets:
+            return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node.iter))
     return True
 
 
