@@ -6,6 +6,7 @@ fresh virtual environment with uv, and exercised through its own tools and comma
 
 import json
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,13 @@ def test_rendered_files(project: Path) -> None:
     assert f"project_name: {PROJECT_NAME}" in answers
     requirements = requirement_lines(project)
     assert requirements == sorted(requirements, key=str.lower)
-    assert {"fastapi==0.165.0", "scikit-learn==1.9.1", "pytest==9.2.0"} <= set(requirements)
+    assert {
+        "fastapi==0.165.0",
+        "scikit-learn==1.9.1",
+        "pytest==9.2.0",
+        "prometheus-client==0.26.0",
+        "pydantic-settings==2.16.3",
+    } <= set(requirements)
 
 
 def test_makefile_lists_its_targets(project: Path) -> None:
@@ -101,6 +108,22 @@ def test_train_then_serve_over_http(server: str, project: Path) -> None:
     assert status == 200, body
     assert body["prediction"] == sample["predictions"][0]
     assert set(body["probabilities"]) == {"setosa", "versicolor", "virginica"}
+
+    status, body = http("POST", f"{server}/predict/batch", sample["records"])
+    assert status == 200, body
+    assert [result["prediction"] for result in body] == sample["predictions"]
+    status, body = http("POST", f"{server}/predict/batch", [sample["records"][0], {}])
+    assert status == 422
+    assert ["body", 1, "sepal_length_cm"] in [error["loc"] for error in body["detail"]]
+
+    status, body = http("GET", f"{server}/version")
+    assert status == 200
+    assert body["package"] == PACKAGE_NAME
+    assert len(body["model_sha256"]) == 64
+
+    with urllib.request.urlopen(f"{server}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert 'predictions_total{endpoint="/predict/batch"} 5.0' in metrics
 
 
 def test_render_for_a_notebook(tmp_path: Path) -> None:

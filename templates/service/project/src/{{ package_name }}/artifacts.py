@@ -10,6 +10,7 @@ An artifacts directory holds four files:
 * ``metrics.json``: the metrics reported by the pipeline.
 """
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -94,6 +95,7 @@ class LoadedModel:
     sample: dict[str, Any] = field(repr=False)  # {"records": [...], "predictions": [...]}
     metrics: dict[str, float]
     directory: Path
+    model_sha256: str = ""  # of model.joblib: identifies the model being served
 
 
 def save(result: TrainingOutput, directory: Path) -> None:
@@ -124,7 +126,17 @@ def load(directory: Path) -> LoadedModel:
         sample=_read_json(directory / SAMPLE_FILE),
         metrics=_read_json(directory / METRICS_FILE),
         directory=directory,
+        model_sha256=file_sha256(directory / MODEL_FILE),
     )
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, in hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def infer_schema(features: Any) -> Schema:

@@ -56,6 +56,34 @@ def validate_record(schema: Schema, record: Mapping[str, Any]) -> list[FieldErro
     return errors
 
 
+def record_json_schema(schema: Schema) -> dict[str, Any]:
+    """The JSON Schema of one record (documentation: ``validate_record`` is the check)."""
+    properties: dict[str, Any]
+    if schema.kind == "table":
+        properties = {
+            column.name: {"type": [column.type, "null"] if column.nullable else column.type}
+            for column in schema.columns
+        }
+    elif schema.kind == "text":
+        properties = {TEXT_FIELD: {"type": "string"}}
+    else:
+        element = ARRAY_ELEMENT_TYPES.get(np.dtype(schema.dtype).kind, "number")
+        properties = {
+            ARRAY_FIELD: {
+                "type": "array",
+                "items": {"type": element},
+                "minItems": schema.n_features,
+                "maxItems": schema.n_features,
+            }
+        }
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
 def build_input(schema: Schema, records: Sequence[Mapping[str, Any]]) -> Any:
     """Build the model input for valid records, in the form the model was fitted on."""
     if schema.kind == "text":

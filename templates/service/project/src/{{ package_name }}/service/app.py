@@ -1,35 +1,62 @@
 """FastAPI application serving the trained model.
 
 * ``GET /health``: liveness, always 200 while the process is up;
-* ``GET /ready``: 200 once the model is loaded, 503 with the reason before;
+* ``GET /ready``: 200 once the model is loaded and warmed, 503 with the reason before;
 * ``GET /schema``: the input the model expects, with an example record;
-* ``POST /predict``: one JSON record in, ``{"prediction": ..., "probabilities": ...}`` out.
+* ``POST /predict``: one JSON record in, ``{"prediction": ..., "probabilities": ...}`` out;
+* ``POST /predict/batch``: a JSON array of records in (at most ``MAX_BATCH_SIZE``), a
+  JSON array of predictions out, in the same order;
+* ``GET /version``: project, package and model versions (the model's SHA-256);
+* ``GET /metrics``: Prometheus metrics (see ``metrics.py``).
+
+Invalid input is answered with 422 naming the field (and the record's index in a batch),
+an oversized body with 413, a missing or wrong API key (when ``API_KEY`` is set) with 401,
+no model with 503. Settings come from the environment (``config.py``).
 
 The model is loaded from the artifacts directory when the application starts (in its
 lifespan), never at import time. If the artifacts are missing the service still starts,
 and reports why it is not ready.
 """
 
+import json
 import logging
-import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, HTTPException, status
+from fastapi import Body, FastAPI, HTTPException, Response, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from .. import PROJECT_NAME, __version__
-from ..artifacts import LoadedModel, load
-from ..inference import InvalidRecordError, predict
+from .. import PACKAGE_NAME, PROJECT_NAME, PROMOTE_VERSION, TEMPLATE_VERSION, __version__
+from ..artifacts import SAMPLE_FILE, LoadedModel, load
+from ..inference import (
+    FieldError,
+    InvalidRecordError,
+    predict,
+    record_json_schema,
+    validate_record,
+)
+from .config import ServiceSettings
+from .metrics import Metrics
+from .middleware import (
+    API_KEY_HEADER,
+    ApiKeyMiddleware,
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+)
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ARTIFACTS_DIR = "artifacts"
 NOT_TRAINED = "model not trained: run make train"
+# Answered without an API key even when one is required (probes of the orchestrator).
+OPEN_PATHS = frozenset({"/health", "/ready"})
+
+NOT_LOADED = {503: {"description": "The model is not loaded"}}
+INVALID = {422: {"description": "The input does not match the model input (fields named)"}}
 
 
 class Health(BaseModel):
@@ -39,6 +66,15 @@ class Health(BaseModel):
 class Prediction(BaseModel):
     prediction: Any
     probabilities: dict[str, float | None] | None = None
+
+
+class Version(BaseModel):
+    project: str
+    package: str
+    version: str
+    model_sha256: str | None  # of model.joblib; null while no model is loaded
+    promote_version: str
+    template_version: str
 
 
 @dataclass
@@ -56,80 +92,206 @@ class ModelState:
 
 def artifacts_dir_from_env() -> Path:
     """The artifacts directory: $ARTIFACTS_DIR, by default ``artifacts``."""
-    return Path(os.environ.get("ARTIFACTS_DIR", DEFAULT_ARTIFACTS_DIR))
+    return ServiceSettings().artifacts_dir
 
 
 def load_model(state: ModelState, directory: Path) -> None:
-    """Load the artifacts into ``state``; on failure record the reason instead."""
+    """Load the artifacts into ``state`` and warm the model up on the saved sample.
+
+    On failure ``state`` records the reason instead, and the service is not ready.
+    """
     try:
-        state.loaded = load(directory)
+        loaded = load(directory)
+        records = loaded.sample.get("records", [])[:1]
+        if records:
+            predict(loaded, records)  # the first prediction pays for lazy initialisation
     except FileNotFoundError as error:
         state.reason = NOT_TRAINED
         logger.warning("%s (%s)", NOT_TRAINED, error)
     except Exception:
         state.reason = f"failed to load the model from {directory}: see the service log"
-        logger.exception("failed to load the model from %s", directory)
+        logger.exception("failed to load or warm up the model from %s", directory)
     else:
-        logger.info("loaded the model from %s", directory.resolve())
+        state.loaded = loaded
+        logger.info(
+            "loaded the model from %s",
+            directory.resolve(),
+            extra={"fields": {"model_sha256": loaded.model_sha256}},
+        )
 
 
-def create_app(artifacts_dir: Path | None = None) -> FastAPI:
+def field_errors(errors: Sequence[FieldError], *where: int) -> list[dict[str, Any]]:
+    """422 details in FastAPI's shape: ``loc`` is ``["body", (index,) field]``."""
+    return [
+        {"loc": ["body", *where, error.field], "msg": error.message, "type": "value_error"}
+        for error in errors
+    ]
+
+
+def create_app(
+    artifacts_dir: Path | None = None, settings: ServiceSettings | None = None
+) -> FastAPI:
     """Create the application; it loads the model from ``artifacts_dir`` on start-up.
 
-    Without ``artifacts_dir`` the directory comes from $ARTIFACTS_DIR (default
-    ``artifacts``), read at start-up.
+    ``settings`` default to the environment's (``config.py``); ``artifacts_dir``, when
+    given, overrides their ``artifacts_dir``.
     """
+    settings = settings if settings is not None else ServiceSettings()
+    directory = artifacts_dir if artifacts_dir is not None else settings.artifacts_dir
     state = ModelState()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        directory = artifacts_dir if artifacts_dir is not None else artifacts_dir_from_env()
         await run_in_threadpool(load_model, state, directory)
+        if state.loaded is not None:
+            metrics.model_loaded.set(1)
+            metrics.model_info.labels(__version__, state.loaded.model_sha256).set(1)
         yield
+        logger.info("shutting down")
 
-    app = FastAPI(title=PROJECT_NAME, version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title=PROJECT_NAME,
+        version=__version__,
+        description="Predictions of the model trained by this project's pipeline.",
+        lifespan=lifespan,
+    )
+
+    def reject(endpoint: str, reason: str, detail: Any, error: Exception) -> HTTPException:
+        metrics.prediction_errors.labels(endpoint, reason).inc()
+        if reason == "rejected":
+            # The records match the schema, but the model refuses them (for example a
+            # category it never saw during training).
+            logger.warning("the model rejected the input: %s", error)
+        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+
+    def run_model(endpoint: str, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        loaded = state.require()
+        try:
+            results = predict(loaded, records)
+        except InvalidRecordError as error:
+            raise reject(endpoint, "invalid", field_errors(error.errors), error) from error
+        except (TypeError, ValueError) as error:
+            detail = [{"loc": ["body"], "msg": f"the model rejected the input: {error}"}]
+            raise reject(endpoint, "rejected", detail, error) from error
+        metrics.predictions.labels(endpoint).inc(len(results))
+        return [Prediction(**result) for result in results]
 
     @app.get("/health")
     def health() -> Health:
         return Health(status="ok")
 
-    @app.get("/ready", responses={503: {"description": "The model is not loaded"}})
+    @app.get("/ready", responses=NOT_LOADED)
     def ready() -> Health:
         state.require()
         return Health(status="ready")
 
-    @app.get("/schema", responses={503: {"description": "The model is not loaded"}})
+    @app.get("/schema", responses=NOT_LOADED)
     def schema() -> dict[str, Any]:
         loaded = state.require()
         examples = loaded.sample.get("records", [])
         return {"input": loaded.schema.to_json(), "example": examples[0] if examples else None}
 
-    # A plain `def` endpoint: FastAPI runs it in its threadpool, so the CPU-bound
+    # Plain `def` endpoints: FastAPI runs them in its threadpool, so the CPU-bound
     # prediction does not block the event loop.
-    @app.post(
-        "/predict",
-        response_model_exclude_unset=True,
-        responses={
-            422: {"description": "The record does not match the model input"},
-            503: {"description": "The model is not loaded"},
-        },
-    )
+    @app.post("/predict", response_model_exclude_unset=True, responses={**INVALID, **NOT_LOADED})
     def predict_record(record: Annotated[dict[str, Any], Body()]) -> Prediction:
-        loaded = state.require()
-        try:
-            [result] = predict(loaded, [record])
-        except InvalidRecordError as error:
-            detail = [
-                {"loc": ["body", e.field], "msg": e.message, "type": "value_error"}
-                for e in error.errors
-            ]
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from error
-        except (TypeError, ValueError) as error:
-            # The record matches the schema, but the model rejects it (for example a
-            # category it never saw during training).
-            logger.warning("the model rejected a record: %s", error)
-            detail = [{"loc": ["body"], "msg": f"the model rejected the input: {error}"}]
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from error
-        return Prediction(**result)
+        [result] = run_model("/predict", [record])
+        return result
 
+    @app.post(
+        "/predict/batch",
+        response_model_exclude_unset=True,
+        responses={**INVALID, **NOT_LOADED},
+    )
+    def predict_batch(records: Annotated[list[dict[str, Any]], Body()]) -> list[Prediction]:
+        loaded = state.require()
+        endpoint = "/predict/batch"
+        if not 1 <= len(records) <= settings.max_batch_size:
+            message = f"send between 1 and {settings.max_batch_size} records, not {len(records)}"
+            detail = [{"loc": ["body"], "msg": message, "type": "value_error"}]
+            raise reject(endpoint, "invalid", detail, ValueError(message))
+        errors = [
+            detail
+            for index, record in enumerate(records)
+            for detail in field_errors(validate_record(loaded.schema, record), index)
+        ]
+        if errors:
+            raise reject(endpoint, "invalid", errors, ValueError("invalid records"))
+        return run_model(endpoint, records)
+
+    @app.get("/version")
+    def version() -> Version:
+        return Version(
+            project=PROJECT_NAME,
+            package=PACKAGE_NAME,
+            version=__version__,
+            model_sha256=state.loaded.model_sha256 if state.loaded is not None else None,
+            promote_version=PROMOTE_VERSION,
+            template_version=TEMPLATE_VERSION,
+        )
+
+    @app.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+    def prometheus_metrics() -> Response:
+        content, media_type = metrics.render()
+        return Response(content=content, media_type=media_type)
+
+    def example_record() -> dict[str, Any] | None:
+        """The first sample record saved at training (artifacts/sample.json), if any."""
+        if state.loaded is not None:
+            records = state.loaded.sample.get("records", [])
+        else:
+            try:
+                records = json.loads((directory / SAMPLE_FILE).read_text()).get("records", [])
+            except (OSError, ValueError, AttributeError):
+                return None
+        return records[0] if records and isinstance(records[0], dict) else None
+
+    def openapi() -> dict[str, Any]:
+        """OpenAPI with the model's record schema and a real example, once it is loaded."""
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        single = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+        batch = document["paths"]["/predict/batch"]["post"]["requestBody"]["content"][
+            "application/json"
+        ]
+        if state.loaded is not None:
+            record = record_json_schema(state.loaded.schema)
+            single["schema"] = record
+            batch["schema"] = {
+                "type": "array",
+                "items": record,
+                "minItems": 1,
+                "maxItems": settings.max_batch_size,
+            }
+        example = example_record()
+        if example is not None:
+            single["example"] = example
+            batch["example"] = [example]
+        if settings.requires_api_key:
+            components = document.setdefault("components", {})
+            components.setdefault("securitySchemes", {})["ApiKey"] = {
+                "type": "apiKey",
+                "in": "header",
+                "name": API_KEY_HEADER,
+            }
+            document["security"] = [{"ApiKey": []}]
+        if state.loaded is not None:
+            app.openapi_schema = document  # final: cache it
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    # The last added is the outermost: request id, logs and metrics see every answer,
+    # 401 comes before the body is read, 413 as soon as it is too large.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.api_key is not None and settings.requires_api_key:
+        app.add_middleware(
+            ApiKeyMiddleware, api_key=settings.api_key.get_secret_value(), open_paths=OPEN_PATHS
+        )
+    endpoints = frozenset(getattr(route, "path", "") for route in app.routes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, endpoints=endpoints)
     return app

@@ -1,0 +1,82 @@
+"""Prometheus metrics of one application, in a registry of its own.
+
+* ``http_requests_total{endpoint, method, status}``: requests answered;
+* ``http_request_duration_seconds{endpoint, method}``: latency histogram;
+* ``http_requests_in_progress{endpoint}``: requests being served now;
+* ``predictions_total{endpoint}``: records predicted (a batch counts each record);
+* ``prediction_errors_total{endpoint, reason}``: requests refused as ``invalid`` input
+  (422) or ``rejected`` by the model;
+* ``model_loaded``: 1 once the model is loaded and warmed, else 0;
+* ``model_info{version, model_sha256}``: always 1, labels the model being served;
+* ``process_*`` / ``python_*``: the process's CPU, memory, file descriptors and GC.
+
+``endpoint`` is the route's path (``/predict``), or ``unmatched`` for unknown paths, so
+the number of series stays bounded.
+"""
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    gc_collector,
+    generate_latest,
+    platform_collector,
+    process_collector,
+)
+
+UNMATCHED = "unmatched"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        process_collector.ProcessCollector(registry=self.registry)
+        platform_collector.PlatformCollector(registry=self.registry)
+        gc_collector.GCCollector(registry=self.registry)
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests answered, by endpoint, method and status code",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, in seconds",
+            ["endpoint", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_progress = Gauge(
+            "http_requests_in_progress",
+            "HTTP requests being served",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "predictions",
+            "Records predicted, by endpoint",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.prediction_errors = Counter(
+            "prediction_errors",
+            "Prediction requests refused: invalid input, or rejected by the model",
+            ["endpoint", "reason"],
+            registry=self.registry,
+        )
+        self.model_loaded = Gauge(
+            "model_loaded", "1 when the model is loaded and warmed", registry=self.registry
+        )
+        self.model_info = Gauge(
+            "model_info",
+            "The model being served (always 1)",
+            ["version", "model_sha256"],
+            registry=self.registry,
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        """The metrics in Prometheus text format, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
