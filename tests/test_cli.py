@@ -6,6 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import nbformat
 import pytest
 from helpers import EXAMPLES, notebook_json
 
@@ -46,6 +47,20 @@ def test_promote_writes_a_project(tmp_path: Path, capsys: pytest.CaptureFixture[
         assert (target / name).is_file(), name
     assert "promoted" in capsys.readouterr().out
     assert not list(tmp_path.glob(".proj.promote-*")), "the scratch directory is removed"
+
+
+def test_what_the_package_leaves_out_is_kept_in_an_exploration_notebook(tmp_path: Path) -> None:
+    target = tmp_path / "proj"
+    assert main([str(CLASSIFIER), "-o", str(target)]) == 0
+    exploration = nbformat.read(target / "notebooks" / "exploration.ipynb", as_version=4)
+    nbformat.validate(exploration)
+    sources = [c.source for c in exploration.cells]
+    assert "from breast_cancer_classifier.train import train" in sources[1]
+    assert "model, X_test, y_test, X_train = train(X, y)" in sources[2]
+    assert "df.head()" in sources and "## Explore" in sources
+    assert any("plt.subplots" in s for s in sources)
+    package = "\n".join(p.read_text() for p in (target / "src").rglob("*.py"))
+    assert "df.head()" not in package and "plt." not in package
 
 
 def test_output_is_byte_identical_on_a_second_run(tmp_path: Path) -> None:

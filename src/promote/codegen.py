@@ -11,7 +11,7 @@ import tokenize
 
 from promote.planning import Function, Module, Plan
 
-__all__ = ["generate"]
+__all__ = ["exploration_notebook", "generate"]
 
 _HEADER = '''"""{title}
 
@@ -30,6 +30,52 @@ def generate(plan: Plan) -> dict[str, str]:
         files[f"{root}/{module.name}.py"] = _module(plan, module)
     files[f"{root}/pipeline.py"] = _pipeline(plan)
     return files
+
+
+def exploration_notebook(plan: Plan) -> str:
+    """``notebooks/exploration.ipynb``: what the package left out, after a cell that rebuilds
+    the notebook's variables by running the package's stages."""
+    import nbformat  # only this function needs it
+
+    imports = sorted({s for n, s in plan.imports.items() if not n.startswith("*")})
+    settings = sorted(plan.setting_names)
+    if settings:
+        imports.append(f"from {plan.package_name}.settings import {', '.join(settings)}")
+    for module in plan.modules:
+        names = [f.name for f in module.functions]
+        if names:
+            imports.append(f"from {plan.package_name}.{module.name} import {', '.join(names)}")
+    state = [
+        f"{', '.join(c.function.returns)} = {c.function.name}({', '.join(c.function.params)})"
+        if c.function.returns
+        else f"{c.function.name}({', '.join(c.function.params)})"
+        for c in plan.calls
+    ]
+    cells = [
+        nbformat.v4.new_markdown_cell(
+            f"# Exploration from {plan.notebook_name}\n\n"
+            "What promote left out of the package (plots, tables, experiments), in the "
+            "notebook's order. The next cell rebuilds the notebook's variables with the package, "
+            "so these cells run against the same code the service uses; names that only lived "
+            "inside a stage must be recomputed here."
+        ),
+        nbformat.v4.new_code_cell("\n".join(imports)),
+        nbformat.v4.new_code_cell("# the notebook's state, from the package\n" + "\n".join(state)),
+    ]
+    for kind, source in plan.exploration:
+        if kind == "markdown":
+            cells.append(nbformat.v4.new_markdown_cell(source))
+        else:
+            cells.append(nbformat.v4.new_code_cell(source))
+    for number, cell in enumerate(cells, start=1):
+        cell["id"] = f"cell-{number}"  # fixed ids: the same notebook gives the same file
+    node = nbformat.v4.new_notebook(
+        cells=cells,
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+    return str(nbformat.writes(node))
 
 
 def _settings(plan: Plan) -> str:

@@ -5,21 +5,27 @@ The analysis produces them, tests assert on them, and ``promote.report`` prints 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 __all__ = [
     "CellMagic",
     "ChangesDirectory",
+    "ConnectionStringWithCredentials",
     "Diagnostic",
     "ExternalNotebook",
     "FunctionReadsGlobal",
     "HardcodedSecret",
+    "HardcodedPath",
     "LocalModule",
+    "MissingSeed",
     "NetworkAccess",
+    "NeverExecuted",
     "NoCode",
     "OutOfOrderExecution",
     "PipInstall",
+    "Redefinition",
+    "SecretInOutput",
     "ShellCommand",
     "StarImport",
     "SyntaxErrorInCell",
@@ -28,17 +34,22 @@ __all__ = [
     "UnpinnedDependency",
     "UseBeforeDefinition",
     "WritesFile",
+    "WritesFileAtRunTime",
 ]
 
 
 @dataclass(frozen=True)
 class Diagnostic:
-    """Base of all findings. ``cell`` is the 1-based cell index, or None for the notebook."""
+    """Base of all findings. ``cell`` is the 1-based cell index, or None for the notebook.
+
+    ``line`` is the 1-based line inside the cell as the user wrote it, when it is known.
+    """
 
     code: ClassVar[str] = "P000"
     severity: ClassVar[str] = "warning"  # "error" blocks promotion, "warning" and "info" do not
 
     cell: int | None
+    line: int | None = field(default=None, kw_only=True)
 
     @property
     def message(self) -> str:
@@ -56,6 +67,7 @@ class Diagnostic:
             "code": self.code,
             "severity": self.severity,
             "cell": self.cell,
+            "line": self.line,
             "message": self.message,
             "hint": self.hint,
         }
@@ -66,7 +78,6 @@ class SyntaxErrorInCell(Diagnostic):
     code: ClassVar[str] = "P001"
     severity: ClassVar[str] = "error"
     detail: str = ""
-    line: int = 0
 
     @property
     def message(self) -> str:
@@ -162,13 +173,14 @@ class NetworkAccess(Diagnostic):
 
     @property
     def message(self) -> str:
-        return (
-            f"`{self.command}` downloads from the network; the project will not do that at run time"
-        )
+        return f"`{self.command}` reaches the network at run time"
 
     @property
     def hint(self) -> str:
-        return "Download the data once and read it from a local path."
+        return (
+            "Download the data once and read it from a local path (or make the URL a setting "
+            "the service can be given)."
+        )
 
 
 @dataclass(frozen=True)
@@ -312,3 +324,121 @@ class UnpinnedDependency(Diagnostic):
     @property
     def hint(self) -> str:
         return "Run promote in the environment the notebook ran in, or pin it in pyproject.toml."
+
+
+@dataclass(frozen=True)
+class HardcodedPath(Diagnostic):
+    code: ClassVar[str] = "P019"
+    path: str = ""
+
+    @property
+    def message(self) -> str:
+        where = "a home-directory path" if self.path.startswith("~") else "an absolute path"
+        return f"`{self.path}` is {where}; it will not exist where the project runs"
+
+    @property
+    def hint(self) -> str:
+        return (
+            "Put the file beside the notebook and read it by a relative path (promote copies it "
+            "into data/), or make the path a setting."
+        )
+
+
+@dataclass(frozen=True)
+class SecretInOutput(Diagnostic):
+    code: ClassVar[str] = "P020"
+    kind: str = ""
+
+    @property
+    def message(self) -> str:
+        return f"a saved output shows what looks like {self.kind}"
+
+    @property
+    def hint(self) -> str:
+        return "Clear the outputs (and rotate the secret: it is in the file's history)."
+
+
+@dataclass(frozen=True)
+class ConnectionStringWithCredentials(HardcodedSecret):
+    code: ClassVar[str] = "P021"
+    severity: ClassVar[str] = "error"
+    scheme: str = ""
+
+    @property
+    def message(self) -> str:
+        return f"a `{self.scheme}://` connection string in the code holds a user name and password"
+
+    @property
+    def hint(self) -> str:
+        return (
+            "Read the URL (or its password) from an environment variable, and rotate the password."
+        )
+
+
+@dataclass(frozen=True)
+class MissingSeed(Diagnostic):
+    code: ClassVar[str] = "P022"
+    call: str = ""
+    fix: str = ""
+
+    @property
+    def message(self) -> str:
+        return f"`{self.call}` draws random numbers without a seed, so training is not reproducible"
+
+    @property
+    def hint(self) -> str:
+        return f"{self.fix}." if self.fix else ""
+
+
+@dataclass(frozen=True)
+class Redefinition(Diagnostic):
+    code: ClassVar[str] = "P023"
+    name: str = ""
+    was: str = ""
+    now: str = ""
+    first: int = 0
+
+    @property
+    def message(self) -> str:
+        if self.was == self.now:
+            return f"{self.now} `{self.name}` is defined again (first in cell {self.first})"
+        return (
+            f"`{self.name}` was {self.was} (cell {self.first}) and becomes {self.now}; "
+            "cells in between and after read different things under one name"
+        )
+
+    @property
+    def hint(self) -> str:
+        return "Give the new meaning its own name, or keep one definition."
+
+
+@dataclass(frozen=True)
+class WritesFileAtRunTime(Diagnostic):
+    code: ClassVar[str] = "P024"
+    severity: ClassVar[str] = "info"
+    call: str = ""
+
+    @property
+    def message(self) -> str:
+        return f"`{self.call}` writes a file"
+
+    @property
+    def hint(self) -> str:
+        return (
+            "The project saves the model and metrics in artifacts/; drop writes that were only "
+            "for exploration, or write under artifacts/."
+        )
+
+
+@dataclass(frozen=True)
+class NeverExecuted(Diagnostic):
+    code: ClassVar[str] = "P025"
+    severity: ClassVar[str] = "info"
+
+    @property
+    def message(self) -> str:
+        return "this code cell was never run, while others were: the outputs do not reflect it"
+
+    @property
+    def hint(self) -> str:
+        return "Restart the kernel and run all cells before promoting."

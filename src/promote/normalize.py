@@ -82,6 +82,17 @@ class NormalizedCell:
     diagnostics: tuple[d.Diagnostic, ...] = ()
     syntax_error: d.SyntaxErrorInCell | None = None
     tree: ast.Module | None = field(default=None, compare=False, repr=False)
+    lines: tuple[int, ...] = ()  # line i+1 of ``source`` was line lines[i] of the cell as written
+
+    def original_line(self, line: int) -> int:
+        """The cell's own line number for line ``line`` (1-based) of the normalized source."""
+        return _original(self.lines, line)
+
+
+def _original(lines: tuple[int, ...], line: int) -> int:
+    if 0 < line <= len(lines):
+        return lines[line - 1]
+    return line
 
 
 @dataclass
@@ -89,53 +100,67 @@ class _Edits:
     cell: int
     requirements: list[str] = field(default_factory=list)
     diagnostics: list[d.Diagnostic] = field(default_factory=list)
+    body_lines: list[int] | None = None  # set when a cell magic's body is kept: its line map
 
 
 def normalize(source: str, cell: int) -> NormalizedCell:
     """Normalize the IPython source of code cell number ``cell`` (1-based, for messages)."""
     edits = _Edits(cell)
-    text = _normalize_text(source, edits)
+    text, origin = _normalize_text(source, edits)
+    lines = tuple(origin)
     try:
         tree = ast.parse(text)
     except SyntaxError as exc:
-        error = d.SyntaxErrorInCell(cell, detail=exc.msg or "syntax error", line=exc.lineno or 0)
+        line = _original(lines, exc.lineno or 0) if exc.lineno else 0
+        error = d.SyntaxErrorInCell(cell, detail=exc.msg or "syntax error", line=line)
         return NormalizedCell(
             source=text,
             requirements=tuple(edits.requirements),
             diagnostics=(*edits.diagnostics, error),
             syntax_error=error,
+            lines=lines,
         )
     return NormalizedCell(
         source=text,
         requirements=tuple(edits.requirements),
         diagnostics=tuple(edits.diagnostics),
         tree=tree,
+        lines=lines,
     )
 
 
-def _normalize_text(source: str, edits: _Edits) -> str:
+def _normalize_text(source: str, edits: _Edits) -> tuple[str, list[int]]:
+    """Plain Python for ``source``, and for each of its lines the line of ``source`` it came from."""
     source = _AUTOMAGIC_INSTALL.sub(r"\1%\2\3", source)
     try:
         text: str = TransformerManager().transform_cell(source)
     except (SyntaxError, ValueError, IndexError):
-        return source
+        return source, _identity(source)
+    lines = text.splitlines(keepends=True)
+    written = len(source.splitlines())
+    origin = [min(i, max(written, 1)) for i in range(1, len(lines) + 1)]
     try:
         tree = ast.parse(text)
     except SyntaxError:
-        return text
-    lines = text.splitlines(keepends=True)
-    replacements: list[tuple[int, int, str]] = []
-    _collect(tree.body, lines, edits, replacements, depth=0)
-    for start, end, new in sorted(replacements, reverse=True):
+        return text, origin
+    replacements: list[tuple[int, int, str, list[int]]] = []
+    _collect(tree.body, lines, origin, edits, replacements, depth=0)
+    for start, end, new, new_origin in sorted(replacements, reverse=True):
         lines[start:end] = [new] if new else []
-    return "".join(lines)
+        origin[start:end] = new_origin
+    return "".join(lines), origin
+
+
+def _identity(source: str) -> list[int]:
+    return list(range(1, len(source.splitlines()) + 1))
 
 
 def _collect(
     body: list[ast.stmt],
     lines: list[str],
+    origin: list[int],
     edits: _Edits,
-    out: list[tuple[int, int, str]],
+    out: list[tuple[int, int, str, list[int]]],
     depth: int,
 ) -> None:
     for stmt in body:
@@ -144,6 +169,7 @@ def _collect(
             method, args = call
             indent = re.match(r"\s*", lines[stmt.lineno - 1])
             pad = indent.group(0) if indent else ""
+            edits.body_lines = None
             new = _ACTIONS.get(method, _unknown_call)(args, edits, stmt)
             if new is None:
                 new = f"{pad}pass\n" if depth else ""
@@ -151,14 +177,21 @@ def _collect(
                 new = "".join(
                     f"{pad}{line}\n" if line.strip() else "\n" for line in new.splitlines()
                 )
-            out.append((stmt.lineno - 1, stmt.end_lineno or stmt.lineno, new))
+            here = origin[stmt.lineno - 1]
+            count = new.count("\n")
+            if edits.body_lines is not None:  # a cell magic's body starts on the next line
+                new_origin = [here + line for line in edits.body_lines[:count]]
+                new_origin += [here] * (count - len(new_origin))
+            else:
+                new_origin = [here] * count
+            out.append((stmt.lineno - 1, stmt.end_lineno or stmt.lineno, new, new_origin))
             continue
         for name in ("body", "orelse", "finalbody"):
             inner = getattr(stmt, name, None)
             if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
-                _collect(inner, lines, edits, out, depth + 1)
+                _collect(inner, lines, origin, edits, out, depth + 1)
         for handler in getattr(stmt, "handlers", []) or []:
-            _collect(handler.body, lines, edits, out, depth + 1)
+            _collect(handler.body, lines, origin, edits, out, depth + 1)
 
 
 def _ipython_call(stmt: ast.stmt) -> tuple[str, list[str]] | None:
@@ -202,7 +235,9 @@ def _cell_magic(args: list[str], edits: _Edits, stmt: ast.stmt) -> str | None:
     del stmt
     name, line, body = ([*args, "", "", ""])[:3]
     if name in UNWRAPPED_CELL_MAGICS:
-        return _normalize_text(body, edits).rstrip("\n") or None
+        text, origin = _normalize_text(body, edits)
+        edits.body_lines = origin
+        return text.rstrip("\n") or None
     if name == "writefile":
         edits.diagnostics.append(d.WritesFile(edits.cell, path=line.split()[-1] if line else ""))
     elif name in {"bash", "sh", "script", "system"}:

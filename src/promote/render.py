@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from promote import __version__
-from promote.codegen import generate
+from promote.codegen import exploration_notebook, generate
 from promote.errors import RenderError, TargetExistsError
 from promote.gitutil import commit_all, commit_files_to_branch, git
 from promote.planning import Plan
@@ -62,8 +62,15 @@ def render(
         "source_notebook": plan.notebook_name,
         "dependencies": list(plan.dependencies),
     }
+    extra = {"notebooks/exploration.ipynb": exploration_notebook(plan)}
     return write_project(
-        answers, target, files=generate(plan), data_files=data_files, force=force, notebook=notebook
+        answers,
+        target,
+        files=generate(plan),
+        data_files=data_files,
+        force=force,
+        notebook=notebook,
+        extra_files=extra,
     )
 
 
@@ -76,6 +83,7 @@ def write_project(
     force: bool = False,
     notebook: Path | None = None,
     defaults: bool = True,
+    extra_files: Mapping[str, str] | None = None,
 ) -> Rendered:
     """Render the template with ``answers`` plus ``files`` into ``target``, atomically.
 
@@ -98,6 +106,9 @@ def write_project(
             path = project / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(source, encoding="utf-8")
+        for relative, text in (extra_files or {}).items():  # written as is, not formatted
+            (project / relative).parent.mkdir(parents=True, exist_ok=True)
+            (project / relative).write_text(text, encoding="utf-8")
         for source_path, relative in sorted((data_files or {}).items()):
             destination = project / relative
             destination.parent.mkdir(parents=True, exist_ok=True)

@@ -110,6 +110,7 @@ def plan(
         dependencies=dependencies,
         data_files=tuple(sorted(data_paths.items())),
         diagnostics=(*analysis.diagnostics, *unpinned),
+        exploration=_exploration(analysis, sources, kept),
     )
 
 
@@ -513,6 +514,41 @@ def _spread(users: dict[str, set[str]], needs: Callable[[str], set[str]]) -> boo
 def _fixpoint(step: Callable[[], bool]) -> None:
     while step():
         pass
+
+
+def _exploration(
+    analysis: Analysis, sources: dict[int, list[str]], kept: dict[int, list[Statement]]
+) -> tuple[tuple[str, str], ...]:
+    """What the package leaves out, in notebook order: markdown, plots, tables, experiments.
+
+    Cells that are wholly left out keep their original text (magics included); from mixed
+    cells, the statements left out are kept with their comments.
+    """
+    analysed = {c.index: c for c in analysis.cells}
+    settings = set(analysis.constants)
+    out: list[tuple[str, str]] = []
+    for cell in analysis.notebook.cells:
+        if cell.kind == "markdown":
+            out.append(("markdown", cell.source))
+            continue
+        if cell.kind != "code" or not cell.source.strip():
+            continue
+        info = analysed.get(cell.index)
+        if info is None or info.syntax_error:  # skipped or not Python: kept as written
+            out.append(("code", cell.source))
+            continue
+        package = {id(s) for s in kept[cell.index]}
+        left = [  # what was shown, and what was computed only to be shown
+            s
+            for s in info.statements
+            if s.kind == "display"
+            or (s.kind == "code" and id(s) not in package)
+            or (s.kind == "constant" and id(s) not in package and s.binds[0] not in settings)
+        ]
+        if left:
+            lines = sources[cell.index]
+            out.append(("code", "\n".join("\n".join(lines[s.start : s.end]) for s in left)))
+    return tuple(out)
 
 
 def _settings(analysis: Analysis, sources: dict[int, list[str]]) -> tuple[str, ...]:

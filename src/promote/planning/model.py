@@ -61,3 +61,4 @@ class Plan:
     dependencies: tuple[str, ...]
     data_files: tuple[tuple[str, str], ...] = ()  # (path relative to the notebook, path in project)
     diagnostics: tuple[d.Diagnostic, ...] = field(default=())
+    exploration: tuple[tuple[str, str], ...] = ()  # (cell type, source) left out of the package
