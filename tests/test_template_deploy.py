@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import warnings
@@ -222,3 +223,29 @@ def test_ci_workflow_pins_its_actions(project: Path) -> None:
     for action in uses:
         ref = action.partition("@")[2]
         assert len(ref) == 40 and all(c in "0123456789abcdef" for c in ref), action
+
+
+# --- README ------------------------------------------------------------------------------
+
+
+def test_readme_runbook_covers_every_setting_and_endpoint(project: Path) -> None:
+    readme = (project / "README.md").read_text()
+    config = (project / "src" / "iris_service" / "service" / "config.py").read_text()
+    settings = re.findall(r"^    ([a-z_]+): ", config, flags=re.MULTILINE)
+
+    assert len(settings) >= 8
+    for setting in settings:
+        assert f"`{setting.upper()}`" in readme, setting
+    curl_lines = [line for line in readme.splitlines() if line.startswith("curl")]
+    for path in (
+        "/health",
+        "/ready",
+        "/schema",
+        "/version",
+        "/metrics",
+        "/predict",
+        "/predict/batch",
+    ):
+        assert any(re.search(rf"\$URL{path}(\s|$)", line) for line in curl_lines), path
+    for section in ("## Configuration", "### Kubernetes", "### Rolling back", "## Metrics"):
+        assert section in readme
