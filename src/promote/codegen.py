@@ -98,14 +98,31 @@ def _module(plan: Plan, module: Module) -> str:
         "predict": "Prediction stage.",
     }
     text = _HEADER.format(title=titles.get(module.name, "Stage."), notebook=plan.notebook_name)
-    if module.functions:
+    if any(len(f.returns) > 1 for f in module.functions):
+        text += "\nfrom typing import Any, NamedTuple\n"
+    elif module.functions:
         text += "\nfrom typing import Any\n"
     text += "\n" + "\n".join(_imports(plan, module.reads, exclude_home=module.name)) + "\n"
     for definition in module.definitions:
         text += "\n\n" + definition.strip("\n") + "\n"
     for function in module.functions:
+        if len(function.returns) > 1:
+            text += "\n\n" + _result_type(function) + "\n"
         text += "\n\n" + _function(function) + "\n"
     return text
+
+
+def result_type_name(function: Function) -> str:
+    """``train_model`` → ``TrainModelResult``: the named tuple a multi-value stage returns."""
+    return "".join(part.capitalize() for part in function.name.split("_")) + "Result"
+
+
+def _result_type(function: Function) -> str:
+    fields = "\n".join(f"    {name}: Any" for name in function.returns)
+    return (
+        f"class {result_type_name(function)}(NamedTuple):\n"
+        f'    """What `{function.name}` hands to the later stages."""\n\n{fields}'
+    )
 
 
 def _imports(plan: Plan, reads: frozenset[str], exclude_home: str = "") -> list[str]:
@@ -129,15 +146,18 @@ def _function(function: Function) -> str:
     if function.returns_result or len(function.returns) == 1:
         annotation = "Any"
     elif function.returns:
-        annotation = f"tuple[{', '.join('Any' for _ in function.returns)}]"
+        annotation = result_type_name(function)
     else:
         annotation = "None"
     doc = function.docstring.replace('"""', "'''")
     doc_lines = doc.splitlines()
     docstring = doc_lines[0] if len(doc_lines) == 1 else "\n".join(doc_lines) + "\n"
     body = function.body
-    if function.returns:
-        body += "\n\nreturn " + ", ".join(function.returns)
+    if len(function.returns) == 1:
+        body += f"\n\nreturn {function.returns[0]}"
+    elif function.returns:
+        fields = ", ".join(f"{name}={name}" for name in function.returns)
+        body += f"\n\nreturn {result_type_name(function)}({fields})"
     if not body.strip():
         body = "pass"
     return (

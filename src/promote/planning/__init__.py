@@ -327,18 +327,26 @@ def _name_functions(groups: list[_Group], analysis: Analysis) -> None:
     taken |= {n for c in analysis.cells for s in c.statements for n in (*s.binds, *s.reads)}
     taken |= {"run", "settings", "TrainingResult"}
     for group in groups:
-        heading = group.cells[0].heading
+        heading = _stage_heading(group)
         candidate = tables.STAGE_MODULES[group.stage][1]
-        short = len(heading.split()) <= tables.MAX_HEADING_WORDS
-        if short and any(p.search(heading) for s, p in tables.HEADING_STAGES if s == group.stage):
-            slug = _slug(heading)
-            if slug:
-                candidate = slug
+        if heading and _slug(heading) and _slug(heading) not in taken:
+            candidate = _slug(heading)  # a heading that names a variable would shadow it
         name, n = candidate, 2
         while name in taken:
             name, n = f"{candidate}_{n}", n + 1
         taken.add(name)
         group.name = name
+
+
+def _stage_heading(group: _Group) -> str:
+    """The first heading over the group's cells that names its stage (``## Features``)."""
+    for cell in group.cells:
+        heading = cell.heading
+        if len(heading.split()) <= tables.MAX_HEADING_WORDS and any(
+            p.search(heading) for s, p in tables.HEADING_STAGES if s == group.stage
+        ):
+            return heading
+    return ""
 
 
 def _slug(heading: str) -> str:
@@ -371,7 +379,7 @@ def _function(
             ).strip()
         )
         returns_result = True
-    heading = group.cells[0].heading
+    heading = _stage_heading(group) or group.cells[0].heading
     cells = tuple(c.index for c in group.cells)
     where = f"cell {cells[0]}" if len(cells) == 1 else f"cells {cells[0]}-{cells[-1]}"
     docstring = f"{heading.rstrip('.')}." if heading else f"{group.stage.capitalize()} stage."

@@ -10,7 +10,7 @@ from typing import Any
 
 from review_sentiment.data import load_data
 from review_sentiment.evaluate import evaluate
-from review_sentiment.features import build_features
+from review_sentiment.features import feature_engineering
 from review_sentiment.train import train
 
 
@@ -26,7 +26,7 @@ class TrainingResult:
 def run() -> TrainingResult:
     """Run the notebook's stages in order and return what the service needs."""
     df = load_data()
-    X, y = build_features(df)
+    X, y = feature_engineering(df)
     model, X_test, y_test, X_train = train(X, y)
     accuracy, f1 = evaluate(model, X_test, y_test)
     return TrainingResult(
