@@ -114,7 +114,7 @@ def test_function_names_never_shadow_notebook_variables() -> None:
         "# md: ## Train",
         "train = pd.read_csv('t.csv')\ny = train.pop('y')\nmodel = Est()\nmodel.fit(train, y)",
     )
-    assert plan.calls[0].function.name == "train_2"
+    assert plan.calls[0].function.name == "train_model"
 
 
 @pytest.mark.parametrize(
