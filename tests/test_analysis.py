@@ -193,3 +193,220 @@ def test_a_loop_that_draws_on_an_axis_is_display() -> None:
         "ax = plt.axes()\nfor s in scores:\n    m = s * 2\n    ax.plot(m)",
     )
     assert [s.kind for s in analysis.cells[1].statements] == ["display", "display"]
+
+
+# -- whole-notebook checks: each case is (cells, expected [(kind, cell, line)]) -------------------
+def found(analysis, *kinds: type[d.Diagnostic]) -> list[tuple[type, int | None, int | None]]:  # type: ignore[no-untyped-def]
+    return [(type(x), x.cell, x.line) for x in analysis.diagnostics if isinstance(x, kinds)]
+
+
+CHECKS = (
+    d.HardcodedPath,
+    d.HardcodedSecret,
+    d.SecretInOutput,
+    d.MissingSeed,
+    d.Redefinition,
+    d.WritesFileAtRunTime,
+    d.NeverExecuted,
+    d.NetworkAccess,
+)
+
+CHECK_CASES = {
+    # hard-coded paths
+    "mac-home-path": (("df = pd.read_csv('/Users/ann/data.csv')",), [(d.HardcodedPath, 1, 1)]),
+    "windows-path": (
+        ("import pandas as pd\nraw = pd.read_csv('C:\\\\data\\\\x.csv')",),
+        [(d.HardcodedPath, 1, 2)],
+    ),
+    "tilde-path": (("p = '~/x'",), [(d.HardcodedPath, 1, 1)]),
+    "path-line-after-magic": (
+        ("%matplotlib inline\nimport os\np = '/home/ann/d.csv'",),
+        [(d.HardcodedPath, 1, 3)],
+    ),
+    "relative-path-is-fine": (("df = pd.read_csv('data/x.csv')\nq = '../input/a.csv'",), []),
+    "route-is-not-a-path": (("r = '/predict/'\nu = 'https://example.com/a/b'",), []),
+    "dev-null-is-fine": (("f = open('/dev/null')",), []),
+    "display-path-ignored": (("print('/Users/ann/data.csv')",), []),
+    # secrets in code
+    "secret-name": (("API_KEY = 'sk-1234567890abcdef'",), [(d.HardcodedSecret, 1, 1)]),
+    "secret-keyword": (
+        ("client = Client(api_key='a8f9e7d6c5b4a3f2')",),
+        [(d.HardcodedSecret, 1, 1)],
+    ),
+    "secret-dict": (("cfg = {'password': 'hunter2hunter2'}",), [(d.HardcodedSecret, 1, 1)]),
+    "secret-shape": (("k = 'AKIAABCDEFGHIJKLMNOP'",), [(d.HardcodedSecret, 1, 1)]),
+    "secret-placeholder": (("API_KEY = 'YOUR_API_KEY_HERE'\nTOKEN = '<your token>'",), []),
+    "secret-env-name": (("token = os.environ['HF_TOKEN']\nPASSWORD_VAR = 'DB_PASSWORD'",), []),
+    "connection-string": (
+        ("engine = create_engine('postgresql://user:pass@host/db')",),
+        [(d.ConnectionStringWithCredentials, 1, 1)],
+    ),
+    "connection-no-password": (("engine = create_engine('postgresql://host/db')",), []),
+    "connection-templated": (("url = 'postgresql://user:${PASSWORD}@host/db'",), []),
+    # network in code
+    "requests-get": (
+        ("import requests\nr = requests.get('https://api.x.io/d')",),
+        [(d.NetworkAccess, 1, 2)],
+    ),
+    "urlopen": (
+        ("from urllib.request import urlopen\npage = urlopen(u)",),
+        [(d.NetworkAccess, 1, 2)],
+    ),
+    "urlretrieve": (
+        ("import urllib.request\nurllib.request.urlretrieve(u, 'a.tgz')",),
+        [(d.NetworkAccess, 1, 2), (d.WritesFileAtRunTime, 1, 2)][:1],
+    ),
+    "read-csv-url": (
+        ("import pandas as pd\ndf = pd.read_csv('https://x.org/d.csv')",),
+        [(d.NetworkAccess, 1, 2)],
+    ),
+    "read-csv-url-constant": (
+        ("URL = 'http://x.org/d.csv'", "import pandas as pd\ndf = pd.read_csv(URL)"),
+        [(d.NetworkAccess, 2, 2)],
+    ),
+    "read-csv-local": (("import pandas as pd\ndf = pd.read_csv('d.csv')",), []),
+    "requests-exception-is-not-a-call": (
+        ("import requests\ne = requests.exceptions.HTTPError('x')",),
+        [],
+    ),
+    # file writes
+    "to-csv": (("df.to_csv('out.csv')",), [(d.WritesFileAtRunTime, 1, 1)]),
+    "to-csv-no-path": (("text = df.to_csv()",), []),
+    "open-write": (
+        ("with open('o.txt', 'w') as f:\n    f.write(s)",),
+        [(d.WritesFileAtRunTime, 1, 1)],
+    ),
+    "open-read": (("with open('o.txt') as f:\n    s = f.read()",), []),
+    "joblib-dump": (
+        ("import joblib\njoblib.dump(model, 'm.pkl')",),
+        [(d.WritesFileAtRunTime, 1, 2)],
+    ),
+    "pickle-dump-open": (
+        ("import pickle\npickle.dump(m, open('m.pkl', 'wb'))",),
+        [(d.WritesFileAtRunTime, 1, 2)],
+    ),
+    "torch-save": (
+        ("import torch\ntorch.save(model.state_dict(), 'm.pt')",),
+        [(d.WritesFileAtRunTime, 1, 2)],
+    ),
+    "savefig-in-plot-is-display": (("import matplotlib.pyplot as plt\nplt.savefig('f.png')",), []),
+    "savefig-in-code": (
+        ("fig = make_figure()\nfig.savefig('f.png')",),
+        [(d.WritesFileAtRunTime, 1, 2)],
+    ),
+    # seeds (only in notebooks that train)
+    "split-without-seed": (
+        (
+            "from sklearn.model_selection import train_test_split\n"
+            "X_tr, X_te = train_test_split(X)",
+            "m.fit(X_tr)",
+        ),
+        [(d.MissingSeed, 1, 2)],
+    ),
+    "split-with-seed": (("Xa, Xb = train_test_split(X, random_state=0)", "m.fit(Xa)"), []),
+    "split-without-shuffle": (("Xa, Xb = train_test_split(X, shuffle=False)", "m.fit(Xa)"), []),
+    "forest-without-seed": (
+        ("m = RandomForestClassifier(n_estimators=10)\nm.fit(X, y)",),
+        [(d.MissingSeed, 1, 1)],
+    ),
+    "forest-with-kwargs": (("m = RandomForestClassifier(**params)\nm.fit(X, y)",), []),
+    "linear-needs-no-seed": (("m = LinearRegression()\nm.fit(X, y)",), []),
+    "kfold-shuffle": (("cv = KFold(5, shuffle=True)", "m.fit(X, y)"), [(d.MissingSeed, 1, 1)]),
+    "kfold-no-shuffle": (("cv = KFold(5)", "m.fit(X, y)"), []),
+    "numpy-global-seed-covers-sklearn": (
+        ("import numpy as np\nnp.random.seed(0)", "m = RandomForestClassifier()\nm.fit(X, y)"),
+        [],
+    ),
+    "numpy-draws-unseeded": (
+        ("import numpy as np\nnoise = np.random.randn(10)", "m.fit(X + noise, y)"),
+        [(d.MissingSeed, 1, 2)],
+    ),
+    "numpy-seeded-rng": (
+        (
+            "import numpy as np\nrng = np.random.default_rng(42)\nnoise = rng.normal(size=3)",
+            "m.fit(X, y)",
+        ),
+        [],
+    ),
+    "torch-unseeded": (
+        (
+            "import torch\nfrom torch import nn\nnet = nn.Linear(2, 1)",
+            "loss = crit(net(x), y)\nloss.backward()",
+        ),
+        [(d.MissingSeed, 1, 3)],
+    ),
+    "torch-seeded": (
+        ("import torch\ntorch.manual_seed(0)\nnet = torch.nn.Linear(2, 1)", "loss.backward()"),
+        [],
+    ),
+    "no-training-no-seed-check": (("import numpy as np\nx = np.random.rand(3)",), []),
+    # redefinitions
+    "function-redefined": (
+        ("def f(x):\n    return x", "y = f(1)", "def f(x):\n    return 2 * x"),
+        [(d.Redefinition, 3, 1)],
+    ),
+    "function-pasted-twice": (("def f(x):\n    return x", "def f(x):\n    return x"), []),
+    "dataframe-becomes-number": (
+        ("import pandas as pd\ndf = pd.read_csv('a.csv')", "df = 3"),
+        [(d.Redefinition, 2, 1)],
+    ),
+    "import-shadowed": (("import time", "time = 5"), [(d.Redefinition, 2, 1)]),
+    "model-swapped-is-fine": (
+        ("m = LogisticRegression()", "m = RandomForestClassifier(random_state=0)"),
+        [],
+    ),
+    "same-kind-is-fine": (("n = 1", "n = 2", "df = pd.read_csv('a')", "df = pd.read_csv('b')"), []),
+    "same-cell-is-fine": (("x = 'a'\nx = 1",), []),
+}
+
+
+@pytest.mark.parametrize(("cells", "expected"), CHECK_CASES.values(), ids=CHECK_CASES.keys())
+def test_whole_notebook_checks(
+    cells: tuple[str, ...], expected: list[tuple[type, int, int]]
+) -> None:
+    assert found(analyse_cells(*cells), *CHECKS) == expected
+
+
+def test_cells_never_executed_while_others_were() -> None:
+    analysis = analyse_cells(
+        code("a = 1", count=1), code("b = a"), code("", count=None), code("c = b", count=2)
+    )
+    assert found(analysis, d.NeverExecuted) == [(d.NeverExecuted, 2, None)]
+
+
+def test_a_notebook_saved_without_running_is_not_reported() -> None:
+    assert found(analyse_cells("a = 1", "b = a"), d.NeverExecuted) == []
+
+
+def output_cell(source: str, text: str) -> dict[str, object]:
+    cell = code(source, count=1)
+    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": text}]
+    return cell
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("key: sk-abcdefghijklmnopqrstuvwxyz123456\n", "an OpenAI-style API key"),
+        (
+            "connecting to postgresql://ann:s3cret@db.internal/prod\n",
+            "a connection string with a password",
+        ),
+        ("{'api_key': 'a8f9e7d6c5b4a3f2e1'}\n", "a api_key"),
+        ("ghp_" + "a" * 36, "a GitHub token"),
+    ],
+)
+def test_secrets_in_saved_outputs(text: str, kind: str) -> None:
+    analysis = analyse_cells(output_cell("print(cfg)", text))
+    (secret,) = [x for x in analysis.diagnostics if isinstance(x, d.SecretInOutput)]
+    assert (secret.cell, secret.kind) == (1, kind)
+
+
+def test_harmless_outputs_are_not_secrets() -> None:
+    analysis = analyse_cells(output_cell("print(df.shape)", "(100, 4)\npassword column dropped\n"))
+    assert found(analysis, d.SecretInOutput) == []
+
+
+def test_shell_diagnostics_carry_their_line() -> None:
+    analysis = analyse_cells("import os\n!wget https://x.org/d.csv")
+    assert found(analysis, d.NetworkAccess) == [(d.NetworkAccess, 1, 2)]

@@ -11,7 +11,7 @@ import ast
 import re
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from IPython.core.inputtransformer2 import TransformerManager
 
@@ -130,7 +130,7 @@ def normalize(source: str, cell: int) -> NormalizedCell:
 
 
 def _normalize_text(source: str, edits: _Edits) -> tuple[str, list[int]]:
-    """Plain Python for ``source``, and for each of its lines the line of ``source`` it came from."""
+    """Plain Python for ``source``, and for each of its lines the line of ``source`` it was."""
     source = _AUTOMAGIC_INSTALL.sub(r"\1%\2\3", source)
     try:
         text: str = TransformerManager().transform_cell(source)
@@ -170,14 +170,20 @@ def _collect(
             indent = re.match(r"\s*", lines[stmt.lineno - 1])
             pad = indent.group(0) if indent else ""
             edits.body_lines = None
+            before = len(edits.diagnostics)
             new = _ACTIONS.get(method, _unknown_call)(args, edits, stmt)
+            here = origin[stmt.lineno - 1]
+            nested = edits.body_lines is not None  # lines counted from the body's first line
+            edits.diagnostics[before:] = [
+                replace(x, line=here if x.line is None else here + x.line if nested else x.line)
+                for x in edits.diagnostics[before:]
+            ]
             if new is None:
                 new = f"{pad}pass\n" if depth else ""
             elif new:
                 new = "".join(
                     f"{pad}{line}\n" if line.strip() else "\n" for line in new.splitlines()
                 )
-            here = origin[stmt.lineno - 1]
             count = new.count("\n")
             if edits.body_lines is not None:  # a cell magic's body starts on the next line
                 new_origin = [here + line for line in edits.body_lines[:count]]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from promote import diagnostics as d
 from promote.analysis import tables
 from promote.analysis.bindings import BUILTINS, function_free_names
+from promote.analysis.checks import run_checks
 from promote.analysis.statements import Context, Statement, split_statements
 from promote.normalize import normalize
 from promote.notebook import Cell, Notebook
@@ -62,10 +63,15 @@ class CellAnalysis:
     heading: str
     requirements: tuple[str, ...] = ()
     syntax_error: bool = False
+    lines: tuple[int, ...] = ()  # normalized line i+1 was line lines[i] of the cell as written
 
     @property
     def index(self) -> int:
         return self.cell.index
+
+    def line(self, line: int) -> int:
+        """The line of the cell as written for ``line`` of the normalized ``source``."""
+        return self.lines[line - 1] if 0 < line <= len(self.lines) else line
 
     def kept(self) -> tuple[Statement, ...]:
         """Statements that stay in the package body (not imports, constants, defs or display)."""
@@ -112,13 +118,30 @@ def analyse(notebook: Notebook) -> Analysis:
         diagnostics.extend(normal.diagnostics)
         if normal.tree is None:
             cells.append(
-                CellAnalysis(cell, normal.source, (), "empty", heading, normal.requirements, True)
+                CellAnalysis(
+                    cell,
+                    normal.source,
+                    (),
+                    "empty",
+                    heading,
+                    normal.requirements,
+                    True,
+                    normal.lines,
+                )
             )
             continue
         statements = tuple(split_statements(normal.tree, normal.source, context))
         role = _role(statements)
         cells.append(
-            CellAnalysis(cell, normal.source, statements, role, heading, normal.requirements)
+            CellAnalysis(
+                cell,
+                normal.source,
+                statements,
+                role,
+                heading,
+                normal.requirements,
+                lines=normal.lines,
+            )
         )
 
     if not notebook.code_cells:
@@ -128,7 +151,7 @@ def analyse(notebook: Notebook) -> Analysis:
     constants = _constants(cells)
     definitions = _definitions(cells, imports, constants, diagnostics)
     diagnostics.extend(_undefined(cells, imports, definitions))
-    diagnostics.extend(_secrets(cells))
+    diagnostics.extend(run_checks(notebook, cells))
     requirements = tuple(r for c in cells for r in c.requirements)
     literals = tuple(
         (c.index, node.value)
@@ -146,7 +169,7 @@ def analyse(notebook: Notebook) -> Analysis:
         definitions=definitions,
         model=_model(cells),
         requirements=requirements,
-        diagnostics=tuple(sorted(diagnostics, key=lambda x: (x.cell or 0, x.code))),
+        diagnostics=tuple(sorted(diagnostics, key=lambda x: (x.cell or 0, x.line or 0, x.code))),
         string_literals=literals,
     )
 
@@ -341,23 +364,6 @@ def _reads_when_run(stmt: Statement, definitions: dict[str, Definition]) -> list
         if definition is not None and not definition.pure:
             reads.extend(sorted(definition.free))
     return reads
-
-
-def _secrets(cells: list[CellAnalysis]) -> list[d.Diagnostic]:
-    out: list[d.Diagnostic] = []
-    for cell in cells:
-        for stmt in cell.statements:
-            node = stmt.node
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
-                value = node.value.value
-                for name in stmt.binds:
-                    if (
-                        tables.SECRET_NAME.search(name)
-                        and isinstance(value, str)
-                        and len(value) >= 8
-                    ):
-                        out.append(d.HardcodedSecret(cell.index, name=name))
-    return out
 
 
 def _model(cells: list[CellAnalysis]) -> ModelFit | None:
