@@ -6,6 +6,7 @@ import pytest
 from helpers import analyse_cells, code
 
 from promote import diagnostics as d
+from promote.analysis.bindings import BUILTINS
 
 
 def defined(analysis, cell: int) -> set[str]:  # type: ignore[no-untyped-def]
@@ -410,3 +411,128 @@ def test_harmless_outputs_are_not_secrets() -> None:
 def test_shell_diagnostics_carry_their_line() -> None:
     analysis = analyse_cells("import os\n!wget https://x.org/d.csv")
     assert found(analysis, d.NetworkAccess) == [(d.NetworkAccess, 1, 2)]
+
+
+# -- bindings: (source, reads, binds) of the cell's first statement ----------------------------
+BINDING_CASES = {
+    "tuple-unpacking": ("(a, b), c = x", ["x"], ["a", "b", "c"]),
+    "starred": ("a, *rest = f()", ["f"], ["a", "rest"]),
+    "chained": ("x = y = z", ["z"], ["x", "y"]),
+    "walrus": ("if (n := len(xs)) > 3:\n    big = n", ["xs"], ["n", "big"]),
+    "walrus-escapes-comprehension": (
+        "ys = [last := f(v) for v in vs]",
+        ["vs", "f"],
+        ["last", "ys"],
+    ),
+    "comprehension-variable-stays-inside": ("ys = [v * k for v in vs]", ["vs", "k"], ["ys"]),
+    "nested-comprehension": ("m = [[i * j for j in js] for i in iss]", ["iss", "js"], ["m"]),
+    "dict-comprehension": ("s = {k: v for k, v in pairs}", ["pairs"], ["s"]),
+    "generator": ("g = sum(i for i in it)", ["it"], ["g"]),
+    "del-name": ("del tmp", ["tmp"], []),
+    "del-item-mutates": ("del df['c']", ["df"], ["df"]),
+    "global-in-function": ("def g():\n    global counter\n    counter += 1", [], ["g"]),
+    "decorator-and-default": (
+        "@deco(opt)\ndef f(a=dflt):\n    return a",
+        ["deco", "opt", "dflt"],
+        ["f"],
+    ),
+    "annotations-at-definition": ("def f(a: Ann) -> Ret:\n    return a", ["Ann", "Ret"], ["f"]),
+    "annotated-assignment": ("x: Kind = make()", ["make", "Kind"], ["x"]),
+    "bare-annotation-binds-nothing": ("x: Kind", ["Kind"], []),
+    "class-body-runs-at-definition": (
+        "class C(Base):\n    size = n\n    def m(self):\n        return later",
+        ["Base", "n"],
+        ["C"],
+    ),
+    "class-scope-invisible-to-comprehension": (
+        "class C:\n    k = 1\n    v = [k for _ in r]",
+        ["r", "k"],
+        ["C"],
+    ),
+    "match-captures": (
+        "match cmd:\n    case [a, *others]:\n        out = a\n    case Point(x=px):\n"
+        "        out = px\n    case {'k': kv, **more}:\n        out = kv\n    case _:\n"
+        "        out = fallback",
+        ["cmd", "Point", "fallback"],
+        ["a", "others", "out", "px", "kv", "more"],
+    ),
+    "match-value-reads": ("match c:\n    case Color.RED:\n        r = 1", ["c", "Color"], ["r"]),
+    "relative-import": ("from .pkg.mod import thing as t", [], ["t"]),
+    "relative-import-bare": ("from . import sibling", [], ["sibling"]),
+    "future-import-binds-nothing": ("from __future__ import annotations", [], []),
+    "dotted-import": ("import a.b.c", [], ["a"]),
+    "loc-assignment": ("df.loc[df.a > 0, 'b'] = val", ["val", "df"], ["df"]),
+    "iloc-assignment": ("df.iloc[0] = row", ["row", "df"], ["df"]),
+    "nested-attribute": ("obj.a.b = c", ["c", "obj"], ["obj"]),
+    "augmented-subscript": ("d[k] += 1", ["d", "k"], ["d"]),
+    "append-mutates": ("lst.append(item)", ["lst", "item"], ["lst"]),
+    "self-reference": ("x = x + 1", ["x"], ["x"]),
+    "for-tuple-target": (
+        "for i, (a, b) in enumerate(ps):\n    t = a",
+        ["ps"],
+        ["i", "a", "b", "t"],
+    ),
+    "except-as": (
+        "try:\n    r = f()\nexcept ValueError as err:\n    m = err",
+        ["f"],
+        ["r", "err", "m"],
+    ),
+    "with-tuple-target": ("with ctx() as (a, b):\n    pass", ["ctx"], ["a", "b"]),
+    "lambda-scope": ("h = lambda x, *a, k=dk, **kw: x + free", ["dk", "free"], ["h"]),
+    "fstring": ("s = f'{name!r:>{width}}'", ["name", "width"], ["s"]),
+    "nonlocal-stays-inside": (
+        "def outer():\n    v = 1\n    def inner():\n        nonlocal v\n        v += 1\n"
+        "    return inner",
+        [],
+        ["outer"],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("source", "reads", "binds"), BINDING_CASES.values(), ids=BINDING_CASES.keys()
+)
+def test_bindings(source: str, reads: list[str], binds: list[str]) -> None:
+    statement = analyse_cells(source).cells[0].statements[0]
+    assert [n for n in statement.reads if n not in BUILTINS] == reads
+    assert list(statement.binds) == binds
+
+
+FREE_CASES = {
+    "function-reads-global-when-called": ("def f():\n    return g_var", {"g_var"}),
+    "global-declared-is-module-name": (
+        "def f():\n    global counter\n    counter += 1",
+        {"counter"},
+    ),
+    "parameters-are-local": ("def f(a, *b, c=1, **d):\n    return a, b, c, d", set()),
+    "locals-assigned-later-in-body": ("def f():\n    y = 1\n    return y", set()),
+    "method-reads": ("class C:\n    def m(self):\n        return later", {"later"}),
+    "closure-sees-enclosing": (
+        "def f():\n    v = 1\n    def g():\n        return v + w\n    return g",
+        {"w"},
+    ),
+    "defaults-not-free": ("def f(a=dflt):\n    return a", set()),
+    "import-inside-function": ("def f():\n    import os\n    return os.sep", set()),
+}
+
+
+@pytest.mark.parametrize(("source", "free"), FREE_CASES.values(), ids=FREE_CASES.keys())
+def test_function_free_names(source: str, free: set[str]) -> None:
+    (definition,) = analyse_cells(source).definitions.values()
+    assert definition.free == free
+
+
+def test_default_read_at_definition_makes_a_function_impure() -> None:
+    """A default read from a notebook variable ties the function to its stage."""
+    analysis = analyse_cells("threshold = pick()", "def f(x, t=threshold):\n    return x > t")
+    assert not analysis.definitions["f"].pure
+
+
+def test_del_then_use_is_undefined_downstream_of_the_deleting_cell() -> None:
+    analysis = analyse_cells("tmp = 1", "del tmp", "z = 2")
+    assert [x for x in analysis.diagnostics if isinstance(x, d.UndefinedName)] == []
+
+
+def test_mutation_makes_the_later_reader_depend_on_the_mutating_cell() -> None:
+    analysis = analyse_cells("df = load()", "df.loc[df.a > 0, 'b'] = 1", "y = df.b")
+    assert "df" in defined(analysis, 2)

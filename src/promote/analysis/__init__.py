@@ -300,19 +300,23 @@ def _definitions(
     diagnostics: list[d.Diagnostic],
 ) -> dict[str, Definition]:
     raw: dict[str, tuple[int, frozenset[str]]] = {}
+    at_definition: dict[str, frozenset[str]] = {}  # decorators, defaults, annotations, class body
     for analysed in cells:
         for stmt in analysed.statements:
             node = stmt.node
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 raw[node.name] = (analysed.index, function_free_names(node))
+                at_definition[node.name] = frozenset(stmt.reads) - BUILTINS
     # A definition is pure when everything it reads is an import, a constant or a pure definition.
     pure = set(raw)
     changed = True
     while changed:
         changed = False
         for name in sorted(pure):
-            _, free = raw[name]
-            outside = [n for n in free if n not in imports and n not in constants and n not in pure]
+            needs = raw[name][1] | at_definition[name]
+            outside = [
+                n for n in needs if n not in imports and n not in constants and n not in pure
+            ]
             if outside:
                 pure.discard(name)
                 changed = True
