@@ -16,7 +16,7 @@
 #              DEBIAN_SUITE (default bookworm, whose python3 is 3.11).
 set -euo pipefail
 
-cache=${PROMOTE_PODMAN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/promote-podman}
+cache=${PROMOTE_PODMAN_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/promote-podman}
 base_image=${PROMOTE_BASE_IMAGE:-localhost/python-base:3.11}
 suite=${DEBIAN_SUITE:-bookworm}
 

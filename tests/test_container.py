@@ -160,9 +160,9 @@ def report(capsys: pytest.CaptureFixture[str], **measures: str) -> None:
 
 
 def test_generated_image_builds_and_serves(
-    trained_project: Path,
+    podman_env: dict[str, str],  # first: skip before promoting and installing anything
     client: docker.DockerClient,
-    podman_env: dict[str, str],
+    trained_project: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     project = trained_project
