@@ -12,13 +12,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from promote.analysis import Analysis, analyse
+from promote.capture import Capture, ExecutionFailure, capture_json
+from promote.capture import execute as execute_notebook
 from promote.notebook import read
 from promote.planning import Plan, plan
 from promote.render import Rendered, render
 
-__all__ = ["Promotion", "check", "default_name", "installed_versions", "promote"]
+__all__ = [
+    "PARITY_FILE",
+    "Execution",
+    "Promotion",
+    "capture_into",
+    "check",
+    "default_name",
+    "installed_versions",
+    "promote",
+]
 
 MAX_DATA_FILE_BYTES = 50 * 1024 * 1024
+PARITY_FILE = "tests/parity/notebook.json"
 GENERIC_NAMES = frozenset(
     {"notebook", "notebooks", "solution", "solutions", "src", "nbs", "untitled"}
 )
@@ -32,6 +44,17 @@ class Promotion:
     target: Path
     rendered: Rendered | None
     data_files: dict[Path, str]
+    captured: Capture | None = None
+    execution_failure: ExecutionFailure | None = None
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How to run the notebook for ``--execute``."""
+
+    cell_timeout: int = 600
+    total_timeout: int = 3600
+    kernel: str = "python3"
 
 
 def check(notebook: Path | str) -> Analysis:
@@ -58,8 +81,14 @@ def promote(
     name: str | None = None,
     force: bool = False,
     pretend: bool = False,
+    execute: Execution | None = None,
 ) -> Promotion:
-    """Promote ``notebook`` into a project at ``output`` (default: ``./<name>``)."""
+    """Promote ``notebook`` into a project at ``output`` (default: ``./<name>``).
+
+    With ``execute``, the notebook is run once first and what it produced is written to the
+    project's ``tests/parity/notebook.json``; if the run fails, the project is still generated
+    and ``execution_failure`` says why.
+    """
     path = Path(notebook)
     analysis = analyse(read(path))
     project_name = name or default_name(path)
@@ -76,8 +105,46 @@ def promote(
     copies = {source: project for source, project in data_files.values()}
     if pretend:
         return Promotion(result, target, None, copies)
-    rendered = render(result, target, data_files=copies, force=force, notebook=path)
-    return Promotion(result, target, rendered, copies)
+    ran = _execute(path, result, execute) if execute else None
+    extra = {PARITY_FILE: capture_json(ran, result)} if isinstance(ran, Capture) else {}
+    rendered = render(
+        result, target, data_files=copies, force=force, notebook=path, extra_files=extra
+    )
+    return Promotion(
+        result,
+        target,
+        rendered,
+        copies,
+        captured=ran if isinstance(ran, Capture) else None,
+        execution_failure=ran if isinstance(ran, ExecutionFailure) else None,
+    )
+
+
+def capture_into(
+    project: Path | str, notebook: Path | str | None = None, execution: Execution | None = None
+) -> Capture | ExecutionFailure:
+    """Run the project's notebook and (re)write its ``tests/parity/notebook.json``."""
+    from promote.lifecycle import project_notebook
+
+    project = Path(project).resolve()
+    source = Path(notebook) if notebook else project_notebook(project)
+    analysis = analyse(read(source))
+    result = plan(analysis, default_name(source), installed=installed_versions())
+    ran = _execute(source, result, execution or Execution())
+    if isinstance(ran, Capture):
+        (project / PARITY_FILE).parent.mkdir(parents=True, exist_ok=True)
+        (project / PARITY_FILE).write_text(capture_json(ran, result), encoding="utf-8")
+    return ran
+
+
+def _execute(notebook: Path, result: Plan, execution: Execution) -> Capture | ExecutionFailure:
+    return execute_notebook(
+        notebook,
+        result,
+        cell_timeout=execution.cell_timeout,
+        total_timeout=execution.total_timeout,
+        kernel=execution.kernel,
+    )
 
 
 def installed_versions() -> dict[str, str]:

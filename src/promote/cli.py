@@ -9,11 +9,13 @@ from pathlib import Path
 import click
 
 from promote import __version__, api, lifecycle, report
+from promote.capture import ExecutionFailure as CaptureFailure
 from promote.errors import PromoteError
 
-__all__ = ["UPDATE_CONFLICTS", "main"]
+__all__ = ["EXECUTION_FAILED", "UPDATE_CONFLICTS", "main"]
 
 UPDATE_CONFLICTS = 3  # `promote update` applied the changes but left conflicts to resolve
+EXECUTION_FAILED = 4  # `--execute`: the project was generated, but the notebook did not run
 
 
 class _DefaultToPromote(click.Group):
@@ -48,11 +50,26 @@ def cli() -> None:
     "--force", is_flag=True, help="Replace a non-empty directory (the old one is kept as a backup)."
 )
 @click.option("--pretend", is_flag=True, help="Show the plan; write nothing.")
+@click.option(
+    "--execute", is_flag=True, help="Run the notebook once and keep its results for a parity test."
+)
+@click.option("--timeout", default=600, show_default=True, help="Seconds allowed per cell.")
+@click.option("--total-timeout", default=3600, show_default=True, help="Seconds for the whole run.")
+@click.option("--kernel", default="python3", show_default=True, help="Jupyter kernel to run it in.")
 def build(
-    notebook: Path, output: Path | None, name: str | None, force: bool, pretend: bool
+    notebook: Path,
+    output: Path | None,
+    name: str | None,
+    force: bool,
+    pretend: bool,
+    execute: bool,
+    timeout: int,
+    total_timeout: int,
+    kernel: str,
 ) -> None:
     """Promote NOTEBOOK into a project."""
-    result = api.promote(notebook, output, name=name, force=force, pretend=pretend)
+    run = api.Execution(timeout, total_timeout, kernel) if execute else None
+    result = api.promote(notebook, output, name=name, force=force, pretend=pretend, execute=run)
     path = str(notebook)
     for diagnostic in result.plan.diagnostics:
         click.echo(report.diagnostic_line(path, diagnostic), err=True)
@@ -64,7 +81,32 @@ def build(
     click.echo(f"promoted {path} -> {result.rendered.target}")
     if result.rendered.backup:
         click.echo(f"the previous content was moved to {result.rendered.backup}")
+    if result.captured:
+        click.echo(
+            f"ran the notebook in {result.captured.seconds:.1f} s; its predictions and metrics "
+            f"are in {api.PARITY_FILE} for the parity test"
+        )
     click.echo(f"next: cd {result.rendered.target} && make install train test serve")
+    if result.execution_failure:
+        click.secho(f"error: {result.execution_failure.message(notebook)}", fg="red", err=True)
+        sys.exit(EXECUTION_FAILED)
+
+
+@cli.command("capture")
+@click.argument("directory", type=click.Path(path_type=Path), default=".")
+@click.option("--notebook", type=click.Path(path_type=Path), help="Run this notebook instead.")
+@click.option("--timeout", default=600, show_default=True, help="Seconds allowed per cell.")
+@click.option("--total-timeout", default=3600, show_default=True, help="Seconds for the whole run.")
+@click.option("--kernel", default="python3", show_default=True, help="Jupyter kernel to run it in.")
+def capture(
+    directory: Path, notebook: Path | None, timeout: int, total_timeout: int, kernel: str
+) -> None:
+    """Run the project's notebook and record its results for the project's parity test."""
+    ran = api.capture_into(directory, notebook, api.Execution(timeout, total_timeout, kernel))
+    if isinstance(ran, CaptureFailure):
+        click.secho(f"error: {ran.message(notebook or directory)}", fg="red", err=True)
+        sys.exit(EXECUTION_FAILED)
+    click.echo(f"ran the notebook in {ran.seconds:.1f} s; wrote {api.PARITY_FILE}")
 
 
 @cli.command("new")

@@ -40,7 +40,7 @@ from promote.render import (
 )
 from promote.store import sync
 
-__all__ = ["FileChange", "NotAProjectError", "Update", "new", "update"]
+__all__ = ["FileChange", "NotAProjectError", "Update", "new", "project_notebook", "update"]
 
 _CONFLICT = re.compile(r"^<{7} ", re.MULTILINE)
 
@@ -143,6 +143,20 @@ def _answers(project: Path) -> dict[str, Any]:
         )
     loaded = yaml.safe_load(answers_file.read_text(encoding="utf-8")) or {}
     return dict(loaded)
+
+
+def project_notebook(project: Path) -> Path:
+    """The notebook a project was promoted from, as recorded at its last generation."""
+    _answers(project)
+    _, message = read_branch_files(project, GENERATED_BRANCH)
+    recorded = _recorded_notebook(message)
+    if recorded is None or not recorded.is_file():
+        raise NotAProjectError(
+            project,
+            f"its notebook {recorded or '(not recorded)'} is not there",
+            "Pass the notebook with --notebook PATH.",
+        )
+    return recorded
 
 
 def _recorded_notebook(message: str) -> Path | None:

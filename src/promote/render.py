@@ -52,6 +52,7 @@ def render(
     data_files: Mapping[Path, str] | None = None,
     force: bool = False,
     notebook: Path | None = None,
+    extra_files: Mapping[str, str] | None = None,
 ) -> Rendered:
     """Render ``plan`` into ``target``; ``data_files`` maps files to copy to project paths."""
     answers = {
@@ -62,7 +63,7 @@ def render(
         "source_notebook": plan.notebook_name,
         "dependencies": list(plan.dependencies),
     }
-    extra = {"notebooks/exploration.ipynb": exploration_notebook(plan)}
+    extra = {"notebooks/exploration.ipynb": exploration_notebook(plan), **(extra_files or {})}
     return write_project(
         answers,
         target,
