@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from helpers import analyse_cells, code
+from helpers import analyse_cells, code, notebook_json
 
 from promote import diagnostics as d
+from promote.analysis import analyse
 from promote.analysis.bindings import BUILTINS
+from promote.analysis.dependencies import distribution as resolve_distribution
+from promote.analysis.dependencies import pinned
+from promote.notebook import reads
 
 
 def defined(analysis, cell: int) -> set[str]:  # type: ignore[no-untyped-def]
@@ -536,3 +540,86 @@ def test_del_then_use_is_undefined_downstream_of_the_deleting_cell() -> None:
 def test_mutation_makes_the_later_reader_depend_on_the_mutating_cell() -> None:
     analysis = analyse_cells("df = load()", "df.loc[df.a > 0, 'b'] = 1", "y = df.b")
     assert "df" in defined(analysis, 2)
+
+
+# -- imports → distributions ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("module", "packages", "expected"),
+    [
+        ("sklearn", None, ("scikit-learn", "table")),
+        ("cv2", None, ("opencv-python", "table")),
+        ("yaml", None, ("pyyaml", "table")),
+        ("PIL", None, ("pillow", "table")),
+        ("xgboost", None, ("xgboost", "name")),
+        ("cv2", {"cv2": ["opencv-python-headless"]}, ("opencv-python-headless", "environment")),
+        ("os", None, None),
+        ("collections", {"collections": ["something"]}, None),
+        ("__future__", None, None),
+        ("", None, None),
+    ],
+    ids=lambda v: str(v),
+)
+def test_import_to_distribution(
+    module: str, packages: dict[str, list[str]] | None, expected: tuple[str, str] | None
+) -> None:
+    assert resolve_distribution(module, packages) == expected
+
+
+def deps(analysis):  # type: ignore[no-untyped-def]
+    return {x.distribution: (x.version, x.source) for x in analysis.dependencies}
+
+
+def test_dependencies_from_imports_skip_the_standard_library_and_relative_imports() -> None:
+    analysis = analyse_cells(
+        "import os, json\nimport numpy as np\nfrom sklearn.svm import SVC", "from . import sib"
+    )
+    assert deps(analysis) == {"numpy": (None, ""), "scikit-learn": (None, "")}
+
+
+def test_pip_pins_give_the_version_and_constraints_are_kept() -> None:
+    analysis = analyse_cells(
+        "!pip install xgboost==2.0.3 'lightgbm>=4'", "import xgboost\nimport lightgbm"
+    )
+    found = {x.distribution: x for x in analysis.dependencies}
+    assert found["xgboost"].requirement == "xgboost==2.0.3"
+    assert (found["xgboost"].source, found["xgboost"].cell) == ("pip", 1)
+    assert found["lightgbm"].requirement == "lightgbm>=4"
+
+
+def test_a_pip_line_with_no_import_is_still_a_dependency() -> None:
+    analysis = analyse_cells("%pip install openpyxl==3.1.2")
+    assert deps(analysis) == {"openpyxl": ("3.1.2", "pip")}
+
+
+def test_the_environment_names_the_distribution_and_its_version() -> None:
+    notebook = reads(notebook_json("import cv2\nimport sklearn"), "nb.ipynb")
+    analysis = analyse(
+        notebook,
+        packages={"cv2": ["opencv-python-headless"], "sklearn": ["scikit-learn"]},
+        installed={"opencv-python-headless": "4.9.0.80", "scikit-learn": "1.5.2"},
+    )
+    assert deps(analysis) == {
+        "opencv-python-headless": ("4.9.0.80", "environment"),
+        "scikit-learn": ("1.5.2", "environment"),
+    }
+
+
+def test_a_version_the_notebook_printed_wins_over_the_environment() -> None:
+    cell = code("import pandas as pd\nprint(pd.__version__)", count=1)
+    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "1.5.3\n"}]
+    analysis = analyse(reads(notebook_json(cell), "nb.ipynb"), installed={"pandas": "2.2.3"})
+    assert deps(analysis) == {"pandas": ("1.5.3", "output")}
+
+
+@pytest.mark.parametrize(
+    ("requirement", "expected"),
+    [
+        ("xgboost==2.0.3", ("xgboost", "2.0.3", "")),
+        ("lightgbm>=4", ("lightgbm", None, ">=4")),
+        ("scikit-learn[alldeps]==1.4.0", ("scikit-learn", "1.4.0", "")),
+        ("shap", ("shap", None, "")),
+        ("numpy<2,>=1.24", ("numpy", None, "<2,>=1.24")),
+    ],
+)
+def test_pinned(requirement: str, expected: tuple[str, str | None, str]) -> None:
+    assert pinned(requirement) == expected

@@ -7,19 +7,29 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from promote import diagnostics as d
 from promote.analysis import tables
 from promote.analysis.bindings import BUILTINS, function_free_names
 from promote.analysis.checks import run_checks
+from promote.analysis.dependencies import Dependency, dependencies
+from promote.analysis.dependencies import distribution as _distribution
 from promote.analysis.statements import Context, Statement, split_statements
 from promote.normalize import normalize
 from promote.notebook import Cell, Notebook
 
-__all__ = ["Analysis", "CellAnalysis", "Definition", "ImportBinding", "ModelFit", "analyse"]
+__all__ = [
+    "Analysis",
+    "CellAnalysis",
+    "Definition",
+    "Dependency",
+    "ImportBinding",
+    "ModelFit",
+    "analyse",
+    "distribution",
+]
 
 
 @dataclass(frozen=True)
@@ -91,14 +101,25 @@ class Analysis:
     requirements: tuple[str, ...]
     diagnostics: tuple[d.Diagnostic, ...]
     string_literals: tuple[tuple[int, str], ...] = field(default=())  # (cell, value)
+    dependencies: tuple[Dependency, ...] = field(default=())  # third-party, sorted by name
 
     @property
     def errors(self) -> tuple[d.Diagnostic, ...]:
         return tuple(x for x in self.diagnostics if x.severity == "error")
 
 
-def analyse(notebook: Notebook) -> Analysis:
-    """Analyse every code cell of ``notebook`` in order, as "Restart and run all" would run them."""
+def analyse(
+    notebook: Notebook,
+    *,
+    packages: Mapping[str, Sequence[str]] | None = None,
+    installed: Mapping[str, str] | None = None,
+) -> Analysis:
+    """Analyse every code cell of ``notebook`` in order, as "Restart and run all" would run them.
+
+    ``packages`` (top-level module → distributions, as ``importlib.metadata``'s
+    ``packages_distributions()`` gives it) and ``installed`` (normalized distribution name →
+    version) describe the environment promote runs in; the caller reads them, so this stays pure.
+    """
     diagnostics: list[d.Diagnostic] = []
     cells: list[CellAnalysis] = []
     context = Context()
@@ -171,6 +192,13 @@ def analyse(notebook: Notebook) -> Analysis:
         requirements=requirements,
         diagnostics=tuple(sorted(diagnostics, key=lambda x: (x.cell or 0, x.line or 0, x.code))),
         string_literals=literals,
+        dependencies=dependencies(
+            cells,
+            notebook.cells,
+            ((c.index, r) for c in cells for r in c.requirements),
+            packages,
+            installed,
+        ),
     )
 
 
@@ -412,8 +440,7 @@ def _fit_in(node: ast.stmt) -> tuple[str, str | None, str] | None:
     return None
 
 
-def distribution(module: str) -> str | None:
+def distribution(module: str, packages: Mapping[str, Sequence[str]] | None = None) -> str | None:
     """The PyPI distribution that provides top-level ``module``; None for the standard library."""
-    if module in sys.stdlib_module_names or module == "__future__":
-        return None
-    return tables.DISTRIBUTIONS.get(module, module)
+    resolved = _distribution(module, packages)
+    return resolved[0] if resolved else None
