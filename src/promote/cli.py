@@ -166,10 +166,13 @@ def update(directory: Path, notebook: Path | None, pretend: bool) -> None:
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 def check(notebook: Path, fmt: str) -> None:
-    """Report what promote sees in NOTEBOOK (roles, model, problems); write nothing."""
-    analysis = api.check(notebook)
-    click.echo(report.check_json(analysis) if fmt == "json" else report.check_text(analysis))
-    if analysis.errors:
+    """Report what promote sees in NOTEBOOK (roles, model, readiness, problems); write nothing.
+
+    Exits 1 when something would stop promotion, 0 otherwise.
+    """
+    result = report.check_report(api.check(notebook))
+    click.echo(report.check_json(result) if fmt == "json" else report.check_text(result))
+    if result.blocking:
         sys.exit(1)
 
 

@@ -65,6 +65,7 @@ class Diagnostic:
         """A JSON-ready view for ``promote check --format json``."""
         return {
             "code": self.code,
+            "name": type(self).__name__,
             "severity": self.severity,
             "cell": self.cell,
             "line": self.line,

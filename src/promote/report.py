@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from promote.analysis import Analysis
+from promote.analysis import Analysis, CellAnalysis
+from promote.analysis.readiness import ReadinessItem, readiness
 from promote.diagnostics import Diagnostic
-from promote.planning import Plan
+from promote.errors import RefusedNotebookError
+from promote.planning import Plan, plan
 
-__all__ = ["check_json", "check_text", "diagnostic_line", "plan_text"]
+__all__ = [
+    "CheckReport",
+    "check_json",
+    "check_report",
+    "check_text",
+    "diagnostic_line",
+    "plan_text",
+]
 
 
 def diagnostic_line(path: str, diagnostic: Diagnostic) -> str:
@@ -19,12 +29,49 @@ def diagnostic_line(path: str, diagnostic: Diagnostic) -> str:
     return f"{line}. {diagnostic.hint}" if diagnostic.hint else line
 
 
-def check_text(analysis: Analysis) -> str:
-    """The report of ``promote check``: one line per cell role, then the diagnostics."""
+SEVERITIES = (
+    ("error", "Errors (block promotion)"),
+    ("warning", "Warnings"),
+    ("info", "Info"),
+)
+SCHEMA_VERSION = 1  # bump when docs/check-json.md changes incompatibly
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What ``promote check`` shows: the analysis, the readiness summary, and the verdict."""
+
+    analysis: Analysis
+    readiness: tuple[ReadinessItem, ...]
+    refusal: str | None  # why ``promote`` would refuse the notebook, or None
+
+    @property
+    def blocking(self) -> bool:
+        """Whether something stops promotion (an error diagnostic or a refusal)."""
+        return bool(self.analysis.errors) or self.refusal is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.blocking else 0
+
+
+def check_report(analysis: Analysis) -> CheckReport:
+    """Build the report; planning is tried (it is pure) so check and promote agree on refusals."""
+    refusal: str | None = None
+    try:
+        plan(analysis, "check")
+    except RefusedNotebookError as error:
+        refusal = error.reason
+    return CheckReport(analysis, readiness(analysis), refusal)
+
+
+def check_text(result: CheckReport) -> str:
+    """The report of ``promote check``: cells, model, readiness, then diagnostics by severity."""
+    analysis = result.analysis
     path = str(analysis.notebook.path)
     lines = [f"{path}: {len(analysis.notebook.code_cells)} code cells"]
     for cell in analysis.cells:
-        names = sorted({n for s in cell.statements if s.kind != "display" for n in s.binds})
+        names = _defines(cell)
         defines = f" defines {', '.join(names)}" if names else ""
         lines.append(f"  cell {cell.index:>3}  {cell.role:<11}{defines}")
     if analysis.model:
@@ -34,41 +81,97 @@ def check_text(analysis: Analysis) -> str:
         )
     else:
         lines.append("model: none found (no `.fit(...)` call)")
-    for diagnostic in analysis.diagnostics:
-        lines.append(diagnostic_line(path, diagnostic))
-    if not analysis.diagnostics:
-        lines.append("no problems found")
+    lines += ["", "Production readiness"]
+    for item in result.readiness:
+        lines.append(f"  [{'x' if item.ok else ' '}] {item.key:<10} {item.detail}")
+    for severity, title in SEVERITIES:
+        found = [x for x in analysis.diagnostics if x.severity == severity]
+        if not found:
+            continue
+        lines += ["", f"{title}: {len(found)}"]
+        for diagnostic in found:
+            lines.append(f"  {_where(diagnostic):<18} {diagnostic.code}  {diagnostic.message}")
+            if diagnostic.hint:
+                lines.append(f"  {'':<18}       fix: {diagnostic.hint}")
+    lines.append("")
+    if result.refusal:
+        lines.append(f"verdict: promote would refuse this notebook: {result.refusal}")
+    elif analysis.errors:
+        lines.append("verdict: errors above block promotion")
+    else:
+        counts = _counts(analysis)
+        lines.append(
+            f"verdict: ready to promote ({_plural(counts['warning'], 'warning')}, "
+            f"{_plural(counts['info'], 'note')})"
+        )
     return "\n".join(lines)
 
 
-def check_json(analysis: Analysis) -> str:
-    """The machine-readable report of ``promote check --format json``."""
+def check_json(result: CheckReport) -> str:
+    """The machine-readable report of ``promote check --format json`` (docs/check-json.md)."""
+    analysis = result.analysis
+    model = analysis.model
     data: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "notebook": str(analysis.notebook.path),
+        "blocking": result.blocking,
+        "refusal": result.refusal,
+        "counts": _counts(analysis),
         "cells": [
             {
                 "cell": c.index,
                 "role": c.role,
-                "defines": sorted(
-                    {n for s in c.statements if s.kind != "display" for n in s.binds}
-                ),
+                "heading": c.heading,
+                "defines": _defines(c),
                 "reads": sorted({n for s in c.statements for n in s.reads}),
             }
             for c in analysis.cells
         ],
         "model": (
-            {
-                "name": analysis.model.name,
-                "fit_input": analysis.model.fit_input,
-                "cell": analysis.model.cell,
-            }
-            if analysis.model
+            {"name": model.name, "fit_input": model.fit_input, "cell": model.cell}
+            if model
             else None
         ),
+        "dependencies": [
+            {
+                "distribution": x.distribution,
+                "modules": list(x.modules),
+                "cell": x.cell,
+                "version": x.version,
+                "specifier": x.specifier,
+                "version_source": x.source or None,
+                "resolved_by": x.resolved_by,
+                "requirement": x.requirement,
+            }
+            for x in analysis.dependencies
+        ],
         "requirements": list(analysis.requirements),
+        "readiness": [{"key": x.key, "ok": x.ok, "detail": x.detail} for x in result.readiness],
         "diagnostics": [x.as_dict() for x in analysis.diagnostics],
     }
     return json.dumps(data, indent=2, sort_keys=True)
+
+
+def _defines(cell: CellAnalysis) -> list[str]:
+    return sorted({n for s in cell.statements if s.kind != "display" for n in s.binds})
+
+
+def _where(diagnostic: Diagnostic) -> str:
+    if diagnostic.cell is None:
+        return "notebook"
+    line = f", line {diagnostic.line}" if diagnostic.line else ""
+    return f"cell {diagnostic.cell}{line}"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _counts(analysis: Analysis) -> dict[str, int]:
+    counts = {severity: 0 for severity, _ in SEVERITIES}
+    for diagnostic in analysis.diagnostics:
+        counts[diagnostic.severity] += 1
+    return counts
 
 
 def plan_text(plan: Plan) -> str:

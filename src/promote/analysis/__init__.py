@@ -286,7 +286,8 @@ def _imports(
                 module = "." * node.level + (node.module or "")
                 for alias in node.names:
                     if alias.name == "*":
-                        diagnostics.append(d.StarImport(cell.index, module=module))
+                        line = cell.line(node.lineno)
+                        diagnostics.append(d.StarImport(cell.index, line=line, module=module))
                         found[f"*{module}"] = ImportBinding(
                             f"*{module}",
                             f"from {module} import *",
@@ -329,11 +330,13 @@ def _definitions(
 ) -> dict[str, Definition]:
     raw: dict[str, tuple[int, frozenset[str]]] = {}
     at_definition: dict[str, frozenset[str]] = {}  # decorators, defaults, annotations, class body
+    lines: dict[str, int] = {}
     for analysed in cells:
         for stmt in analysed.statements:
             node = stmt.node
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 raw[node.name] = (analysed.index, function_free_names(node))
+                lines[node.name] = analysed.line(node.lineno)
                 at_definition[node.name] = frozenset(stmt.reads) - BUILTINS
     # A definition is pure when everything it reads is an import, a constant or a pure definition.
     pure = set(raw)
@@ -356,7 +359,9 @@ def _definitions(
                 n for n in free if n not in imports and n not in constants and n not in raw
             )
             if variables:
-                diagnostics.append(d.FunctionReadsGlobal(cell, function=name, name=variables[0]))
+                diagnostics.append(
+                    d.FunctionReadsGlobal(cell, line=lines[name], function=name, name=variables[0])
+                )
     return out
 
 
@@ -380,12 +385,25 @@ def _undefined(
                     continue
                 seen.add(name)  # report each name once
                 later = bound_at.get(name)
+                line = cell.line(_line_of(stmt.node, name))
                 if later is None:
-                    out.append(d.UndefinedName(cell.index, name=name))
+                    out.append(d.UndefinedName(cell.index, line=line, name=name))
                 elif later > cell.index:
-                    out.append(d.UseBeforeDefinition(cell.index, name=name, defined_in=later))
+                    out.append(
+                        d.UseBeforeDefinition(cell.index, line=line, name=name, defined_in=later)
+                    )
             seen.update(stmt.binds)
     return out
+
+
+def _line_of(node: ast.stmt, name: str) -> int:
+    """The first line of ``node`` that reads ``name`` (the statement's line if none does)."""
+    lines = [
+        n.lineno
+        for n in ast.walk(node)
+        if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load | ast.Del)
+    ]
+    return min(lines, default=node.lineno)
 
 
 def _reads_when_run(stmt: Statement, definitions: dict[str, Definition]) -> list[str]:

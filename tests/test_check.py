@@ -1,0 +1,190 @@
+"""`promote check`: the report by severity, the readiness summary, the JSON schema, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from helpers import CORPUS, EXAMPLES, ROOT, analyse_cells, notebook_json
+
+from promote.cli import main
+from promote.report import check_report
+
+SCHEMA = json.loads(
+    re.search(r"```json\n(.*?)```", (ROOT / "docs" / "check-json.md").read_text(), re.S).group(1)  # type: ignore[union-attr]
+)
+
+TRAINS = (
+    "import pandas as pd\nfrom sklearn.model_selection import train_test_split\n"
+    "from sklearn.linear_model import LogisticRegression",
+    "df = pd.read_csv('data.csv')\nX = df[['a', 'b']]\ny = df['t']",
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+    "model = LogisticRegression()\nmodel.fit(X_train, y_train)",
+    "pred = model.predict(X_test)",
+)
+
+
+def run_check(tmp_path: Path, *cells: str | dict[str, Any], fmt: str = "json") -> tuple[int, str]:
+    notebook = tmp_path / "nb.ipynb"
+    notebook.write_text(notebook_json(*cells))
+    code = main(["check", str(notebook), "--format", fmt])
+    return code, notebook.name
+
+
+def readiness(*cells: str) -> dict[str, bool]:
+    return {x.key: x.ok for x in check_report(analyse_cells(*cells)).readiness}
+
+
+@pytest.mark.parametrize("notebook", sorted(EXAMPLES.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_json_of_every_example_follows_the_documented_schema(
+    notebook: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", str(notebook), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    jsonschema.validate(data, SCHEMA)
+    assert data["blocking"] is False
+    assert [x["key"] for x in data["readiness"]] == [
+        "model",
+        "data",
+        "evaluation",
+        "seed",
+        "installs",
+        "secrets",
+        "order",
+    ]
+
+
+def test_json_of_a_problem_notebook_follows_the_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run_check(
+        tmp_path,
+        "!pip install xgboost shap==0.45.0",
+        "import xgboost\nAPI_KEY = 'a8f9e7d6c5b4a3f2'\ndf = load('/Users/ann/d.csv')",
+        "print x",
+    )
+    data = json.loads(capsys.readouterr().out)
+    jsonschema.validate(data, SCHEMA)
+    assert code == 1 and data["blocking"] is True
+    assert data["counts"]["error"] == 2
+    secret = next(x for x in data["diagnostics"] if x["code"] == "P015")
+    assert (secret["name"], secret["cell"], secret["line"]) == ("HardcodedSecret", 2, 2)
+    assert {x["distribution"]: x["requirement"] for x in data["dependencies"]} == {
+        "shap": "shap==0.45.0",
+        "xgboost": "xgboost",
+    }
+
+
+def test_exit_0_when_nothing_blocks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_check(tmp_path, *TRAINS)
+    data = json.loads(capsys.readouterr().out)
+    assert (code, data["blocking"], data["refusal"]) == (0, False, None)
+
+
+def test_exit_1_when_promote_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No error diagnostic, but no model either: check agrees with promote."""
+    code, _ = run_check(tmp_path, "import pandas as pd", "df = pd.read_csv('a.csv')")
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert data["counts"]["error"] == 0
+    assert "fits a model" in data["refusal"]
+
+
+def test_text_report_groups_by_severity_with_cell_line_and_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run_check(
+        tmp_path,
+        *TRAINS[:3],
+        "model = LogisticRegression()\nmodel.fit(X_train, y_train)\ntoken = 'ghp_" + "a" * 36 + "'",
+        "import joblib\njoblib.dump(model, 'm.pkl')",
+        fmt="text",
+    )
+    text = capsys.readouterr().out
+    assert code == 1
+    errors, infos = text.index("Errors (block promotion): 1"), text.index("Info: 1")
+    assert errors < infos
+    assert re.search(r"cell 4, line 3\s+P015\s+.*\n\s+fix: Read it from an environment", text)
+    assert re.search(r"cell 5, line 2\s+P024\s+`joblib.dump\(model, 'm.pkl'\)` writes a file", text)
+    assert "verdict: promote would refuse this notebook: `token` looks like a secret" in text
+
+
+def test_text_report_of_a_clean_notebook(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_check(tmp_path, *TRAINS, fmt="text")
+    text = capsys.readouterr().out
+    assert "Production readiness" in text
+    assert "[x] evaluation held-out data: train_test_split in cell 3" in text
+    assert "verdict: ready to promote (0 warnings, 0 notes)" in text
+
+
+@pytest.mark.parametrize(
+    ("cells", "missing"),
+    [
+        (TRAINS, set()),
+        ((TRAINS[0], TRAINS[1].replace("data.csv", "/home/ann/data.csv"), *TRAINS[2:]), {"data"}),
+        ((*TRAINS[:2], "model = LogisticRegression()\nmodel.fit(X, y)"), {"evaluation"}),
+        (
+            (
+                TRAINS[0],
+                TRAINS[1],
+                TRAINS[2].replace("random_state=0", "test_size=0.2"),
+                *TRAINS[3:],
+            ),
+            {"seed"},
+        ),
+        (("!pip install pandas", *TRAINS), {"installs"}),
+        (("!pip install pandas==2.2.3", *TRAINS), set()),
+        ((*TRAINS, "password = 'hunter2hunter2'"), {"secrets"}),
+        ((*TRAINS, "z = ghost + 1"), {"order"}),
+        (TRAINS[:3], {"model"}),
+    ],
+    ids=[
+        "ready",
+        "fixed-path",
+        "no-held-out",
+        "no-seed",
+        "unpinned",
+        "pinned",
+        "secret",
+        "hidden-state",
+        "no-model",
+    ],
+)
+def test_readiness_summary(cells: tuple[str, ...], missing: set[str]) -> None:
+    found = readiness(*cells)
+    assert {key for key, ok in found.items() if not ok} == missing
+
+
+def corpus_notebooks() -> list[Any]:
+    manifest = CORPUS / "MANIFEST.tsv"
+    if not manifest.is_file():
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"no corpus at {CORPUS}"))]
+    with manifest.open(newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    return [pytest.param(CORPUS / r["name"] / r["notebook_relpath"], id=r["name"]) for r in rows]
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("notebook", corpus_notebooks())
+def test_check_reads_every_corpus_notebook(
+    notebook: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every real notebook is checked without a crash; what can be read follows the schema."""
+    code = main(["check", str(notebook), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    if not out:  # unreadable (an empty file): a one-paragraph error and exit 1
+        assert code == 1 and err.startswith("error: Cannot read notebook")
+        return
+    data = json.loads(out)
+    jsonschema.validate(data, SCHEMA)
+    assert code == (1 if data["blocking"] else 0)
