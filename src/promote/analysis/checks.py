@@ -50,19 +50,33 @@ class _Call:
 
 def run_checks(notebook: Notebook, cells: Sequence[Located]) -> list[d.Diagnostic]:
     """Every whole-notebook check, in a stable order."""
+    walks = _Walks()
     aliases = qualified_names(cells)
-    calls = list(_calls(cells, aliases))
+    calls = list(_calls(cells, aliases, walks))
     strings = _string_names(cells)
     out: list[d.Diagnostic] = []
     out.extend(_never_executed(notebook))
-    out.extend(_paths(cells))
-    out.extend(_code_secrets(cells))
+    out.extend(_paths(cells, walks))
+    out.extend(_code_secrets(cells, walks))
     out.extend(_output_secrets(notebook))
     out.extend(_network(calls, strings))
     out.extend(_writes(calls))
     out.extend(_seeds(calls))
     out.extend(_redefinitions(cells))
     return out
+
+
+class _Walks:
+    """Every node under a statement, walked once and shared by the checks."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[int, list[ast.AST]] = {}
+
+    def of(self, node: ast.AST) -> list[ast.AST]:
+        found = self._nodes.get(id(node))
+        if found is None:
+            found = self._nodes[id(node)] = list(ast.walk(node))
+        return found
 
 
 # -- names ---------------------------------------------------------------------------------------
@@ -98,12 +112,12 @@ def _dotted(node: ast.expr, aliases: dict[str, str]) -> str:
     return ".".join(reversed(parts))
 
 
-def _calls(cells: Sequence[Located], aliases: dict[str, str]) -> Iterator[_Call]:
+def _calls(cells: Sequence[Located], aliases: dict[str, str], walks: _Walks) -> Iterator[_Call]:
     for cell in cells:
         for stmt in cell.statements:
             if stmt.kind == "import":
                 continue
-            for node in ast.walk(stmt.node):
+            for node in walks.of(stmt.node):
                 if isinstance(node, ast.Call):
                     yield _Call(cell, node, _dotted(node.func, aliases), stmt.kind == "display")
 
@@ -125,9 +139,9 @@ def _string_names(cells: Sequence[Located]) -> dict[str, str]:
     return found
 
 
-def _strings(node: ast.AST) -> Iterator[tuple[int, str]]:
-    """(line, value) of each string literal under ``node``."""
-    for inner in ast.walk(node):
+def _strings(nodes: list[ast.AST]) -> Iterator[tuple[int, str]]:
+    """(line, value) of each string literal among ``nodes``."""
+    for inner in nodes:
         if isinstance(inner, ast.Constant) and isinstance(inner.value, str):
             yield inner.lineno, inner.value
 
@@ -141,14 +155,14 @@ def _never_executed(notebook: Notebook) -> list[d.Diagnostic]:
 
 
 # -- paths ---------------------------------------------------------------------------------------
-def _paths(cells: Sequence[Located]) -> list[d.Diagnostic]:
+def _paths(cells: Sequence[Located], walks: _Walks) -> list[d.Diagnostic]:
     out: list[d.Diagnostic] = []
     for cell in cells:
         seen: set[str] = set()
         for stmt in cell.statements:
             if stmt.kind == "display":
                 continue
-            for lineno, value in _strings(stmt.node):
+            for lineno, value in _strings(walks.of(stmt.node)):
                 if value in seen or not _is_fixed_path(value):
                     continue
                 seen.add(value)
@@ -165,16 +179,17 @@ def _is_fixed_path(value: str) -> bool:
 
 
 # -- secrets -------------------------------------------------------------------------------------
-def _code_secrets(cells: Sequence[Located]) -> list[d.Diagnostic]:
+def _code_secrets(cells: Sequence[Located], walks: _Walks) -> list[d.Diagnostic]:
     out: list[d.Diagnostic] = []
     for cell in cells:
         for stmt in cell.statements:
             lines: set[int] = set()  # one finding per line
-            for name, value, line in _named_strings(stmt.node):
+            nodes = walks.of(stmt.node)
+            for name, value, line in _named_strings(nodes):
                 if tables.SECRET_NAME.search(name) and _looks_secret(value):
                     out.append(d.HardcodedSecret(cell.index, line=cell.line(line), name=name))
                     lines.add(line)
-            for lineno, value in _strings(stmt.node):
+            for lineno, value in _strings(nodes):
                 if lineno in lines:
                     continue
                 line = cell.line(lineno)
@@ -193,9 +208,9 @@ def _code_secrets(cells: Sequence[Located]) -> list[d.Diagnostic]:
     return out
 
 
-def _named_strings(node: ast.AST) -> Iterator[tuple[str, str, int]]:
+def _named_strings(nodes: list[ast.AST]) -> Iterator[tuple[str, str, int]]:
     """(name, string, line) for ``name = "..."``, ``f(name="...")`` and ``{"name": "..."}``."""
-    for inner in ast.walk(node):
+    for inner in nodes:
         if isinstance(inner, ast.Assign | ast.AnnAssign) and _is_str(inner.value):
             targets = inner.targets if isinstance(inner, ast.Assign) else [inner.target]
             for target in targets:
