@@ -623,3 +623,10 @@ def test_a_version_the_notebook_printed_wins_over_the_environment() -> None:
 )
 def test_pinned(requirement: str, expected: tuple[str, str | None, str]) -> None:
     assert pinned(requirement) == expected
+
+
+def test_names_bound_in_a_cell_that_does_not_parse_are_not_hidden_state() -> None:
+    """Python 2 cells still bind their assignments; a later reader is not 'undefined'."""
+    analysis = analyse_cells("classes = sorted(xs)\nprint classes", "for c in classes:\n    f(c)")
+    assert {type(x) for x in analysis.diagnostics} == {d.SyntaxErrorInCell, d.UndefinedName}
+    assert [x.name for x in analysis.diagnostics if isinstance(x, d.UndefinedName)] == ["f"]

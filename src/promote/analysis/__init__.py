@@ -371,11 +371,7 @@ def _undefined(
     """Names read before any cell binds them (hidden state) or only bound further down."""
     if any(name.startswith("*") for name in imports):
         return []  # a star import can bind anything
-    bound_at: dict[str, int] = {}
-    for cell in cells:
-        for stmt in cell.statements:
-            for name in stmt.binds:
-                bound_at.setdefault(name, cell.index)
+    bound_at = _first_binds(cells)
     seen: set[str] = set(BUILTINS) | set(definitions)
     out: list[d.Diagnostic] = []
     for cell in cells:
@@ -394,6 +390,36 @@ def _undefined(
                     )
             seen.update(stmt.binds)
     return out
+
+
+def _first_binds(cells: list[CellAnalysis]) -> dict[str, int]:
+    """Each name → the first cell that binds it."""
+    bound_at: dict[str, int] = {}
+    for cell in cells:
+        if cell.syntax_error:  # not Python 3, but its assignments still bind when it runs
+            for name in _guessed_binds(cell.source):
+                bound_at.setdefault(name, cell.index)
+        for stmt in cell.statements:
+            for name in stmt.binds:
+                bound_at.setdefault(name, cell.index)
+    return bound_at
+
+
+_GUESSED_BINDS = re.compile(
+    r"^\s*(?:for\s+)?([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*(?:=(?!=)|\bin\b)"
+    r"|^\s*(?:def|class)\s+([A-Za-z_]\w*)|^\s*import\s+(\w+)",
+    re.MULTILINE,
+)
+
+
+def _guessed_binds(source: str) -> set[str]:
+    """Names a cell that does not parse seems to bind (``x = ...``, ``for a, b in``, ``def f``)."""
+    names: set[str] = set()
+    for match in _GUESSED_BINDS.finditer(source):
+        for group in match.groups():
+            if group:
+                names.update(part.strip() for part in group.split(","))
+    return names
 
 
 def _line_of(node: ast.stmt, name: str) -> int:
