@@ -188,3 +188,15 @@ def test_check_reads_every_corpus_notebook(
     data = json.loads(out)
     jsonschema.validate(data, SCHEMA)
     assert code == (1 if data["blocking"] else 0)
+
+
+@pytest.mark.parametrize(
+    "split",
+    [
+        "X_train, X_test = X[:800], X[800:]",
+        "train = df[:-12]\ntest = df[-12:]",
+        "valid_df = df.sample(frac=0.2, random_state=0)",
+    ],
+)
+def test_a_split_made_by_hand_counts_as_held_out(split: str) -> None:
+    assert readiness(TRAINS[0], TRAINS[1], split, "model.fit(X, y)")["evaluation"]

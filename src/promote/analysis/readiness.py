@@ -7,6 +7,7 @@ report prints it.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,8 @@ HELD_OUT_CALLS = frozenset(
         "temporal_train_test_split",
     }
 )
+# Names of held-out data made by hand (`X_test = X[800:]`, `valid_df = ...`, `test = df[-12:]`).
+HELD_OUT_NAME = re.compile(r"(?i)(?:^|_)(?:test|val|valid|validation|holdout|eval)(?:_|$|\d)")
 HELD_OUT_KEYWORDS = frozenset({"validation_split", "validation_data", "eval_set", "valid_sets"})
 
 
@@ -99,18 +102,28 @@ def _data(analysis: Analysis) -> ReadinessItem:
 def _evaluation(analysis: Analysis) -> ReadinessItem:
     for cell in analysis.cells:
         for stmt in cell.statements:
-            for node in ast.walk(stmt.node):
-                if not isinstance(node, ast.Call):
-                    continue
-                func = node.func
-                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-                if name in HELD_OUT_CALLS or any(k.arg in HELD_OUT_KEYWORDS for k in node.keywords):
-                    return ReadinessItem(
-                        "evaluation", True, f"held-out data: {name} in cell {cell.index}"
-                    )
+            if stmt.kind in {"import", "display"}:
+                continue
+            found = _held_out_call(stmt.node) or next(
+                (f"`{n}`" for n in stmt.binds if HELD_OUT_NAME.search(n)), None
+            )
+            if found:
+                return ReadinessItem(
+                    "evaluation", True, f"held-out data: {found} in cell {cell.index}"
+                )
     return ReadinessItem(
         "evaluation", False, "no held-out evaluation (no train/test split or cross-validation)"
     )
+
+
+def _held_out_call(node: ast.AST) -> str | None:
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Call):
+            func = inner.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            if name in HELD_OUT_CALLS or any(k.arg in HELD_OUT_KEYWORDS for k in inner.keywords):
+                return str(name)
+    return None
 
 
 def _seed(analysis: Analysis) -> ReadinessItem:
