@@ -73,13 +73,17 @@ def run(command: Sequence[str | Path], cwd: Path, **env: str) -> str:
 def install_project(directory: Path) -> Path:
     """Create ``directory/.venv`` with uv and install the project into it.
 
-    Installs the pinned ``requirements.txt``, then the project itself, editable and
-    without dependencies (what ``make install`` does). Returns the venv's python.
+    Installs the hashed ``requirements.lock`` (``requirements.txt`` where there is no lock),
+    then the project itself, editable and without dependencies (what ``make install`` does).
+    Returns the venv's python.
     """
     uv = find_uv()
     python = directory / VENV / "bin" / "python"
+    requirements = (
+        "requirements.lock" if (directory / "requirements.lock").is_file() else ("requirements.txt")
+    )
     run([uv, "venv", "--quiet", "--python", sys.executable, VENV], directory)
-    run([uv, "pip", "install", "--python", python, "-r", "requirements.txt"], directory)
+    run([uv, "pip", "install", "--python", python, "-r", requirements], directory)
     run([uv, "pip", "install", "--python", python, "--no-deps", "-e", "."], directory)
     return python
 

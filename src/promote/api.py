@@ -82,6 +82,7 @@ def promote(
     force: bool = False,
     pretend: bool = False,
     execute: Execution | None = None,
+    lock: bool = True,
 ) -> Promotion:
     """Promote ``notebook`` into a project at ``output`` (default: ``./<name>``).
 
@@ -108,7 +109,7 @@ def promote(
     ran = _execute(path, result, execute) if execute else None
     extra = {PARITY_FILE: capture_json(ran, result)} if isinstance(ran, Capture) else {}
     rendered = render(
-        result, target, data_files=copies, force=force, notebook=path, extra_files=extra
+        result, target, data_files=copies, force=force, notebook=path, extra_files=extra, lock=lock
     )
     return Promotion(
         result,

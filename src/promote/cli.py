@@ -56,6 +56,12 @@ def cli() -> None:
 @click.option("--timeout", default=600, show_default=True, help="Seconds allowed per cell.")
 @click.option("--total-timeout", default=3600, show_default=True, help="Seconds for the whole run.")
 @click.option("--kernel", default="python3", show_default=True, help="Jupyter kernel to run it in.")
+@click.option(
+    "--lock/--no-lock",
+    default=True,
+    show_default=True,
+    help="Resolve hashed lock files now (uv; offline: pin what is installed here).",
+)
 def build(
     notebook: Path,
     output: Path | None,
@@ -66,10 +72,13 @@ def build(
     timeout: int,
     total_timeout: int,
     kernel: str,
+    lock: bool,
 ) -> None:
     """Promote NOTEBOOK into a project."""
     run = api.Execution(timeout, total_timeout, kernel) if execute else None
-    result = api.promote(notebook, output, name=name, force=force, pretend=pretend, execute=run)
+    result = api.promote(
+        notebook, output, name=name, force=force, pretend=pretend, execute=run, lock=lock
+    )
     path = str(notebook)
     for diagnostic in result.plan.diagnostics:
         click.echo(report.diagnostic_line(path, diagnostic), err=True)
@@ -81,6 +90,14 @@ def build(
     click.echo(f"promoted {path} -> {result.rendered.target}")
     if result.rendered.backup:
         click.echo(f"the previous content was moved to {result.rendered.backup}")
+    locked = result.rendered.locked
+    if locked and locked.method != "uv":
+        click.secho(
+            f"warning: {locked.reason}; {', '.join(locked.files)} pin what is installed here, "
+            "without hashes",
+            fg="yellow",
+            err=True,
+        )
     if result.captured:
         click.echo(
             f"ran the notebook in {result.captured.seconds:.1f} s; its predictions and metrics "

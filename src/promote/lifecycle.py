@@ -29,6 +29,7 @@ from promote.analysis import analyse
 from promote.codegen import generate
 from promote.errors import PromoteError
 from promote.gitutil import commit_files_to_branch, git, is_dirty, read_branch_files, require_git
+from promote.lock import LOCKS, lock
 from promote.notebook import read
 from promote.planning import plan
 from promote.render import (
@@ -229,7 +230,11 @@ def _template_update(
         ) from exc
     if pretend:
         return [FileChange(".copier-answers.yml", f"template {answers.get('_commit')} -> {tag}")]
-    return _changes_since(project, head)
+    changes = _changes_since(project, head)
+    if any(c.path in LOCKS and c.status != "conflict" for c in changes):
+        relocked = lock(project)  # the pins changed: resolve the lock files again
+        changes += [FileChange(path, "updated") for path in relocked.files]
+    return changes
 
 
 def _changes_since(project: Path, head: str) -> list[FileChange]:

@@ -20,6 +20,8 @@ from promote import __version__
 from promote.codegen import exploration_notebook, generate
 from promote.errors import RenderError, TargetExistsError
 from promote.gitutil import commit_all, commit_files_to_branch, git
+from promote.lock import Locked
+from promote.lock import lock as lock_requirements
 from promote.planning import Plan
 from promote.store import TemplateRef, sync
 
@@ -43,6 +45,7 @@ class Rendered:
     target: Path
     backup: Path | None
     files: tuple[str, ...]
+    locked: Locked | None = None
 
 
 def render(
@@ -53,6 +56,7 @@ def render(
     force: bool = False,
     notebook: Path | None = None,
     extra_files: Mapping[str, str] | None = None,
+    lock: bool = True,
 ) -> Rendered:
     """Render ``plan`` into ``target``; ``data_files`` maps files to copy to project paths."""
     answers = {
@@ -72,6 +76,7 @@ def render(
         force=force,
         notebook=notebook,
         extra_files=extra,
+        lock=lock,
     )
 
 
@@ -85,6 +90,7 @@ def write_project(
     notebook: Path | None = None,
     defaults: bool = True,
     extra_files: Mapping[str, str] | None = None,
+    lock: bool = True,
 ) -> Rendered:
     """Render the template with ``answers`` plus ``files`` into ``target``, atomically.
 
@@ -115,6 +121,7 @@ def write_project(
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source_path, destination)
         formatted = format_files(project, sorted(files))
+        locked = lock_requirements(project) if lock else None
         what = f"from {notebook.name}" if notebook else "from the template"
         git(project, "init", "--quiet", "--initial-branch=main")
         commit_all(project, f"Generate the project {what} with promote {__version__}")
@@ -125,7 +132,7 @@ def write_project(
         backup = _swap(project, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return Rendered(target=target, backup=backup, files=tuple(sorted(files)))
+    return Rendered(target=target, backup=backup, files=tuple(sorted(files)), locked=locked)
 
 
 def generated_message(notebook: Path | None) -> str:

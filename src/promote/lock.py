@@ -1,0 +1,111 @@
+"""Pin a generated project's whole environment: hashed lock files resolved at promote time.
+
+``requirements.txt`` (runtime and dev) and ``requirements-runtime.txt`` (what the image installs)
+hold the direct pins. ``lock`` resolves each with ``uv pip compile --generate-hashes --universal``
+into ``requirements.lock`` and ``requirements-runtime.lock``, which ``make install`` and the
+Dockerfile install exactly. Offline (no package index), it falls back to pinning every
+distribution the requirements need to the version installed where promote runs, found from the
+installed metadata, without hashes; the file says so in its first lines.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+__all__ = ["LOCKS", "Locked", "lock"]
+
+LOCKS = {
+    "requirements.txt": "requirements.lock",
+    "requirements-runtime.txt": "requirements-runtime.lock",
+}
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+@dataclass(frozen=True)
+class Locked:
+    """Which lock files were written, and how (``"uv"`` with hashes, or ``"installed"``)."""
+
+    files: tuple[str, ...]
+    method: str
+    reason: str = ""
+
+
+def lock(project: Path, python_version: str = "3.11", timeout: int = 120) -> Locked:
+    """Write the lock files of ``project`` next to its requirements files."""
+    sources = [s for s in LOCKS if (project / s).is_file()]
+    uv = _uv()
+    reason = "uv is not installed"
+    if uv:
+        failures = []
+        for source in sources:
+            result = subprocess.run(
+                [uv, "pip", "compile", source, "--generate-hashes", "--universal",
+                 "--python-version", python_version, "--quiet", "-o", LOCKS[source]],
+                cwd=project, capture_output=True, text=True, timeout=timeout, check=False,
+            )  # fmt: skip
+            if result.returncode != 0:
+                failures.append(result.stderr.strip().splitlines()[-1:] or ["unknown error"])
+        if not failures:
+            return Locked(tuple(LOCKS[s] for s in sources), "uv")
+        reason = f"uv could not resolve ({failures[0][0][:200]})"
+    for source in sources:
+        (project / LOCKS[source]).write_text(_installed_lock(project / source, reason))
+    return Locked(tuple(LOCKS[s] for s in sources), "installed", reason)
+
+
+def _uv() -> str | None:
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+def _installed_lock(requirements: Path, reason: str) -> str:
+    """Pins for the requirements and everything they need, as installed here; no hashes."""
+    direct: dict[str, str] = {}
+    for line in requirements.read_text().splitlines():
+        match = _NAME.match(line)
+        if match and not line.lstrip().startswith("#"):
+            direct[_normal(match.group(1))] = line.strip()
+    pins = dict(direct)
+    queue = list(direct)
+    while queue:
+        name = queue.pop()
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        if "==" not in pins.get(name, "=="):
+            pins[name] = f"{name}=={dist.version}"
+        for text in dist.requires or []:
+            requirement = Requirement(text)
+            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+                continue  # an extra, or another Python or platform
+            dependency = _normal(requirement.name)
+            if dependency not in pins:
+                try:
+                    pins[dependency] = f"{dependency}=={importlib.metadata.version(dependency)}"
+                except importlib.metadata.PackageNotFoundError:
+                    pins[dependency] = dependency
+                queue.append(dependency)
+    header = (
+        f"# Offline fallback: {reason}. Every requirement of {requirements.name} and what it\n"
+        "# needs is pinned to the version installed where promote ran; there are no hashes.\n"
+        "# Regenerate with hashes when an index is reachable:\n"
+        f"#   uv pip compile {requirements.name} --generate-hashes --universal -o "
+        f"{LOCKS[requirements.name]}\n"
+    )
+    return header + "".join(f"{pins[name]}\n" for name in sorted(pins))
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
