@@ -1,0 +1,44 @@
+"""Lock files: hashed when an index is reachable, pinned to what is installed when not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from promote import lock as lock_module
+from promote.lock import lock
+
+
+def project_with(tmp_path: Path, *requirements: str) -> Path:
+    (tmp_path / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    (tmp_path / "requirements-runtime.txt").write_text(requirements[0] + "\n")
+    return tmp_path
+
+
+def test_lock_resolves_everything_with_hashes(tmp_path: Path) -> None:
+    project = project_with(tmp_path, "click==8.1.7", "pytest==8.3.3")
+    locked = lock(project)
+    if locked.method != "uv":
+        pytest.skip(f"no package index here: {locked.reason}")
+    text = (project / "requirements.lock").read_text()
+    assert "click==8.1.7" in text and "--hash=sha256:" in text
+    assert "pluggy==" in text, "what pytest needs is pinned too"
+    assert "pytest" not in (project / "requirements-runtime.lock").read_text()
+
+
+def test_offline_the_lock_pins_what_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lock_module, "_uv", lambda: None)
+    project = project_with(tmp_path, "click", "pytest")
+    locked = lock(project)
+    assert (locked.method, locked.reason) == ("installed", "uv is not installed")
+    text = (project / "requirements.lock").read_text()
+    assert text.startswith("# Offline fallback: uv is not installed.")
+    import click
+    import pluggy
+
+    assert f"click=={click.__version__}" in text
+    assert f"pluggy=={pluggy.__version__}" in text
+    assert "--hash" not in text
