@@ -69,3 +69,29 @@ def test_python_2_is_a_syntax_error_with_the_line() -> None:
     result = normalize("x = 1\nprint x\n", 9)
     assert result.syntax_error is not None
     assert (result.syntax_error.cell, result.syntax_error.line) == (9, 2)
+
+
+@pytest.mark.parametrize(
+    ("source", "lines"),
+    [
+        ("%matplotlib inline\nimport os\nx = 1\n", (2, 3)),
+        ("%%time\nx = 1\n# kept\ny = 2\n", (2, 3, 4)),
+        ("a = 1\n!ls\nb = 2\n", (1, 3)),
+        ("for i in r:\n    !echo\n    y = 2\n", (1, 2, 3)),
+    ],
+    ids=["line-magic-dropped", "cell-magic-unwrapped", "shell-dropped", "shell-nested"],
+)
+def test_each_normalized_line_knows_its_line_as_written(
+    source: str, lines: tuple[int, ...]
+) -> None:
+    assert normalize(source, 1).lines == lines
+
+
+def test_diagnostics_inside_an_unwrapped_cell_magic_have_the_written_line() -> None:
+    (found,) = normalize("%%time\nx = 1\n!wget https://x.org/d.csv\n", 4).diagnostics
+    assert (type(found), found.cell, found.line) == (d.NetworkAccess, 4, 3)
+
+
+def test_a_syntax_error_after_a_magic_has_the_written_line() -> None:
+    result = normalize("%matplotlib inline\nx = 1\nprint x\n", 2)
+    assert result.syntax_error is not None and result.syntax_error.line == 3
