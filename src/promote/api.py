@@ -14,7 +14,7 @@ from pathlib import Path
 from promote.analysis import Analysis, analyse
 from promote.capture import Capture, ExecutionFailure, capture_json
 from promote.capture import execute as execute_notebook
-from promote.notebook import read
+from promote.notebook import Notebook, read
 from promote.planning import Plan, plan
 from promote.render import Rendered, render
 
@@ -59,7 +59,16 @@ class Execution:
 
 def check(notebook: Path | str) -> Analysis:
     """Analyse a notebook without writing anything."""
-    return analyse(read(notebook))
+    return analyse_in_environment(read(notebook))
+
+
+def analyse_in_environment(notebook: Notebook) -> Analysis:
+    """``analyse`` with the facts of the environment promote runs in (distributions, versions)."""
+    return analyse(
+        notebook,
+        packages=importlib.metadata.packages_distributions(),
+        installed=installed_versions(),
+    )
 
 
 def default_name(notebook: Path | str) -> str:
@@ -91,7 +100,7 @@ def promote(
     and ``execution_failure`` says why.
     """
     path = Path(notebook)
-    analysis = analyse(read(path))
+    analysis = analyse_in_environment(read(path))
     project_name = name or default_name(path)
     target = Path(output) if output else Path.cwd() / project_name
     folder = path.resolve().parent
@@ -129,7 +138,7 @@ def capture_into(
 
     project = Path(project).resolve()
     source = Path(notebook) if notebook else project_notebook(project)
-    analysis = analyse(read(source))
+    analysis = analyse_in_environment(read(source))
     result = plan(analysis, default_name(source), installed=installed_versions())
     ran = _execute(source, result, execution or Execution())
     if isinstance(ran, Capture):

@@ -25,7 +25,6 @@ from typing import Any
 import yaml
 
 from promote import __version__
-from promote.analysis import analyse
 from promote.codegen import generate
 from promote.errors import PromoteError
 from promote.gitutil import commit_files_to_branch, git, is_dirty, read_branch_files, require_git
@@ -169,7 +168,11 @@ def _regenerate(
     project: Path, answers: dict[str, Any], notebook: Path
 ) -> tuple[dict[str, str], list[str]]:
     """The modules promote would generate now, formatted with the project's own settings."""
-    result = plan(analyse(read(notebook)), str(answers["project_name"]), installed=_installed())
+    from promote.api import analyse_in_environment
+
+    result = plan(
+        analyse_in_environment(read(notebook)), str(answers["project_name"]), installed=_installed()
+    )
     if result.package_name != answers.get("package_name"):
         raise NotAProjectError(
             project,

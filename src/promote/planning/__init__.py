@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from promote import diagnostics as d
-from promote.analysis import Analysis, CellAnalysis, distribution, stage_tag, tables
+from promote.analysis import Analysis, CellAnalysis, stage_tag, tables
 from promote.analysis.bindings import BUILTINS
 from promote.analysis.statements import Statement, changes_state
 from promote.errors import RefusedNotebookError
@@ -574,19 +574,19 @@ def _dependencies(
     installed: Mapping[str, str],
     local_modules: frozenset[str],
 ) -> tuple[str, ...]:
-    wanted: dict[str, str] = {}
-    for name, binding in analysis.imports.items():
-        if name not in used and not name.startswith("*"):
-            continue
-        if binding.module in local_modules or not binding.module:
-            continue
-        dist = distribution(binding.module)
-        if dist is None:
-            continue
-        version = installed.get(dist.lower())
-        wanted[dist.lower()] = f"{dist}=={version}" if version else dist
-    for requirement in analysis.requirements:
-        name = re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower()
-        if name in wanted and re.search(r"[<>=!~]", requirement):
-            wanted[name] = requirement
-    return tuple(wanted[k] for k in sorted(wanted))
+    """Requirements for the modules the package imports.
+
+    The version is the notebook's own `pip install x==1.2` pin, else the version installed where
+    promote runs, else one the notebook printed; a pip constraint (`>=4`) is kept when nothing
+    pins it exactly.
+    """
+    modules = {b.module for name, b in analysis.imports.items() if name in used or name[0] == "*"}
+    wanted = []
+    for dep in analysis.dependencies:
+        if not set(dep.modules) & modules or set(dep.modules) & local_modules:
+            continue  # installed or imported, but not used by the package; or a local module
+        version = dep.version if dep.source == "pip" else None
+        version = version or installed.get(re.sub(r"[-_.]+", "-", dep.distribution).lower())
+        version = version or dep.version
+        wanted.append(f"{dep.distribution}=={version}" if version else dep.requirement)
+    return tuple(wanted)
