@@ -160,3 +160,23 @@ def test_new_project_passes_its_own_tests(tmp_path: Path, template_v1: Path) -> 
     assert git(target, "log", "--oneline").count("\n") == 1
     install_project(target)
     run([venv_command(target, "pytest"), "-q"], cwd=target)
+
+
+def test_migration_to_0_2_locks_a_project_from_0_1(
+    tmp_path: Path, template_v1: Path, notebook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Crossing template 0.2.0 runs its migration: a 0.1 project gains hashed lock files."""
+    import promote.store
+
+    (template_v1 / "project" / "OLD.md").write_text("a file only template 0.1 has\n")
+    monkeypatch.setattr(promote.store, "__version__", "0.1.0")
+    target = tmp_path / "old-project"
+    assert main([str(notebook), "-o", str(target), "--no-lock"]) == 0  # 0.1 made no lock files
+    assert not (target / "requirements.lock").exists()
+    monkeypatch.setattr(promote.store, "__version__", "0.2.0")
+    v2 = make_v2(template_v1, tmp_path, monkeypatch)
+    (v2 / "project" / "OLD.md").unlink()
+    assert main(["update", str(target)]) == 0
+    for name in ("requirements.lock", "requirements-runtime.lock"):
+        assert "fastapi==" in (target / name).read_text()
+    assert not (target / "OLD.md").exists(), "a file the new template dropped goes away"

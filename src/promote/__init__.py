@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from promote.api import Promotion, check, promote
 from promote.errors import PromoteError

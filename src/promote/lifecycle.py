@@ -221,7 +221,7 @@ def _template_update(
                 conflict="inline",
                 quiet=True,
                 pretend=pretend,
-                unsafe=False,
+                unsafe=True,  # promote's own template store: its migrations are trusted
             )
     except (KeyboardInterrupt, SystemExit):
         raise
