@@ -30,6 +30,8 @@ def test_execute_records_the_notebooks_results(tmp_path: Path) -> None:
     assert captured["records"][0] == {"a": 1.0}
     assert captured["predictions"] == pytest.approx([2.0, 4.0, 6.0, 8.0])
     assert "sklearn" in captured["versions"]
+    card = (tmp_path / "p" / "docs" / "MODEL_CARD.md").read_text()
+    assert "- Fields of one record: `a`." in card
 
 
 @pytest.mark.parametrize(
@@ -37,9 +39,8 @@ def test_execute_records_the_notebooks_results(tmp_path: Path) -> None:
     [
         ("raise ValueError('bad data')", [], "at cell 3: ValueError: bad data"),
         ("pd.read_csv('missing.csv')", [], "at cell 3: FileNotFoundError"),
-        ("while True:\n    pass", ["--timeout", "8"], "at cell 3: the cell ran longer than 8 s"),
     ],
-    ids=["error", "missing-file", "loop"],
+    ids=["error", "missing-file"],
 )
 def test_a_failing_run_is_reported_and_the_project_still_generated(
     tmp_path: Path,
@@ -55,6 +56,18 @@ def test_a_failing_run_is_reported_and_the_project_still_generated(
     assert expected in err and "Traceback" not in err
     assert (target / "Makefile").is_file()
     assert not (target / "tests" / "parity" / "notebook.json").exists()
+
+
+def test_a_looping_cell_is_stopped_by_its_timeout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notebook = write(tmp_path, "x = 1", "y = x + 1", "while True:\n    pass", FIT, DATA, MODEL)
+    target = tmp_path / "p"
+    assert main([str(notebook), "-o", str(target), "--execute", "--timeout", "5"]) == (
+        EXECUTION_FAILED
+    )
+    assert "at cell 3: the cell ran longer than 5 s" in capsys.readouterr().err
+    assert (target / "Makefile").is_file()
 
 
 @pytest.mark.slow

@@ -49,6 +49,19 @@ def test_promote_writes_a_project(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert not list(tmp_path.glob(".proj.promote-*")), "the scratch directory is removed"
 
 
+def test_model_card_quotes_the_notebook_and_names_what_it_did_not_establish(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "proj"
+    assert main([str(CLASSIFIER), "-o", str(target), "--no-lock"]) == 0
+    card = (target / "docs" / "MODEL_CARD.md").read_text()
+    assert card.startswith("# Model card: Breast cancer diagnosis: proof of concept")
+    assert "Can we tell malignant from benign tumours" in card
+    assert "model = Pipeline([" in card
+    assert "| `roc_auc` | run `make capture` |" in card
+    assert "## What the notebook did not establish" in card
+
+
 def test_what_the_package_leaves_out_is_kept_in_an_exploration_notebook(tmp_path: Path) -> None:
     target = tmp_path / "proj"
     assert main([str(CLASSIFIER), "-o", str(target)]) == 0

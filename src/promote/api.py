@@ -7,6 +7,7 @@ distributions, and hands plain data to the pure stages (analyse → plan → gen
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from promote.analysis import Analysis, analyse
 from promote.capture import Capture, ExecutionFailure, capture_json
 from promote.capture import execute as execute_notebook
+from promote.codegen import model_card
 from promote.notebook import Notebook, read
 from promote.planning import Plan, plan
 from promote.render import Rendered, render
@@ -31,6 +33,7 @@ __all__ = [
 
 MAX_DATA_FILE_BYTES = 50 * 1024 * 1024
 PARITY_FILE = "tests/parity/notebook.json"
+MODEL_CARD = "docs/MODEL_CARD.md"
 GENERIC_NAMES = frozenset(
     {"notebook", "notebooks", "solution", "solutions", "src", "nbs", "untitled"}
 )
@@ -117,6 +120,8 @@ def promote(
         return Promotion(result, target, None, copies)
     ran = _execute(path, result, execute) if execute else None
     extra = {PARITY_FILE: capture_json(ran, result)} if isinstance(ran, Capture) else {}
+    captured = json.loads(extra[PARITY_FILE]) if extra else None
+    extra[MODEL_CARD] = model_card(result, captured)
     rendered = render(
         result, target, data_files=copies, force=force, notebook=path, extra_files=extra, lock=lock
     )

@@ -8,10 +8,12 @@ from __future__ import annotations
 import io
 import textwrap
 import tokenize
+from collections.abc import Mapping
+from typing import Any
 
 from promote.planning import Function, Module, Plan
 
-__all__ = ["exploration_notebook", "generate"]
+__all__ = ["exploration_notebook", "generate", "model_card"]
 
 _HEADER = '''"""{title}
 
@@ -259,3 +261,65 @@ def _rebound_after_fit(plan: Plan) -> bool:
         if plan.model in returns:
             seen_fit = True
     return False
+
+
+def model_card(plan: Plan, captured: Mapping[str, Any] | None = None) -> str:
+    """``docs/MODEL_CARD.md``: what the model is, how it was made, what the notebook did not show.
+
+    Built from the notebook's own prose, the plan, the diagnostics promote found and, after
+    ``--execute``, the metrics and input rows the notebook produced.
+    """
+    lines = [f"# Model card: {plan.title or plan.project_name}", ""]
+    lines += [
+        f"Promoted from `{plan.notebook_name}` by promote. Sections marked *(from the notebook)* "
+        "quote it; the rest is what promote found. Keep this card true as the model changes.",
+        "",
+        "## Purpose *(from the notebook)*",
+        "",
+        plan.intro or "The notebook does not say. Write here what the model is for and for whom.",
+        "",
+        "## Model",
+        "",
+        f"- Trained by `{plan.package_name}.pipeline.run()` (`make train`), on `{plan.fit_input}`.",
+    ]
+    if plan.model_source:
+        lines += ["- Built as:", "", "```python", plan.model_source.strip(), "```"]
+    lines += ["", "## Training data", ""]
+    if plan.data_files:
+        lines += [f"- `{target}` (copied from `{source}`)" for source, target in plan.data_files]
+    else:
+        lines += ["- Loaded in `data.py` (no data file was copied into the project)."]
+    lines += [
+        "- The input the service accepts is the data the model was fitted on; its schema is "
+        "written to `artifacts/schema.json` by `make train`.",
+    ]
+    if captured and captured.get("records"):
+        fields = ", ".join(f"`{name}`" for name in captured["records"][0])
+        lines += [f"- Fields of one record: {fields}."]
+    lines += ["", "## Metrics", ""]
+    values = dict(captured.get("metrics", {})) if captured else {}
+    if plan.metrics:
+        lines += ["| metric | notebook's value |", "|---|---|"]
+        for name in dict.fromkeys(plan.metrics):
+            value = values.get(name)
+            shown = f"{value:.4g}" if isinstance(value, int | float) else "run `make capture`"
+            lines.append(f"| `{name}` | {shown} |")
+        lines += ["", "`make train` recomputes them into `artifacts/metrics.json`."]
+    else:
+        lines += [
+            "The notebook computes no metric promote could find. Add one before relying on it."
+        ]
+    lines += ["", "## What the notebook did not establish", ""]
+    gaps = [item for item in plan.readiness if not item.ok]
+    lines += [f"- **{item.key}**: {item.detail}" for item in gaps]
+    lines += [
+        "- Behaviour on data unlike the training data, fairness across groups, and calibration "
+        "were not examined by promote; the notebook's own analysis is the only evidence.",
+    ]
+    warnings = [x for x in plan.diagnostics if x.severity != "info"]
+    if warnings:
+        lines += ["", "## Diagnostics promote reported", ""]
+        for item in warnings:
+            where = f"cell {item.cell}" if item.cell else "notebook"
+            lines.append(f"- {item.code} ({where}): {item.message}.")
+    return "\n".join(lines).rstrip() + "\n"

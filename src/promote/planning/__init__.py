@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from promote import diagnostics as d
 from promote.analysis import Analysis, CellAnalysis, stage_tag, tables
 from promote.analysis.bindings import BUILTINS
+from promote.analysis.readiness import readiness
 from promote.analysis.statements import Statement, changes_state
 from promote.errors import RefusedNotebookError
 from promote.planning.model import Call, Function, Module, Plan
@@ -111,6 +112,10 @@ def plan(
         data_files=tuple(sorted(data_paths.items())),
         diagnostics=(*analysis.diagnostics, *unpinned),
         exploration=_exploration(analysis, sources, kept),
+        title=_title(analysis),
+        intro=_intro(analysis),
+        model_source=_model_source(analysis, sources),
+        readiness=readiness(analysis),
     )
 
 
@@ -522,6 +527,44 @@ def _spread(users: dict[str, set[str]], needs: Callable[[str], set[str]]) -> boo
 def _fixpoint(step: Callable[[], bool]) -> None:
     while step():
         pass
+
+
+def _title(analysis: Analysis) -> str:
+    for cell in analysis.notebook.cells:
+        if cell.kind == "markdown":
+            match = re.search(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", cell.source, re.MULTILINE)
+            if match:
+                return match.group(1)
+    return ""
+
+
+def _intro(analysis: Analysis, limit: int = 1200) -> str:
+    """The prose of the markdown cells above the first code cell (headings left out)."""
+    paragraphs: list[str] = []
+    for cell in analysis.notebook.cells:
+        if cell.kind == "code":
+            break
+        if cell.kind == "markdown":
+            text = "\n".join(
+                line for line in cell.source.splitlines() if not line.lstrip().startswith("#")
+            ).strip()
+            if text:
+                paragraphs.append(text)
+    return "\n\n".join(paragraphs)[:limit]
+
+
+def _model_source(analysis: Analysis, sources: dict[int, list[str]]) -> str:
+    """The last assignment to the model's name before it is fitted (``model = Pipeline(...)``)."""
+    model = analysis.model
+    assert model is not None
+    found = ""
+    for cell in analysis.cells:
+        if cell.index > model.cell:
+            break
+        for stmt in cell.statements:
+            if isinstance(stmt.node, ast.Assign) and model.name in stmt.binds:
+                found = "\n".join(sources[cell.index][stmt.node.lineno - 1 : stmt.end])
+    return found
 
 
 def _exploration(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from promote import diagnostics as d
+from promote.analysis.readiness import ReadinessItem
 
 __all__ = ["Call", "Function", "Module", "Plan"]
 
@@ -62,3 +63,7 @@ class Plan:
     data_files: tuple[tuple[str, str], ...] = ()  # (path relative to the notebook, path in project)
     diagnostics: tuple[d.Diagnostic, ...] = field(default=())
     exploration: tuple[tuple[str, str], ...] = ()  # (cell type, source) left out of the package
+    title: str = ""  # the notebook's title heading
+    intro: str = ""  # the notebook's first paragraphs of prose
+    model_source: str = ""  # the statement that builds the model, as the notebook wrote it
+    readiness: tuple[ReadinessItem, ...] = ()
