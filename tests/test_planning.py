@@ -151,3 +151,14 @@ def test_non_python_kernel_is_refused() -> None:
 
     with pytest.raises(RefusedNotebookError, match="kernel language is 'r'"):
         plan(analyse_cells("x <- 1", language="R"), "demo")
+
+
+def test_models_fitted_only_in_a_loop_are_refused_with_that_reason() -> None:
+    with pytest.raises(RefusedNotebookError) as caught:
+        plan_cells(
+            IMPORTS,
+            "X = pd.read_csv('x.csv')\ny = X.pop('y')",
+            "for alpha in (0.1, 1.0):\n    candidate = Est()\n    candidate.fit(X, y)",
+        )
+    assert "fitted only inside a loop" in caught.value.message
+    assert "candidate.fit(X, y)" in caught.value.message

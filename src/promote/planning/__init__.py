@@ -140,6 +140,15 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
             raise RefusedNotebookError(
                 notebook.path, diagnostic.message, diagnostic.hint, cell=diagnostic.cell
             )
+    if analysis.model is None and (looped := _fit_inside_a_block(analysis)):
+        raise RefusedNotebookError(
+            notebook.path,
+            "models are fitted only inside a loop, a function or a condition "
+            f"(`{looped[1]}`), so promote cannot tell which one the service must serve",
+            "Fit the model you chose at the top level of its own cell, e.g. "
+            "`model = SVC(C=1)` then `model.fit(X_train, y_train)`.",
+            cell=looped[0],
+        )
     if analysis.model is None:
         raise RefusedNotebookError(
             notebook.path,
@@ -175,6 +184,20 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
             raise RefusedNotebookError(
                 notebook.path, diagnostic.message, diagnostic.hint, cell=diagnostic.cell
             )
+
+
+def _fit_inside_a_block(analysis: Analysis) -> tuple[int, str] | None:
+    """The first ``x.fit(...)`` nested in a loop, function or condition: (cell, source)."""
+    for cell in analysis.cells:
+        for stmt in cell.kept():
+            for node in ast.walk(stmt.node):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "fit"
+                ):
+                    return cell.index, ast.unparse(node)[:60]
+    return None
 
 
 # -- stages and groups ---------------------------------------------------------------------------
