@@ -55,8 +55,11 @@ NOT_TRAINED = "model not trained: run make train"
 # Answered without an API key even when one is required (probes of the orchestrator).
 OPEN_PATHS = frozenset({"/health", "/ready"})
 
-NOT_LOADED = {503: {"description": "The model is not loaded"}}
-INVALID = {422: {"description": "The input does not match the model input (fields named)"}}
+# OpenAPI responses, typed as FastAPI's ``responses`` parameter expects them.
+NOT_LOADED: dict[int | str, dict[str, Any]] = {503: {"description": "The model is not loaded"}}
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"description": "The input does not match the model input (fields named)"}
+}
 
 
 class Health(BaseModel):
