@@ -5,6 +5,10 @@
   with no network); it runs with an empty configuration and no ``HADOLINT_*`` variables, so
   a config file on the machine cannot hide a finding, and every finding fails the test, down
   to the ``info`` and ``style`` levels.
+* mypy on the generated package (slow: each example notebook is promoted, and the template
+  alone rendered as ``promote new`` does, then installed in a fresh venv): the project's own
+  mypy, with the project's own settings (``[tool.mypy]`` in its pyproject.toml: strict on the
+  template's modules, ``check_untyped_defs`` on the notebook's), passes on every module.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from typing import Any
 
 import pytest
 from helpers import EXAMPLES
+from project_harness import install_project, run, venv_command
 
 from promote.api import promote
+from promote.lifecycle import new
 
 BREAST_CANCER = EXAMPLES / "breast_cancer_classifier.ipynb"
+NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 
 
 # --- hadolint ----------------------------------------------------------------------------
@@ -100,3 +107,49 @@ def test_hadolint_catches_a_bad_dockerfile(
     # ADD for a local folder, unpinned apt packages without --no-install-recommends and their
     # lists left behind, and the image running as root.
     assert {"SC2100", "DL3020", "DL3008", "DL3015", "DL3009", "DL3002"} <= codes, codes
+
+
+# --- mypy --------------------------------------------------------------------------------
+
+# Appended to modules of the installed project to show which settings apply where: the
+# notebook's modules accept functions without annotations but not a wrong type; the
+# template's own modules (strict) reject both.
+UNTYPED = "\n\ndef _quality_untyped(value):\n    return value\n"
+WRONG_TYPE = '\n\n_quality_wrong: int = "not an int"\n'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "notebook", [*NOTEBOOKS, None], ids=[*(path.stem for path in NOTEBOOKS), "promote-new"]
+)
+def test_generated_package_passes_its_mypy(notebook: Path | None, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    if notebook is None:
+        new(project, {"project_name": "iris-service"})
+    else:
+        promote(notebook, project)
+    install_project(project)
+    mypy = venv_command(project, "mypy")
+
+    # With no arguments: the files and settings are the project's own (make typecheck).
+    output = run([mypy], project)
+
+    checked = sorted(project.glob("src/**/*.py")) + sorted(project.glob("tests/**/*.py"))
+    assert f"Success: no issues found in {len(checked)} source files" in output, output
+
+    if notebook is None:
+        return
+    [package] = (project / "src").iterdir()
+    with (package / "pipeline.py").open("a") as module:
+        module.write(UNTYPED + WRONG_TYPE)
+    with (package / "inference.py").open("a") as module:
+        module.write(UNTYPED)
+    completed = subprocess.run(
+        [str(mypy)], cwd=project, capture_output=True, text=True, timeout=600, check=False
+    )
+    errors = [line for line in completed.stdout.splitlines() if ": error: " in line]
+
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert len(errors) == 2, errors
+    assert any("pipeline.py" in e and "[assignment]" in e for e in errors), errors
+    assert any("inference.py" in e and "[no-untyped-def]" in e for e in errors), errors
