@@ -1,13 +1,16 @@
 """Save a trained model with a description of its input, and load it back for serving.
 
-An artifacts directory holds four files:
+An artifacts directory holds five files:
 
 * ``model.joblib``: the fitted model;
 * ``schema.json``: the model input, inferred from the features it was fitted on
   (``table``: named, typed columns; ``text``: one string; ``array``: n numbers);
 * ``sample.json``: the first rows of those features as JSON records, with the
   model's predictions for them (the service's tests replay them);
-* ``metrics.json``: the metrics reported by the pipeline.
+* ``metrics.json``: the metrics reported by the pipeline;
+* ``reference.json``: statistics of the training input and of the model's predictions on
+  it, against which the service measures drift (``reference.py``). It is optional: without
+  it the service takes the first live requests as the reference.
 """
 
 import hashlib
@@ -23,11 +26,14 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from . import reference as ref
+
 MODEL_FILE = "model.joblib"
 SCHEMA_FILE = "schema.json"
 SAMPLE_FILE = "sample.json"
 METRICS_FILE = "metrics.json"
-ARTIFACT_FILES = (MODEL_FILE, SCHEMA_FILE, SAMPLE_FILE, METRICS_FILE)
+REFERENCE_FILE = "reference.json"
+ARTIFACT_FILES = (MODEL_FILE, SCHEMA_FILE, SAMPLE_FILE, METRICS_FILE)  # required to serve
 SAMPLE_ROWS = 5
 
 TEXT_FIELD = "text"
@@ -96,10 +102,12 @@ class LoadedModel:
     metrics: dict[str, float]
     directory: Path
     model_sha256: str = ""  # of model.joblib: identifies the model being served
+    reference: dict[str, Any] | None = field(default=None, repr=False)  # reference.json
 
 
 def save(result: TrainingOutput, directory: Path) -> None:
-    """Write the model, its input schema, a sample and the metrics into ``directory``."""
+    """Write the model, its input schema, a sample, the metrics and the reference statistics
+    of the training input into ``directory``."""
     schema = infer_schema(result.features)
     head = _head(result.features, SAMPLE_ROWS)
     sample = {
@@ -113,6 +121,23 @@ def save(result: TrainingOutput, directory: Path) -> None:
     _write_json(directory / SCHEMA_FILE, schema.to_json())
     _write_json(directory / SAMPLE_FILE, sample)
     _write_json(directory / METRICS_FILE, metrics)
+    _write_json(
+        directory / REFERENCE_FILE, reference_statistics(result.model, result.features, schema)
+    )
+
+
+def reference_statistics(model: Any, features: Any, schema: Schema) -> dict[str, Any]:
+    """Describe the training input and the model's predictions on it (``reference.py``).
+
+    More than ``reference.MAX_ROWS`` rows are described from a seeded sample of them.
+    """
+    rows = len(features)
+    if rows > ref.MAX_ROWS:
+        chosen = np.sort(np.random.default_rng(0).choice(rows, ref.MAX_ROWS, replace=False))
+        features = _take(features, chosen)
+    predictions = to_json_safe(list(model.predict(features)))
+    task = ref.prediction_task(model, predictions)
+    return ref.reference_statistics(features, schema.kind, predictions, task)
 
 
 def load(directory: Path) -> LoadedModel:
@@ -127,6 +152,9 @@ def load(directory: Path) -> LoadedModel:
         metrics=_read_json(directory / METRICS_FILE),
         directory=directory,
         model_sha256=file_sha256(directory / MODEL_FILE),
+        reference=_read_json(reference)
+        if (reference := directory / REFERENCE_FILE).is_file()
+        else None,
     )
 
 
@@ -244,6 +272,14 @@ def _head(features: Any, rows: int) -> Any:
     if isinstance(features, pd.DataFrame | pd.Series):
         return features.head(rows)
     return features[:rows]
+
+
+def _take(features: Any, rows: np.ndarray) -> Any:
+    if isinstance(features, pd.DataFrame | pd.Series):
+        return features.iloc[rows]
+    if isinstance(features, np.ndarray):
+        return features[rows]
+    return [features[row] for row in rows]
 
 
 def _describe(features: Any) -> str:

@@ -1,0 +1,246 @@
+"""Reference statistics of the model input and output, and the drift measures against them.
+
+``make train`` describes the data the model was fitted on (``artifacts/reference.json``);
+the service compares a window of live requests with it (``service/monitoring.py``). Both
+sides go through the same functions here, so that a value falls in the same bin in both.
+
+The monitored features are:
+
+* table model: every column (datetime columns excepted); numbers are *numeric*, strings,
+  booleans and pandas categories are *categorical*;
+* text model: ``text_length``, the length of the text in characters (numeric);
+* array model: ``features[i]`` for each column (numeric).
+
+At most ``MAX_FEATURES`` features are monitored (the first ones), to bound the number of
+metric series.
+
+A numeric feature is described by the edges of ``BINS`` quantile bins of its training
+values (bin ``i`` holds ``edges[i-1] < x <= edges[i]``), the share of the training values
+in each bin, its minimum, maximum and share of missing values. A categorical feature by
+the share of each category (the ``MAX_CATEGORIES`` most frequent ones; the rest share the
+bucket ``OTHER``) and its share of missing values. The predictions are described the same
+way: categorical for a classifier, numeric for a regressor (``task``).
+
+The Population Stability Index of a live distribution ``a`` against the reference ``e``,
+over the same buckets, is ``sum((a - e) * ln(a / e))`` (shares floored at ``EPSILON``).
+Missing values are left out of the PSI and reported as a share of their own; so are values
+out of the training range (numeric) and categories never seen in training (categorical),
+which for the PSI count in the outer bins and in a bucket ``UNSEEN`` of their own.
+Rule of thumb: below 0.1 no shift, 0.1 to 0.2 a moderate one, above 0.2 a significant one.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+REFERENCE_VERSION = 1
+BINS = 10
+MAX_CATEGORIES = 50
+MAX_FEATURES = 100
+MAX_ROWS = 100_000  # a larger training set is described from a seeded sample of its rows
+EPSILON = 1e-4
+OTHER = "__other__"
+UNSEEN = "__unseen__"
+TEXT_LENGTH = "text_length"
+
+Task = Literal["classification", "regression"]
+# One feature: a numpy array of floats (numeric) or a pandas Series (categorical).
+Values = Any
+
+
+def feature_columns(features: Any, kind: str) -> dict[str, tuple[str, Values]]:
+    """The monitored features of model input: ``{name: ("numeric" | "categorical", values)}``.
+
+    ``features`` is model input as the model takes it (``inference.build_input``), and
+    ``kind`` the schema's kind (``table``, ``text`` or ``array``).
+    """
+    columns: dict[str, tuple[str, Values]] = {}
+    if kind == "text":
+        lengths = np.fromiter((len(text) for text in features), dtype=float)
+        columns[TEXT_LENGTH] = ("numeric", lengths)
+    elif kind == "array":
+        array = np.asarray(features)
+        for index in range(min(array.shape[1], MAX_FEATURES)):
+            columns[f"features[{index}]"] = ("numeric", array[:, index].astype(float))
+    else:
+        for name in features.columns:
+            if len(columns) == MAX_FEATURES:
+                break
+            values = features[name]
+            dtype = values.dtype
+            if ptypes.is_datetime64_any_dtype(dtype) or ptypes.is_timedelta64_dtype(dtype):
+                continue
+            numeric = (
+                ptypes.is_numeric_dtype(dtype)
+                and not ptypes.is_bool_dtype(dtype)
+                and not isinstance(dtype, pd.CategoricalDtype)
+            )
+            if numeric:
+                as_float = pd.to_numeric(values, errors="coerce")
+                columns[str(name)] = ("numeric", as_float.to_numpy(dtype=float, na_value=np.nan))
+            else:
+                columns[str(name)] = ("categorical", values)
+    return columns
+
+
+def prediction_task(model: Any, predictions: Sequence[Any]) -> Task:
+    """``classification`` for a model with ``predict_proba`` or predictions that are not
+    all floats (labels, integers, booleans), else ``regression``.
+
+    ``predictions`` are JSON values (``artifacts.to_json_safe``), as the service returns them.
+    """
+    if hasattr(model, "predict_proba"):
+        return "classification"
+    present = [value for value in predictions if value is not None]
+    if present and all(isinstance(value, float) for value in present):
+        return "regression"
+    return "classification"
+
+
+def prediction_values(predictions: Sequence[Any], task: Task) -> tuple[str, Values]:
+    """The predictions as one monitored feature (see ``feature_columns``)."""
+    if task == "regression":
+        return "numeric", np.array(
+            [math.nan if value is None else float(value) for value in predictions], dtype=float
+        )
+    return "categorical", pd.Series(list(predictions), dtype=object)
+
+
+def describe(kind: str, values: Values) -> dict[str, Any]:
+    """The reference description of one feature (see the module docstring)."""
+    if kind == "numeric":
+        return describe_numeric(np.asarray(values, dtype=float))
+    return describe_categorical(pd.Series(values))
+
+
+def describe_numeric(values: np.ndarray) -> dict[str, Any]:
+    missing = np.isnan(values)
+    present = values[~missing]
+    finite = present[np.isfinite(present)]
+    description: dict[str, Any] = {
+        "type": "numeric",
+        "missing_share": float(missing.mean()) if len(values) else 0.0,
+        "edges": [],
+        "shares": [],
+        "min": None,
+        "max": None,
+    }
+    if len(finite) == 0:
+        return description
+    edges = np.unique(np.quantile(finite, np.linspace(0, 1, BINS + 1)[1:-1]))
+    counts = np.bincount(np.searchsorted(edges, present, side="left"), minlength=len(edges) + 1)
+    description.update(
+        edges=[float(edge) for edge in edges],
+        shares=[float(share) for share in counts / counts.sum()],
+        min=float(finite.min()),
+        max=float(finite.max()),
+    )
+    return description
+
+
+def describe_categorical(values: pd.Series) -> dict[str, Any]:
+    missing = values.isna().to_numpy()
+    present = category_labels(values[~missing])
+    counts = present.value_counts()
+    shares = {str(label): float(count) / len(present) for label, count in counts.items()}
+    if len(shares) > MAX_CATEGORIES:
+        kept = dict(list(shares.items())[:MAX_CATEGORIES])
+        kept[OTHER] = 1.0 - sum(kept.values())
+        shares = kept
+    return {
+        "type": "categorical",
+        "missing_share": float(missing.mean()) if len(values) else 0.0,
+        "shares": shares,
+    }
+
+
+def category_labels(values: pd.Series) -> pd.Series:
+    """Categories as strings (JSON ``true`` and numpy ``True`` alike give ``"True"``)."""
+    return values.astype(object).map(str)
+
+
+def reference_statistics(
+    features: Any, kind: str, predictions: Sequence[Any], task: Task
+) -> dict[str, Any]:
+    """The content of ``reference.json`` for model input and the model's predictions on it."""
+    return {
+        "version": REFERENCE_VERSION,
+        "rows": len(predictions),
+        "task": task,
+        "features": {
+            name: describe(feature_kind, values)
+            for name, (feature_kind, values) in feature_columns(features, kind).items()
+        },
+        "predictions": describe(*prediction_values(predictions, task)),
+    }
+
+
+def compare(reference: Mapping[str, Any], values: Values) -> dict[str, float]:
+    """PSI, missing share and out-of-range share of live ``values`` against ``reference``.
+
+    ``psi`` is NaN when there is nothing to compare (no reference bins, no live value).
+    """
+    if reference["type"] == "numeric":
+        return _compare_numeric(reference, np.asarray(values, dtype=float))
+    return _compare_categorical(reference, pd.Series(values))
+
+
+def psi(expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:
+    """Population Stability Index of ``actual`` shares against ``expected`` ones."""
+    expected_shares = np.maximum(np.asarray(expected, dtype=float), EPSILON)
+    actual_shares = np.maximum(np.asarray(actual, dtype=float), EPSILON)
+    return float(
+        np.sum((actual_shares - expected_shares) * np.log(actual_shares / expected_shares))
+    )
+
+
+def _compare_numeric(reference: Mapping[str, Any], values: np.ndarray) -> dict[str, float]:
+    total = len(values)
+    missing = np.isnan(values)
+    present = values[~missing]
+    result = {
+        "psi": math.nan,
+        "missing_share": float(missing.mean()) if total else math.nan,
+        "out_of_range_share": math.nan,
+    }
+    if len(present) == 0 or reference["min"] is None:
+        return result
+    outside = (present < reference["min"]) | (present > reference["max"])
+    result["out_of_range_share"] = float(outside.sum()) / total
+    edges = np.asarray(reference["edges"], dtype=float)
+    counts = np.bincount(np.searchsorted(edges, present, side="left"), minlength=len(edges) + 1)
+    result["psi"] = psi(reference["shares"], counts / counts.sum())
+    return result
+
+
+def _compare_categorical(reference: Mapping[str, Any], values: pd.Series) -> dict[str, float]:
+    total = len(values)
+    missing = values.isna().to_numpy()
+    labels = category_labels(values[~missing])
+    result = {
+        "psi": math.nan,
+        "missing_share": float(missing.mean()) if total else math.nan,
+        "out_of_range_share": math.nan,
+    }
+    expected: dict[str, float] = dict(reference["shares"])
+    if len(labels) == 0 or not expected:
+        return result
+    counts = labels.value_counts()
+    known = {label: 0.0 for label in expected}
+    unseen = 0.0
+    for label, count in counts.items():
+        if label in known:
+            known[label] += float(count)
+        elif OTHER in known:
+            known[OTHER] += float(count)  # a rare training category, or a new one
+        else:
+            unseen += float(count)
+    result["out_of_range_share"] = unseen / total
+    buckets = list(known)
+    actual = [known[label] / len(labels) for label in buckets] + [unseen / len(labels)]
+    result["psi"] = psi([expected[label] for label in buckets] + [0.0], actual)
+    return result
