@@ -7,7 +7,13 @@
 * ``POST /predict/batch``: a JSON array of records in (at most ``MAX_BATCH_SIZE``), a
   JSON array of predictions out, in the same order;
 * ``GET /version``: project, package and model versions (the model's SHA-256);
-* ``GET /metrics``: Prometheus metrics (see ``metrics.py``).
+* ``GET /metrics``: Prometheus metrics (see ``metrics.py``), with the drift of the live
+  input and predictions from the training data (``monitoring.py``);
+* ``POST /feedback``: ``{"request_id", "label"}``, the true label of a prediction made
+  earlier, for the live accuracy (or error) metrics.
+
+After each prediction ``hooks.on_prediction`` runs: by default it logs a sample of the
+predictions as JSON lines (``PREDICTION_LOG``); edit ``hooks.py`` to do more.
 
 Invalid input is answered with 422 naming the field (and the record's index in a batch),
 an oversized body with 413, a missing or wrong API key (when ``API_KEY`` is set) with 401,
@@ -29,9 +35,10 @@ from typing import Annotated, Any
 from fastapi import Body, FastAPI, HTTPException, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .. import PACKAGE_NAME, PROJECT_NAME, PROMOTE_VERSION, TEMPLATE_VERSION, __version__
+from .. import reference as ref
 from ..artifacts import SAMPLE_FILE, LoadedModel, load
 from ..inference import (
     FieldError,
@@ -40,13 +47,21 @@ from ..inference import (
     record_json_schema,
     validate_record,
 )
+from . import hooks
 from .config import ServiceSettings
+from .logs import request_id
 from .metrics import Metrics
 from .middleware import (
     API_KEY_HEADER,
     ApiKeyMiddleware,
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
+)
+from .monitoring import (
+    AlreadyLabelledError,
+    DriftMonitor,
+    FeedbackTracker,
+    UnknownRequestError,
 )
 
 logger = logging.getLogger(__name__)
@@ -71,6 +86,21 @@ class Prediction(BaseModel):
     probabilities: dict[str, float | None] | None = None
 
 
+class Feedback(BaseModel):
+    request_id: str  # the X-Request-ID of the prediction's answer
+    label: Any  # the true value
+    index: int = Field(default=0, ge=0)  # which record of a batch (0 for /predict)
+
+
+class FeedbackResult(BaseModel):
+    request_id: str
+    index: int
+    label: Any
+    prediction: Any
+    correct: bool | None = None  # classification
+    absolute_error: float | None = None  # regression
+
+
 class Version(BaseModel):
     project: str
     package: str
@@ -86,6 +116,8 @@ class ModelState:
 
     loaded: LoadedModel | None = None
     reason: str = "model not loaded yet"
+    monitor: DriftMonitor | None = None  # with MONITORING_ENABLED, once loaded
+    task: ref.Task = "classification"  # or regression: how /feedback labels are scored
 
     def require(self) -> LoadedModel:
         if self.loaded is None:
@@ -143,6 +175,7 @@ def create_app(
     directory = artifacts_dir if artifacts_dir is not None else settings.artifacts_dir
     state = ModelState()
     metrics = Metrics()
+    feedback = FeedbackTracker(settings, metrics) if settings.monitoring_enabled else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -150,8 +183,39 @@ def create_app(
         if state.loaded is not None:
             metrics.model_loaded.set(1)
             metrics.model_info.labels(__version__, state.loaded.model_sha256).set(1)
+            start_monitoring(state.loaded)
         yield
         logger.info("shutting down")
+
+    def start_monitoring(loaded: LoadedModel) -> None:
+        if loaded.reference is not None:
+            state.task = loaded.reference["task"]
+        else:
+            state.task = ref.prediction_task(loaded.model, loaded.sample.get("predictions", []))
+        if settings.monitoring_enabled:
+            state.monitor = DriftMonitor(loaded, settings, metrics)
+
+    def after_prediction(
+        endpoint: str,
+        loaded: LoadedModel,
+        records: Sequence[Mapping[str, Any]],
+        results: Sequence[dict[str, Any]],
+    ) -> None:
+        """Monitoring and hooks, on the request path: each step is cheap."""
+        current = request_id.get()
+        answers = [result["prediction"] for result in results]
+        if state.monitor is not None:
+            state.monitor.observe(records, answers)
+        if feedback is not None:
+            feedback.remember(current, answers)
+        for index, (record, result) in enumerate(zip(records, results, strict=True)):
+            context = hooks.PredictionContext(
+                current, endpoint, index, loaded.model_sha256, settings
+            )
+            try:
+                hooks.on_prediction(dict(record), result, context)
+            except Exception:
+                logger.exception("hooks.on_prediction failed")
 
     app = FastAPI(
         title=PROJECT_NAME,
@@ -178,6 +242,7 @@ def create_app(
             detail = [{"loc": ["body"], "msg": f"the model rejected the input: {error}"}]
             raise reject(endpoint, "rejected", detail, error) from error
         metrics.predictions.labels(endpoint).inc(len(results))
+        after_prediction(endpoint, loaded, records, results)
         return [Prediction(**result) for result in results]
 
     @app.get("/health")
@@ -234,8 +299,55 @@ def create_app(
             template_version=TEMPLATE_VERSION,
         )
 
+    @app.post(
+        "/feedback",
+        responses={
+            404: {"description": "No prediction is kept under this request id and index"},
+            409: {"description": "This prediction has a label already"},
+            **INVALID,
+            **NOT_LOADED,
+        },
+    )
+    def post_feedback(body: Feedback) -> FeedbackResult:
+        loaded = state.require()
+        if feedback is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, detail="feedback is off (MONITORING_ENABLED=false)"
+            )
+        try:
+            outcome = feedback.label(body.request_id, body.index, body.label, state.task)
+        except UnknownRequestError as error:
+            detail = (
+                f"no prediction {body.index} under request id {body.request_id!r}: the "
+                f"predictions of the last {settings.feedback_max_pending} requests are kept"
+            )
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=detail) from error
+        except AlreadyLabelledError as error:
+            detail = f"prediction {body.index} of {body.request_id!r} has a label already"
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=detail) from error
+        except ValueError as error:
+            errors = [{"loc": ["body", "label"], "msg": str(error), "type": "value_error"}]
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=errors) from error
+        context = hooks.PredictionContext(
+            body.request_id, "/feedback", body.index, loaded.model_sha256, settings
+        )
+        try:
+            hooks.on_feedback(body.label, outcome.prediction, context)
+        except Exception:
+            logger.exception("hooks.on_feedback failed")
+        return FeedbackResult(
+            request_id=body.request_id,
+            index=body.index,
+            label=body.label,
+            prediction=outcome.prediction,
+            correct=outcome.correct,
+            absolute_error=outcome.absolute_error,
+        )
+
     @app.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
     def prometheus_metrics() -> Response:
+        if state.monitor is not None:
+            state.monitor.update()  # the drift gauges, when due
         content, media_type = metrics.render()
         return Response(content=content, media_type=media_type)
 

@@ -11,6 +11,23 @@
 | ``MAX_BODY_BYTES``  | 2097152     | largest request body accepted, in bytes (413 above)          |
 | ``LOG_LEVEL``       | INFO        | DEBUG, INFO, WARNING, ERROR                                  |
 | ``SHUTDOWN_TIMEOUT``| 20          | seconds given to in-flight requests after SIGTERM            |
+
+Monitoring (``monitoring.py``, ``hooks.py``):
+
+| Variable                     | Default | Meaning                                             |
+|------------------------------|---------|-----------------------------------------------------|
+| ``MONITORING_ENABLED``       | true    | drift gauges and ``POST /feedback``; false: neither |
+| ``DRIFT_WINDOW_SIZE``        | 1000    | live records compared with the reference            |
+| ``DRIFT_MIN_RECORDS``        | 100     | records needed in the window before a drift gauge   |
+| ``DRIFT_INTERVAL_SECONDS``   | 30      | drift is recomputed at a /metrics scrape at most    |
+|                              |         | this often (0: at every scrape)                     |
+| ``DRIFT_REFERENCE_SIZE``     | 1000    | without artifacts/reference.json: the first live    |
+|                              |         | records taken as the reference                      |
+| ``FEEDBACK_MAX_PENDING``     | 10000   | recent predictions kept to join /feedback labels    |
+| ``FEEDBACK_WINDOW``          | 1000    | labelled predictions the live accuracy / MAE covers |
+| ``PREDICTION_LOG``           | (unset) | JSON-lines file the default hook appends sampled    |
+|                              |         | predictions and feedback to; unset: no log          |
+| ``PREDICTION_LOG_SAMPLE_RATE``| 1.0    | share of the predictions written to the log         |
 """
 
 from pathlib import Path
@@ -35,6 +52,15 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
     log_level: LogLevel = "INFO"
     shutdown_timeout: int = Field(default=20, ge=0)
+    monitoring_enabled: bool = True
+    drift_window_size: int = Field(default=1000, ge=1)
+    drift_min_records: int = Field(default=100, ge=1)
+    drift_interval_seconds: float = Field(default=30.0, ge=0)
+    drift_reference_size: int = Field(default=1000, ge=1)
+    feedback_max_pending: int = Field(default=10_000, ge=1)
+    feedback_window: int = Field(default=1000, ge=1)
+    prediction_log: Path | None = None
+    prediction_log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
 
     @property
     def requires_api_key(self) -> bool:

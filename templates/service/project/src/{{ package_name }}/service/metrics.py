@@ -8,6 +8,12 @@
   (422) or ``rejected`` by the model;
 * ``model_loaded``: 1 once the model is loaded and warmed, else 0;
 * ``model_info{version, model_sha256}``: always 1, labels the model being served;
+* ``model_input_drift_psi{feature}``, ``model_input_missing_share{feature}``,
+  ``model_input_out_of_range_share{feature}``, ``model_prediction_drift_psi``,
+  ``model_drift_window_records``, ``model_drift_reference_records{source}``: drift of the
+  live input and predictions from the training data (see ``monitoring.py``);
+* ``model_live_accuracy`` or ``model_live_mae``, ``model_feedback_labels``,
+  ``model_feedback_total{result}``: quality on the labels sent to ``POST /feedback``;
 * ``process_*`` / ``python_*``: the process's CPU, memory, file descriptors and GC.
 
 ``endpoint`` is the route's path (``/predict``), or ``unmatched`` for unknown paths, so
@@ -74,6 +80,64 @@ class Metrics:
             "model_info",
             "The model being served (always 1)",
             ["version", "model_sha256"],
+            registry=self.registry,
+        )
+
+        # Drift and feedback (monitoring.py).
+        self.input_drift_psi = Gauge(
+            "model_input_drift_psi",
+            "Population Stability Index of a feature's live window against the training data",
+            ["feature"],
+            registry=self.registry,
+        )
+        self.input_missing_share = Gauge(
+            "model_input_missing_share",
+            "Share of missing values of a feature in the live window",
+            ["feature"],
+            registry=self.registry,
+        )
+        self.input_out_of_range_share = Gauge(
+            "model_input_out_of_range_share",
+            "Share of a feature's live values outside the training range (numbers) or never "
+            "seen in training (categories)",
+            ["feature"],
+            registry=self.registry,
+        )
+        self.prediction_drift_psi = Gauge(
+            "model_prediction_drift_psi",
+            "Population Stability Index of the live predictions against those on the training data",
+            registry=self.registry,
+        )
+        self.drift_window_records = Gauge(
+            "model_drift_window_records",
+            "Live records in the drift window",
+            registry=self.registry,
+        )
+        self.drift_reference_records = Gauge(
+            "model_drift_reference_records",
+            "Rows described by the drift reference: training (reference.json) or live",
+            ["source"],
+            registry=self.registry,
+        )
+        self.live_accuracy = Gauge(
+            "model_live_accuracy",
+            "Share of correct predictions among the last labelled ones (POST /feedback)",
+            registry=self.registry,
+        )
+        self.live_mae = Gauge(
+            "model_live_mae",
+            "Mean absolute error of the last labelled predictions (POST /feedback)",
+            registry=self.registry,
+        )
+        self.feedback_labels = Gauge(
+            "model_feedback_labels",
+            "Labelled predictions covered by model_live_accuracy / model_live_mae",
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "model_feedback",
+            "Labels received by POST /feedback: joined, unknown (request id) or duplicate",
+            ["result"],
             registry=self.registry,
         )
 

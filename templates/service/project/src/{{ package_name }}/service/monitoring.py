@@ -1,0 +1,240 @@
+"""Input and prediction drift, and live accuracy from ground-truth labels sent later.
+
+**Drift.** Each predicted record is appended, with its prediction, to a sliding window of
+the last ``DRIFT_WINDOW_SIZE`` records: on the request path that is one append under a
+lock, nothing else. When Prometheus scrapes ``/metrics`` and the last computation is older
+than ``DRIFT_INTERVAL_SECONDS`` (and new records arrived), the window is compared with the
+reference statistics (``reference.py``), feature by feature, and the gauges are set:
+
+* ``model_input_drift_psi{feature}``: Population Stability Index of the feature;
+* ``model_input_missing_share{feature}``: share of missing (null) values in the window;
+* ``model_input_out_of_range_share{feature}``: share of numbers outside the training
+  range, or of categories never seen in training;
+* ``model_prediction_drift_psi``: PSI of the predictions (classes, or value bins);
+* ``model_drift_window_records``: records in the window;
+* ``model_drift_reference_records{source}``: rows the reference describes; ``source`` is
+  ``training`` (``artifacts/reference.json``, written by ``make train``) or ``live``.
+
+No gauge is set before the window holds ``DRIFT_MIN_RECORDS`` records (PSI on a handful of
+records is noise). Without ``reference.json`` (a model trained before it existed), the
+first ``DRIFT_REFERENCE_SIZE`` live records become the reference, and the window starts
+after them: drift is then measured against the service's early traffic, not the training
+data.
+
+**Feedback.** The predictions of the last ``FEEDBACK_MAX_PENDING`` requests are kept by
+request id (the ``X-Request-ID`` of the answer). ``POST /feedback`` with ``{"request_id",
+"label"}`` (and ``"index"`` for the n-th record of a batch) joins a true label to its
+prediction, and the gauges cover the last ``FEEDBACK_WINDOW`` labelled predictions:
+
+* ``model_live_accuracy``: share of correct predictions (a classifier);
+* ``model_live_mae``: mean absolute error (a regressor);
+* ``model_feedback_labels``: labelled predictions the gauge above covers;
+* ``model_feedback_total{result}``: labels received, ``joined`` or ``unknown`` (no
+  prediction kept under that request id) or ``duplicate``.
+"""
+
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import reference as ref
+from ..artifacts import LoadedModel
+from ..inference import build_input
+from .config import ServiceSettings
+from .metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+Record = Mapping[str, Any]
+
+
+class DriftMonitor:
+    """The sliding window of live records, and the drift gauges computed from it."""
+
+    def __init__(self, loaded: LoadedModel, settings: ServiceSettings, metrics: Metrics) -> None:
+        self.loaded = loaded
+        self.settings = settings
+        self.metrics = metrics
+        self.reference: dict[str, Any] | None = loaded.reference
+        self._lock = threading.Lock()  # guards the window and the live reference records
+        self._compute_lock = threading.Lock()  # one computation at a time
+        self._window: deque[tuple[Record, Any]] = deque(maxlen=settings.drift_window_size)
+        self._reference_records: list[tuple[Record, Any]] = []
+        self._observed = 0  # records observed since start
+        self._computed_observed = 0  # ... at the last computation
+        self._computed_at = -math.inf
+        if self.reference is not None:
+            metrics.drift_reference_records.labels("training").set(self.reference["rows"])
+        else:
+            logger.info(
+                "no reference statistics (artifacts/reference.json): drift is measured "
+                "against the first %d live records",
+                settings.drift_reference_size,
+            )
+
+    @property
+    def task(self) -> ref.Task | None:
+        """``classification`` or ``regression`` once there is a reference."""
+        return None if self.reference is None else self.reference["task"]
+
+    def observe(self, records: Sequence[Record], predictions: Sequence[Any]) -> None:
+        """Add predicted records to the window (the request path: keep it cheap)."""
+        pairs = list(zip(records, predictions, strict=True))
+        with self._lock:
+            if self.reference is None:
+                missing = self.settings.drift_reference_size - len(self._reference_records)
+                if missing > 0:
+                    self._reference_records.extend(pairs[:missing])
+                    pairs = pairs[missing:]
+            self._window.extend(pairs)
+            self._observed += len(pairs)
+
+    def update(self, now: float | None = None) -> None:
+        """Recompute the gauges if they are due (called when /metrics is scraped)."""
+        now = time.monotonic() if now is None else now
+        if now - self._computed_at < self.settings.drift_interval_seconds:
+            return
+        if not self._compute_lock.acquire(blocking=False):
+            return  # another scrape is computing them
+        try:
+            self._computed_at = now
+            self._update()
+        except Exception:
+            logger.exception("failed to compute the drift metrics")
+        finally:
+            self._compute_lock.release()
+
+    def _update(self) -> None:
+        with self._lock:
+            observed = self._observed
+            window = list(self._window)
+            live_reference = (
+                list(self._reference_records)
+                if self.reference is None
+                and len(self._reference_records) >= self.settings.drift_reference_size
+                else None
+            )
+        if live_reference is not None:
+            self.reference = self._describe_live(live_reference)
+            self.metrics.drift_reference_records.labels("live").set(len(live_reference))
+            logger.info("drift reference: the first %d live records", len(live_reference))
+        self.metrics.drift_window_records.set(len(window))
+        if (
+            self.reference is None
+            or observed == self._computed_observed
+            or len(window) < self.settings.drift_min_records
+        ):
+            return
+        self._computed_observed = observed
+        schema = self.loaded.schema
+        model_input = build_input(schema, [record for record, _ in window])
+        features = self.reference["features"]
+        for name, (_, values) in ref.feature_columns(model_input, schema.kind).items():
+            if name in features:
+                self._set_feature(name, ref.compare(features[name], values))
+        _, predictions = ref.prediction_values(
+            [prediction for _, prediction in window], self.reference["task"]
+        )
+        prediction_psi = ref.compare(self.reference["predictions"], predictions)["psi"]
+        if not math.isnan(prediction_psi):
+            self.metrics.prediction_drift_psi.set(prediction_psi)
+
+    def _set_feature(self, name: str, stats: Mapping[str, float]) -> None:
+        for gauge, key in (
+            (self.metrics.input_drift_psi, "psi"),
+            (self.metrics.input_missing_share, "missing_share"),
+            (self.metrics.input_out_of_range_share, "out_of_range_share"),
+        ):
+            if not math.isnan(stats[key]):
+                gauge.labels(name).set(stats[key])
+
+    def _describe_live(self, pairs: Sequence[tuple[Record, Any]]) -> dict[str, Any]:
+        model_input = build_input(self.loaded.schema, [record for record, _ in pairs])
+        predictions = [prediction for _, prediction in pairs]
+        task = ref.prediction_task(self.loaded.model, predictions)
+        return ref.reference_statistics(model_input, self.loaded.schema.kind, predictions, task)
+
+
+class UnknownRequestError(LookupError):
+    """No prediction is kept under this request id (never made, or forgotten since)."""
+
+
+class AlreadyLabelledError(ValueError):
+    """This prediction has a label already."""
+
+
+@dataclass
+class _Pending:
+    predictions: list[Any]
+    labelled: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A label joined to its prediction."""
+
+    prediction: Any
+    correct: bool | None = None  # classification
+    absolute_error: float | None = None  # regression
+
+
+class FeedbackTracker:
+    """Recent predictions by request id, joined to the labels sent to ``POST /feedback``."""
+
+    def __init__(self, settings: ServiceSettings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._lock = threading.Lock()
+        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._outcomes: deque[Outcome] = deque(maxlen=settings.feedback_window)
+
+    def remember(self, request_id: str | None, predictions: Sequence[Any]) -> None:
+        """Keep a request's predictions for its labels (the request path: keep it cheap)."""
+        if request_id is None:
+            return
+        with self._lock:
+            self._pending[request_id] = _Pending(list(predictions))
+            if len(self._pending) > self.settings.feedback_max_pending:
+                self._pending.popitem(last=False)
+
+    def label(self, request_id: str, index: int, label: Any, task: ref.Task) -> Outcome:
+        """Join ``label`` to the ``index``-th prediction of a request and update the gauges.
+
+        Raises UnknownRequestError, AlreadyLabelledError, or ValueError for a regressor's
+        label that is not a number.
+        """
+        with self._lock:
+            pending = self._pending.get(request_id)
+            if pending is None or not 0 <= index < len(pending.predictions):
+                self.metrics.feedback.labels("unknown").inc()
+                raise UnknownRequestError(request_id)
+            if index in pending.labelled:
+                self.metrics.feedback.labels("duplicate").inc()
+                raise AlreadyLabelledError(request_id)
+            prediction = pending.predictions[index]
+            outcome = _outcome(prediction, label, task)
+            pending.labelled.add(index)
+            self._outcomes.append(outcome)
+            outcomes = list(self._outcomes)
+        self.metrics.feedback.labels("joined").inc()
+        self.metrics.feedback_labels.set(len(outcomes))
+        if task == "regression":
+            errors = [o.absolute_error for o in outcomes if o.absolute_error is not None]
+            self.metrics.live_mae.set(sum(errors) / len(errors))
+        else:
+            self.metrics.live_accuracy.set(sum(bool(o.correct) for o in outcomes) / len(outcomes))
+        return outcome
+
+
+def _outcome(prediction: Any, label: Any, task: ref.Task) -> Outcome:
+    if task == "regression":
+        number = isinstance(label, int | float) and not isinstance(label, bool)
+        if not number or not math.isfinite(label) or prediction is None:
+            raise ValueError("the label of a regression model must be a finite number")
+        return Outcome(prediction, absolute_error=abs(float(label) - float(prediction)))
+    return Outcome(prediction, correct=label == prediction or str(label) == str(prediction))
