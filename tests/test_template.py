@@ -85,7 +85,7 @@ def test_project_tests_pass(project: Path) -> None:
 def trained(project: Path) -> Path:
     run([f".venv/bin/{PROJECT_NAME}-train"], project)
     artifacts = project / "artifacts"
-    for name in ("model.joblib", "schema.json", "sample.json", "metrics.json"):
+    for name in ("model.joblib", "schema.json", "sample.json", "metrics.json", "reference.json"):
         assert (artifacts / name).is_file(), name
     return artifacts
 
@@ -124,6 +124,22 @@ def test_train_then_serve_over_http(server: str, project: Path) -> None:
     with urllib.request.urlopen(f"{server}/metrics", timeout=10) as response:
         metrics = response.read().decode()
     assert 'predictions_total{endpoint="/predict/batch"} 5.0' in metrics
+
+    # Drift monitoring and feedback over real HTTP.
+    assert 'model_drift_reference_records{source="training"}' in metrics
+    request = urllib.request.Request(
+        f"{server}/predict",
+        data=json.dumps(sample["records"][0]).encode(),
+        headers={"Content-Type": "application/json", "X-Request-ID": "e2e-feedback"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        prediction = json.loads(response.read())["prediction"]
+    status, body = http(
+        "POST", f"{server}/feedback", {"request_id": "e2e-feedback", "label": prediction}
+    )
+    assert (status, body["prediction"], body["correct"]) == (200, prediction, True)
+    with urllib.request.urlopen(f"{server}/metrics", timeout=10) as response:
+        assert "model_live_accuracy 1.0" in response.read().decode()
 
 
 def test_render_for_a_notebook(tmp_path: Path) -> None:
