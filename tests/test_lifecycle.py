@@ -180,3 +180,37 @@ def test_migration_to_0_2_locks_a_project_from_0_1(
     for name in ("requirements.lock", "requirements-runtime.lock"):
         assert "fastapi==" in (target / name).read_text()
     assert not (target / "OLD.md").exists(), "a file the new template dropped goes away"
+
+
+def test_plain_copier_copy_and_update_from_this_repository(tmp_path: Path) -> None:
+    """People without promote use the template from our git tags with copier alone."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    from copier import run_copy, run_update
+
+    repo = tmp_path / "promote-repo"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    git(repo, "tag", "99.0.0")
+    project = tmp_path / "plain"
+    run_copy(
+        str(repo),
+        project,
+        data={"project_name": "plain-svc"},
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+    )
+    assert (project / "src" / "plain_svc" / "service" / "app.py").is_file()
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "copied")
+    readme = project / "README.md"
+    readme.write_text(readme.read_text() + "\nMY NOTE\n")
+    git(project, "commit", "-qam", "my note")
+    makefile = repo / "templates" / "service" / "project" / "Makefile.jinja"
+    makefile.write_text(makefile.read_text() + "\n# template 99.0.1\n")
+    git(repo, "commit", "-qam", "template change")
+    git(repo, "tag", "99.0.1")
+    run_update(project, defaults=True, overwrite=True, unsafe=True, quiet=True)
+    assert "# template 99.0.1" in (project / "Makefile").read_text()
+    assert "MY NOTE" in readme.read_text()
