@@ -22,13 +22,17 @@ class PromoteError(Exception):
 class NotebookReadError(PromoteError):
     """The file is not a notebook promote can read (missing, not JSON, invalid schema, ...)."""
 
-    def __init__(self, path: Path | str, reason: str, hint: str = "") -> None:
-        text = f"Cannot read notebook {path}: {reason}."
+    def __init__(
+        self, path: Path | str, reason: str, hint: str = "", cell: int | None = None
+    ) -> None:
+        where = f"{path}" if cell is None else f"{path}, cell {cell}"
+        text = f"Cannot read notebook {where}: {reason}."
         if hint:
             text += f" {hint}"
         super().__init__(text)
         self.path = Path(path)
         self.reason = reason
+        self.cell = cell
 
 
 class RefusedNotebookError(PromoteError):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from nbformat.validator import ValidationError
 from promote.errors import NotebookReadError
 
 __all__ = ["Cell", "Notebook", "read", "reads"]
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes kept by the surrogateescape error handler
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,11 @@ class Notebook:
 def read(path: Path | str) -> Notebook:
     """Read and validate the notebook at ``path``."""
     path = Path(path)
+    return reads(_text(path), path)
+
+
+def _text(path: Path) -> str:
+    """The file's text; its bytes are released before parsing starts (large outputs)."""
     if not path.exists():
         raise NotebookReadError(path, "no such file", "Check the path and try again.")
     if path.is_dir():
@@ -59,47 +67,133 @@ def read(path: Path | str) -> Notebook:
     except OSError as exc:
         raise NotebookReadError(path, f"the file cannot be opened ({exc.strerror})") from exc
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise NotebookReadError(
             path,
             f"it is not UTF-8 text (invalid byte at offset {exc.start})",
             "Notebooks are UTF-8 JSON; re-save it from Jupyter.",
+            cell=_cell_with_undecodable_bytes(data),
         ) from exc
-    return reads(text, path)
+
+
+def _cell_with_undecodable_bytes(data: bytes) -> int | None:
+    """The first cell holding bytes that are not UTF-8, when the JSON around them parses."""
+    try:
+        raw = json.loads(data.decode("utf-8", "surrogateescape"))
+        cells = raw["cells"] if "cells" in raw else raw["worksheets"][0]["cells"]
+        for index, cell in enumerate(cells, start=1):
+            if _UNDECODABLE.search(json.dumps(cell, ensure_ascii=False)):
+                return index
+    except (ValueError, RecursionError, LookupError, TypeError):
+        pass
+    return None
 
 
 def reads(text: str, path: Path | str = "<string>") -> Notebook:
-    """Parse notebook JSON text; ``path`` only names the notebook in messages."""
+    """Parse notebook JSON text; ``path`` only names the notebook in messages.
+
+    The JSON is parsed once; nbformat then upgrades the dictionaries (older formats become v4)
+    and validates them against the schema, before and after the upgrade.
+    """
     path = Path(path)
     if not text.strip():
         raise NotebookReadError(
             path, "the file is empty", "Open it in Jupyter, add your cells and save it."
         )
+    raw = _json(text, path)
+    if not isinstance(raw, dict) or ("cells" not in raw and "worksheets" not in raw):
+        raise NotebookReadError(path, "the JSON holds no notebook cells", "Is this an .ipynb file?")
+    major, minor = raw.get("nbformat"), raw.get("nbformat_minor", 0)
+    if not _is_int(major) or not _is_int(minor) or major not in nbformat.versions:
+        version = repr(major) if minor == 0 else f"{major!r}.{minor!r}"
+        raise NotebookReadError(
+            path,
+            f"its format version (nbformat {version}) is not one promote can read",
+            f"Re-save it from Jupyter (nbformat {nbformat.current_nbformat}).",
+        )
+    with warnings.catch_warnings():  # missing cell ids and the like: fixed in memory, not news
+        warnings.simplefilter("ignore")
+        _validate(raw, path)
+        try:
+            node = nbformat.versions[major].to_notebook_json(raw, minor=minor)
+            node = nbformat.convert(node, 4)
+        except Exception as exc:  # nbformat's upgrade code assumes well-formed input
+            raise NotebookReadError(
+                path,
+                f"it is not a valid notebook ({type(exc).__name__}: {_first_line(str(exc))})",
+                "Re-save it from Jupyter.",
+            ) from exc
+        _validate(node, path)
+    return _from_node(node, path)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _json(text: str, path: Path) -> Any:
     try:
-        raw = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise NotebookReadError(
             path,
             f"it is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
             "The file may be truncated or not a notebook; re-save it from Jupyter.",
         ) from exc
-    if not isinstance(raw, dict) or ("cells" not in raw and "worksheets" not in raw):
-        raise NotebookReadError(path, "the JSON holds no notebook cells", "Is this an .ipynb file?")
-    try:
-        with warnings.catch_warnings():  # missing cell ids and the like: fixed in memory, not news
-            warnings.simplefilter("ignore")
-            node = nbformat.reads(text, as_version=4)
-            nbformat.validate(node)
-    except ValidationError as exc:
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, nesting too deep
         raise NotebookReadError(
             path,
-            f"it does not follow the notebook format ({_first_line(exc.message)})",
-            "Re-save it from Jupyter, or run `jupyter trust`/`nbformat` to repair it.",
+            f"its JSON cannot be loaded ({_first_line(str(exc)) or type(exc).__name__})",
+            "Re-save it from Jupyter.",
         ) from exc
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise NotebookReadError(path, f"it is not a valid notebook ({exc})") from exc
-    return _from_node(node, path)
+
+
+def _validate(node: Any, path: Path) -> None:
+    """Validate against the notebook schema; a failure names the cell and the field."""
+    try:
+        nbformat.validate(node)
+    except ValidationError as exc:
+        cell, field_name = _schema_location(list(exc.absolute_path))
+        raise NotebookReadError(
+            path,
+            f"it does not follow the notebook format ({field_name} {_schema_problem(exc)})",
+            "Re-save it from Jupyter, or repair it with `nbformat`'s `validate`/`normalize`.",
+            cell=cell,
+        ) from exc
+    except Exception as exc:  # the validator itself fails on some malformed input
+        raise NotebookReadError(
+            path,
+            f"it is not a valid notebook ({type(exc).__name__}: {_first_line(str(exc))})",
+            "Re-save it from Jupyter.",
+        ) from exc
+
+
+def _schema_location(where: list[str | int]) -> tuple[int | None, str]:
+    """``['cells', 3, 'outputs', 0]`` → (cell 4, "`outputs[0]`"); cells count from 1."""
+    cell = None
+    for position, part in enumerate(where[:-1]):
+        if part == "cells" and isinstance(where[position + 1], int):
+            cell = int(where[position + 1]) + 1
+            where = where[position + 2 :]
+            break
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where).lstrip(".")
+    if text:
+        return cell, f"`{text}`"
+    return cell, "the cell" if cell is not None else "the notebook"
+
+
+def _schema_problem(exc: ValidationError) -> str:
+    """What is wrong, without quoting the (possibly enormous) offending value."""
+    expected = exc.validator_value
+    if exc.validator == "type":
+        kinds = " or ".join(expected) if isinstance(expected, list) else str(expected)
+        return f"should be of type {kinds}, not {type(exc.instance).__name__}"
+    if exc.validator == "enum":
+        return f"should be one of {', '.join(map(repr, expected))}"
+    if exc.validator in {"required", "additionalProperties"}:
+        return "is malformed: " + _first_line(str(exc.message))
+    return f"is not valid (it fails the schema's {exc.validator!r} rule)"
 
 
 def _from_node(node: Any, path: Path) -> Notebook:
@@ -134,5 +228,5 @@ def _cell(index: int, node: Any) -> Cell:
 
 
 def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else "schema error"
+    line = text.strip().splitlines()[0] if text.strip() else ""
     return line[:200]

@@ -139,7 +139,8 @@ def generated_message(notebook: Path | None) -> str:
     """The commit message that records where the generated modules came from."""
     lines = [f"promote {__version__}: modules generated from the notebook", ""]
     if notebook is not None:
-        digest = hashlib.sha256(notebook.read_bytes()).hexdigest()
+        with notebook.open("rb") as handle:  # in chunks: a notebook may hold 100 MB of outputs
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
         lines += [f"Notebook: {notebook.resolve()}", f"Notebook-SHA256: {digest}"]
     return "\n".join(lines) + "\n"
 
