@@ -110,9 +110,14 @@ def normalize(source: str, cell: int) -> NormalizedCell:
     lines = tuple(origin)
     try:
         tree = ast.parse(text)
-    except SyntaxError as exc:
-        line = _original(lines, exc.lineno or 0) if exc.lineno else 0
-        error = d.SyntaxErrorInCell(cell, detail=exc.msg or "syntax error", line=line)
+        # The compiler's own checks: `return`, `await` or `yield` outside a function, `break`
+        # outside a loop, a late `from __future__`; the parser lets them through.
+        compile(tree, f"<cell {cell}>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:  # ValueError: null bytes, on early 3.11
+        lineno = getattr(exc, "lineno", None)
+        line = _original(lines, lineno) if lineno else 0
+        detail = getattr(exc, "msg", None) or str(exc) or "syntax error"
+        error = d.SyntaxErrorInCell(cell, detail=detail, line=line)
         return NormalizedCell(
             source=text,
             requirements=tuple(edits.requirements),
