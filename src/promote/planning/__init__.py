@@ -69,9 +69,8 @@ def plan(
     sources = {c.index: _rewrite_literals(c, data_paths) for c in analysis.cells}
     settings_lines = _settings(analysis, sources)
     pure = {n for n, x in analysis.definitions.items() if x.pure}
-    hoisted = set(analysis.imports) | set(analysis.constants) | pure | BUILTINS
-
     kept = _kept_statements(analysis)
+    hoisted = (set(analysis.imports) | set(analysis.constants) | pure | BUILTINS) - _rebound(kept)
     groups = _groups(analysis, kept)
     _dataflow(groups, hoisted, analysis, kept)
     _name_functions(groups, analysis)
@@ -249,6 +248,21 @@ def _kept_statements(analysis: Analysis) -> dict[int, list[Statement]]:
             survivors.append(stmt)
         kept[cell.index] = survivors[::-1]
     return kept
+
+
+def _rebound(kept: dict[int, list[Statement]]) -> set[str]:
+    """Names the package code assigns (``list = [...]``, ``json = {...}``).
+
+    They shadow a builtin or an import of the same name, so they travel between stages as
+    variables. A method call used as a statement (``np.random.seed(0)``) rebinds nothing here.
+    """
+    return {
+        name
+        for statements in kept.values()
+        for stmt in statements
+        if not isinstance(stmt.node, ast.Expr)
+        for name in stmt.binds
+    }
 
 
 def _groups(analysis: Analysis, kept: dict[int, list[Statement]]) -> list[_Group]:
