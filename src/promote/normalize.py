@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import re
 import shlex
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -112,7 +113,9 @@ def normalize(source: str, cell: int) -> NormalizedCell:
         tree = ast.parse(text)
         # The compiler's own checks: `return`, `await` or `yield` outside a function, `break`
         # outside a loop, a late `from __future__`; the parser lets them through.
-        compile(tree, f"<cell {cell}>", "exec", dont_inherit=True)
+        with warnings.catch_warnings():  # `x is 1` and the like are the notebook's business
+            warnings.simplefilter("ignore")
+            compile(tree, f"<cell {cell}>", "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:  # ValueError: null bytes, on early 3.11
         lineno = getattr(exc, "lineno", None)
         line = _original(lines, lineno) if lineno else 0
