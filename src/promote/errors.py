@@ -52,13 +52,18 @@ class RefusedNotebookError(PromoteError):
 
 
 class TargetExistsError(PromoteError):
-    """The output directory holds files and ``--force`` was not given."""
+    """The output directory holds files and ``--force`` was not given, or cannot be moved away
+    safely (uncommitted git work, the notebook or the current directory inside it)."""
 
-    def __init__(self, target: Path) -> None:
-        super().__init__(
-            f"Target directory {target} is not empty. Choose another directory with -o, "
-            "or pass --force to replace it (the old directory is kept as a backup)."
-        )
+    def __init__(self, target: Path, refusal: str = "") -> None:
+        if refusal:  # --force was given, and is refused too
+            text = f"Target directory {target} is not replaced: {refusal}."
+        else:
+            text = (
+                f"Target directory {target} is not empty. Choose another directory with -o, "
+                "or pass --force to replace it (the old directory is kept as a backup)."
+            )
+        super().__init__(text)
         self.target = target
 
 
@@ -70,3 +75,4 @@ class RenderError(PromoteError):
             f"Could not generate the project in {target}: {reason}. Nothing was written."
         )
         self.target = target
+        self.reason = reason
