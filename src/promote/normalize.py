@@ -141,7 +141,9 @@ def _normalize_text(source: str, edits: _Edits) -> tuple[str, list[int]]:
     """Plain Python for ``source``, and for each of its lines the line of ``source`` it was."""
     source = _AUTOMAGIC_INSTALL.sub(r"\1%\2\3", source)
     try:
-        text: str = TransformerManager().transform_cell(source)
+        with warnings.catch_warnings():  # IPython warns on "\x1e" and other odd line breaks
+            warnings.simplefilter("ignore")
+            text: str = TransformerManager().transform_cell(source)
     except (SyntaxError, ValueError, IndexError):
         return source, _identity(source)
     lines = text.splitlines(keepends=True)
