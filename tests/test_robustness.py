@@ -334,6 +334,8 @@ def promote_process(notebook: Path, target: Path, *extra: str) -> subprocess.Pop
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        # A shell starts background jobs with SIGINT ignored, and Python keeps it ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -356,9 +358,19 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     return Reference(tree_digest(target), time.perf_counter() - start)
 
 
-def interrupt(notebook: Path, target: Path, how: signal.Signals, after: float, *extra: str) -> int:
+def interrupt(
+    notebook: Path, target: Path, how: signal.Signals, after: float | None, *extra: str
+) -> int:
+    """Signal a promote run ``after`` seconds, or (``None``) once it is rendering in scratch."""
     process = promote_process(notebook, target, *extra)
-    time.sleep(after)
+    if after is None:
+        deadline = time.monotonic() + 120
+        pattern = f".{target.name}.promote-*/project"
+        while not list(target.parent.glob(pattern)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert process.poll() is None, "the run ended before it was caught rendering"
+    else:
+        time.sleep(after)
     if how == signal.SIGKILL:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # promote and its git/ruff children
@@ -395,7 +407,7 @@ def old_content(target: Path) -> dict[str, str]:
 
 
 def check_interrupts(
-    tmp_path: Path, reference: Reference, how: signal.Signals, fractions: list[float]
+    tmp_path: Path, reference: Reference, how: signal.Signals, fractions: list[float | None]
 ) -> list[str]:
     outcomes = []
     for number, fraction in enumerate(fractions):
@@ -404,7 +416,8 @@ def check_interrupts(
             target.parent.mkdir()
             old = old_content(target) if existing else None
             extra = ("--force",) if existing else ()
-            interrupt(CLASSIFIER, target, how, fraction * reference.seconds, *extra)
+            after = None if fraction is None else fraction * reference.seconds
+            interrupt(CLASSIFIER, target, how, after, *extra)
             outcomes.append(assert_target_as_before_or_complete(target, old, reference))
             # The next run cleans what a SIGKILL left and succeeds.
             assert main([str(CLASSIFIER), "-o", str(target), "--no-lock", "--force"]) == 0
@@ -417,10 +430,9 @@ def check_interrupts(
 def test_interrupted_run_leaves_the_target_as_it_was(
     tmp_path: Path, reference: Reference, how: signal.Signals
 ) -> None:
-    """Interrupted halfway through, promote leaves an absent target absent and old content in
+    """Interrupted while rendering, promote leaves an absent target absent and old content in
     place; the next run removes the scratch directory a SIGKILL left and succeeds."""
-    outcomes = check_interrupts(tmp_path, reference, how, [0.6])
-    assert "untouched" in outcomes
+    assert check_interrupts(tmp_path, reference, how, [None]) == ["untouched", "untouched"]
 
 
 @pytest.mark.slow
@@ -429,7 +441,8 @@ def test_interrupted_at_many_moments(
     tmp_path: Path, reference: Reference, how: signal.Signals
 ) -> None:
     """The same, from interpreter start-up to the final rename."""
-    check_interrupts(tmp_path, reference, how, [0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0, 1.1])
+    fractions: list[float | None] = [0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0, 1.1]
+    check_interrupts(tmp_path, reference, how, fractions)
 
 
 def test_stale_scratch_is_removed_but_a_live_one_is_kept(tmp_path: Path) -> None:
