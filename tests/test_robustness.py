@@ -205,12 +205,7 @@ def assert_refused_cleanly(err: str, notebook: Path, case: Case, workdir: Path) 
     assert sorted(p.name for p in workdir.iterdir()) == [notebook.name], "something was written"
 
 
-KNOWN_BUGS = {
-    "line-separators-in-strings": (
-        "planning and codegen split code with str.splitlines(), which also breaks at U+2028, "
-        "U+0085 and \\x0b-\\x1e inside string literals; the generated module does not compile"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}  # case name → why it fails today (strict xfail)
 
 
 @pytest.mark.parametrize(

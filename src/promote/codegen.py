@@ -11,6 +11,7 @@ import tokenize
 from collections.abc import Mapping
 from typing import Any
 
+from promote.analysis.statements import source_lines
 from promote.planning import Function, Module, Plan
 
 __all__ = ["exploration_notebook", "generate", "model_card"]
@@ -179,7 +180,7 @@ def _indent(source: str) -> str:
                 inside.update(range(token.start[0] + 1, token.end[0] + 1))
     except (tokenize.TokenError, IndentationError, SyntaxError):
         pass
-    lines = source.splitlines()
+    lines = source_lines(source)
     return "\n".join(
         line if (i in inside or not line.strip()) else "    " + line
         for i, line in enumerate(lines, start=1)

@@ -8,7 +8,17 @@ from dataclasses import dataclass, field
 from promote.analysis import tables
 from promote.analysis.bindings import effects
 
-__all__ = ["Context", "Statement", "changes_state", "split_statements"]
+__all__ = ["Context", "Statement", "changes_state", "source_lines", "split_statements"]
+
+
+def source_lines(source: str) -> list[str]:
+    """Lines as Python numbers them: split at \\n, \\r\\n and \\r only.
+
+    ``str.splitlines`` also splits at characters such as U+2028 or \\x1e, which may sit inside a
+    string literal; the line numbers of ``ast`` would then point at the wrong lines.
+    """
+    lines = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,7 @@ class Context:
 def split_statements(tree: ast.Module, source: str, context: Context) -> list[Statement]:
     """Classify the statements of one cell; ``context`` grows as we go."""
     plot_names = context.plot_names
-    lines = source.splitlines()
+    lines = source_lines(source)
     out: list[Statement] = []
     previous_end = 0
     for node in tree.body:

@@ -17,7 +17,7 @@ from promote import diagnostics as d
 from promote.analysis import Analysis, CellAnalysis, stage_tag, tables
 from promote.analysis.bindings import BUILTINS
 from promote.analysis.readiness import readiness
-from promote.analysis.statements import Statement, changes_state
+from promote.analysis.statements import Statement, changes_state, source_lines
 from promote.errors import RefusedNotebookError
 from promote.planning.model import Call, Function, Module, Plan
 
@@ -448,7 +448,7 @@ def _without(lines: list[str], ranges: list[tuple[int, int]]) -> str:
 
 def _rewrite_literals(cell: CellAnalysis, data_paths: Mapping[str, str]) -> list[str]:
     """The cell's lines with string literals that name data files pointed at the project copy."""
-    lines = cell.source.splitlines()
+    lines = source_lines(cell.source)
     if not data_paths:
         return lines
     edits: list[tuple[int, int, int, str]] = []
