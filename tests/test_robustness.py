@@ -319,7 +319,7 @@ def tree_digest(root: Path) -> dict[str, str]:
     }
 
 
-PROMOTE = (sys.executable, "-c", "from promote.cli import run; run()")
+PROMOTE = (sys.executable, "-c", "from promote.entry import run; run()")
 
 
 def promote_process(notebook: Path, target: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -717,3 +717,14 @@ def test_examples_truncated_or_with_bytes_flipped(content: bytes) -> None:
 def test_mutated_examples_render_completely_or_not_at_all(content: bytes) -> None:
     """A few real renders: the whole project, or a refusal and nothing written."""
     promote_or_refuse(content, pretend=False)
+
+
+def test_ctrl_c_during_start_up_is_quiet(tmp_path: Path) -> None:
+    """A SIGINT while promote is still importing its libraries ends with "aborted", exit 130."""
+    for after in (0.05, 0.15, 0.3):
+        process = promote_process(CLASSIFIER, tmp_path / f"p{after}")
+        time.sleep(after)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate()
+        assert "Traceback" not in err.decode(), err.decode()
+        assert not (tmp_path / f"p{after}").exists()

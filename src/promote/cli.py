@@ -212,5 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Run the CLI and exit with its code (the console script is ``promote.entry.run``)."""
+    from promote.entry import run as entry
+
+    entry()
