@@ -16,7 +16,7 @@ from promote.analysis.bindings import BUILTINS, function_free_names
 from promote.analysis.checks import run_checks
 from promote.analysis.dependencies import Dependency, dependencies
 from promote.analysis.dependencies import distribution as _distribution
-from promote.analysis.statements import Context, Statement, split_statements
+from promote.analysis.statements import Context, Statement, called_name, split_statements
 from promote.normalize import normalize
 from promote.notebook import Cell, Notebook
 
@@ -246,15 +246,7 @@ def _role(statements: Iterable[Statement]) -> str:
 
 
 def _called_names(node: ast.AST) -> list[str]:
-    names = []
-    for inner in ast.walk(node):
-        if isinstance(inner, ast.Call):
-            func = inner.func
-            if isinstance(func, ast.Name):
-                names.append(func.id)
-            elif isinstance(func, ast.Attribute):
-                names.append(func.attr)
-    return names
+    return [called_name(inner) for inner in ast.walk(node) if isinstance(inner, ast.Call)]
 
 
 def _execution_order(notebook: Notebook) -> list[d.Diagnostic]:

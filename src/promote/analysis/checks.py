@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from promote import diagnostics as d
 from promote.analysis import tables
-from promote.analysis.statements import Statement
+from promote.analysis.statements import Statement, called_name
 from promote.notebook import Cell, Notebook
 
 __all__ = ["Located", "qualified_names", "run_checks"]
@@ -490,7 +490,5 @@ def _value_kind(value: ast.expr) -> str:
     if isinstance(value, ast.Lambda):
         return "a function"
     if isinstance(value, ast.Call):
-        func = value.func
-        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-        return tables.RESULT_KINDS.get(name, "")
+        return tables.RESULT_KINDS.get(called_name(value), "")
     return ""

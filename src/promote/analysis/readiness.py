@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from promote import diagnostics as d
+from promote.analysis.statements import called_name
 
 if TYPE_CHECKING:
     from promote.analysis import Analysis
@@ -119,8 +120,7 @@ def _evaluation(analysis: Analysis) -> ReadinessItem:
 def _held_out_call(node: ast.AST) -> str | None:
     for inner in ast.walk(node):
         if isinstance(inner, ast.Call):
-            func = inner.func
-            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            name = called_name(inner)
             if name in HELD_OUT_CALLS or any(k.arg in HELD_OUT_KEYWORDS for k in inner.keywords):
                 return str(name)
     return None

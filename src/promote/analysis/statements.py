@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from promote.analysis import tables
 from promote.analysis.bindings import effects
 
-__all__ = ["Context", "Statement", "changes_state", "source_lines", "split_statements"]
+__all__ = [
+    "Context",
+    "Statement",
+    "called_name",
+    "changes_state",
+    "source_lines",
+    "split_statements",
+]
 
 
 def source_lines(source: str) -> list[str]:
@@ -151,17 +158,19 @@ def changes_state(node: ast.AST) -> bool:
     return any(_changes_state(c) for c in ast.walk(node) if isinstance(c, ast.Call))
 
 
+def called_name(call: ast.Call) -> str:
+    """The name a call calls: ``f`` for ``f(x)``, ``fit`` for ``model.fit(X)``, else ""."""
+    func = call.func
+    if isinstance(func, ast.Name):
+        return func.id
+    return func.attr if isinstance(func, ast.Attribute) else ""
+
+
 def _changes_state(call: ast.Call) -> bool:
     if any(k.arg == "inplace" for k in call.keywords):
         return True
     func = call.func
-    name = (
-        func.id
-        if isinstance(func, ast.Name)
-        else func.attr
-        if isinstance(func, ast.Attribute)
-        else ""
-    )
+    name = called_name(call)
     if isinstance(func, ast.Name) and (
         name in tables.PURE_BUILTINS or name in tables.DISPLAY_FUNCTIONS
     ):
@@ -182,15 +191,7 @@ def _draws(call: ast.Call) -> bool:
 
 
 def _shows(call: ast.Call) -> bool:
-    func = call.func
-    name = (
-        func.id
-        if isinstance(func, ast.Name)
-        else func.attr
-        if isinstance(func, ast.Attribute)
-        else ""
-    )
-    return name in tables.DISPLAY_FUNCTIONS
+    return called_name(call) in tables.DISPLAY_FUNCTIONS
 
 
 def _constructs(call: ast.Call, context: Context) -> bool:
@@ -201,28 +202,3 @@ def _constructs(call: ast.Call, context: Context) -> bool:
         and isinstance(func.value, ast.Name)
         and func.value.id in context.modules
     )
-
-
-def _is_display_call(call: ast.Call) -> bool:
-    if any(k.arg == "inplace" for k in call.keywords):
-        return False
-    func = call.func
-    if isinstance(func, ast.Name):
-        return func.id in tables.DISPLAY_FUNCTIONS or func.id in tables.PURE_BUILTINS
-    if isinstance(func, ast.Attribute):
-        if func.attr in tables.DISPLAY_FUNCTIONS:
-            return True
-        node: ast.expr = func
-        while isinstance(node, ast.Attribute | ast.Subscript | ast.Call):
-            if isinstance(node, ast.Call):
-                if any(k.arg == "inplace" for k in node.keywords):
-                    return False
-                node = node.func
-            elif isinstance(node, ast.Attribute):
-                if node is func and node.attr not in tables.LOOK_METHODS | tables.QUERY_METHODS:
-                    return False
-                node = node.value
-            else:
-                node = node.value
-        return True
-    return False
