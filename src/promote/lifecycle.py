@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from promote import __version__
+from promote.api import analyse_in_environment, installed_versions
 from promote.codegen import generate
 from promote.errors import PromoteError
 from promote.gitutil import commit_files_to_branch, git, is_dirty, read_branch_files, require_git
@@ -116,7 +117,7 @@ def update(project: Path, *, notebook: Path | None = None, pretend: bool = False
     module_changes = _merge_modules(project, base, generated, pretend) if generated else []
     if generated and not pretend:
         commit_files_to_branch(project, GENERATED_BRANCH, generated, generated_message(source))
-    if generated and source and base and _same_generation(base, generated):
+    if generated and source and base and base == generated:
         notes.append("the notebook's code did not change the generated modules")
     return Update(
         project=project,
@@ -168,10 +169,10 @@ def _regenerate(
     project: Path, answers: dict[str, Any], notebook: Path
 ) -> tuple[dict[str, str], list[str]]:
     """The modules promote would generate now, formatted with the project's own settings."""
-    from promote.api import analyse_in_environment
-
     result = plan(
-        analyse_in_environment(read(notebook)), str(answers["project_name"]), installed=_installed()
+        analyse_in_environment(read(notebook)),
+        str(answers["project_name"]),
+        installed=installed_versions(),
     )
     if result.package_name != answers.get("package_name"):
         raise NotAProjectError(
@@ -190,12 +191,6 @@ def _regenerate(
         return format_files(root, sorted(files)), list(result.dependencies)
 
 
-def _installed() -> dict[str, str]:
-    from promote.api import installed_versions
-
-    return installed_versions()
-
-
 def _template_update(
     project: Path,
     tag: str,
@@ -207,7 +202,6 @@ def _template_update(
         return []
     from copier import run_update
 
-    head = git(project, "rev-parse", "HEAD").strip()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -233,14 +227,15 @@ def _template_update(
         ) from exc
     if pretend:
         return [FileChange(".copier-answers.yml", f"template {answers.get('_commit')} -> {tag}")]
-    changes = _changes_since(project, head)
+    changes = _changes_since(project)
     if any(c.path in LOCKS and c.status != "conflict" for c in changes):
         relocked = lock(project)  # the pins changed: resolve the lock files again
         changes += [FileChange(path, "updated") for path in relocked.files]
     return changes
 
 
-def _changes_since(project: Path, head: str) -> list[FileChange]:
+def _changes_since(project: Path) -> list[FileChange]:
+    """What the template update changed in the worktree (the project was clean before)."""
     changes = []
     for line in git(project, "status", "--porcelain").splitlines():
         code, path = line[:2], line[3:]
@@ -254,7 +249,6 @@ def _changes_since(project: Path, head: str) -> list[FileChange]:
         if file.is_file() and _CONFLICT.search(file.read_text(encoding="utf-8", errors="replace")):
             status = "conflict"
         changes.append(FileChange(path, status))
-    del head
     return changes
 
 
@@ -326,7 +320,3 @@ def _merge_file(ours: str, base: str, theirs: str) -> tuple[str, int]:
     if result.returncode < 0:
         raise PromoteError(f"git merge-file failed: {result.stderr.strip()}")
     return result.stdout, result.returncode
-
-
-def _same_generation(base: dict[str, str], generated: dict[str, str]) -> bool:
-    return base == generated

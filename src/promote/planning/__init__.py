@@ -17,7 +17,7 @@ from promote import diagnostics as d
 from promote.analysis import Analysis, CellAnalysis, stage_tag, tables
 from promote.analysis.bindings import BUILTINS
 from promote.analysis.readiness import readiness
-from promote.analysis.statements import Statement, changes_state, source_lines
+from promote.analysis.statements import Statement, called_name, changes_state, source_lines
 from promote.errors import RefusedNotebookError
 from promote.planning.model import Call, Function, Module, Plan
 
@@ -75,16 +75,11 @@ def plan(
     _dataflow(groups, hoisted, analysis, kept)
     _name_functions(groups, analysis)
 
-    drafts, helpers = _modules(groups, analysis, sources, pure)
     calls = tuple(
         Call(_function(g, sources, analysis, kept), keep=g.stage != "predict" or bool(g.returns))
         for g in groups
     )
-    functions = {c.function.name: c.function for c in calls}
-    modules = tuple(
-        Module(m.name, tuple(functions[f.name] for f in m.functions), m.definitions, m.reads)
-        for m in drafts
-    )
+    modules, helpers = _modules(groups, [c.function for c in calls], analysis, sources, pure)
     used = frozenset().union(*(m.reads for m in modules)) if modules else frozenset()
     metric_names = _metric_names(analysis, kept)
     metrics = tuple(n for g in groups for n in g.returns if n in metric_names)
@@ -350,11 +345,7 @@ def _metric_names(analysis: Analysis, kept: dict[int, list[Statement]]) -> set[s
         for stmt in kept[cell.index]:
             if not isinstance(stmt.node, ast.Assign | ast.AnnAssign) or not stmt.binds:
                 continue
-            called = [
-                n.func.id if isinstance(n.func, ast.Name) else getattr(n.func, "attr", "")
-                for n in ast.walk(stmt.node)
-                if isinstance(n, ast.Call)
-            ]
+            called = [called_name(n) for n in ast.walk(stmt.node) if isinstance(n, ast.Call)]
             if any(evaluate.search(c) for c in called):
                 names.update(n for n in stmt.binds if _is_metric(n) or cell.role == "evaluate")
     return names
@@ -473,13 +464,18 @@ def _rewrite_literals(cell: CellAnalysis, data_paths: Mapping[str, str]) -> list
 # -- modules, settings, dependencies -------------------------------------------------------------
 def _modules(
     groups: list[_Group],
+    functions: list[Function],
     analysis: Analysis,
     sources: dict[int, list[str]],
     pure: set[str],
-) -> tuple[list[Module], dict[str, str]]:
+) -> tuple[tuple[Module, ...], dict[str, str]]:
+    """The stage modules, each with its functions (``functions[i]`` is made from ``groups[i]``)
+    and the notebook's pure definitions that move there."""
     by_module: dict[str, list[_Group]] = {}
-    for group in groups:
-        by_module.setdefault(tables.STAGE_MODULES[group.stage][0], []).append(group)
+    made: dict[str, list[Function]] = {}
+    for group, function in zip(groups, functions, strict=True):
+        by_module.setdefault(function.module, []).append(group)
+        made.setdefault(function.module, []).append(function)
     home = _homes(by_module, analysis, pure)
     definitions: dict[str, list[str]] = {}
     reads: dict[str, set[str]] = {}
@@ -506,18 +502,16 @@ def _modules(
     for module, members in by_module.items():
         for group in members:
             reads.setdefault(module, set()).update(group.reads)
-    modules = []
-    for module in ["helpers", *(m for m, _ in tables.STAGE_MODULES.values())]:
-        members = by_module.get(module, [])
-        if members or module in definitions:
-            functions = tuple(
-                Function(g.name, g.stage, module, (), (), (), "", "") for g in members
-            )
-            modules.append(
-                Module(
-                    module, functions, tuple(definitions.get(module, [])), frozenset(reads[module])
-                )
-            )
+    modules = tuple(
+        Module(
+            module,
+            tuple(made.get(module, [])),
+            tuple(definitions.get(module, [])),
+            frozenset(reads[module]),
+        )
+        for module in ["helpers", *(m for m, _ in tables.STAGE_MODULES.values())]
+        if module in made or module in definitions
+    )
     return modules, home
 
 
