@@ -15,11 +15,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import copier
 import pytest
 
 SERVER_START_TIMEOUT = 60.0
@@ -27,15 +29,49 @@ COMMAND_TIMEOUT = 600
 VENV = ".venv"
 
 
-def find_uv() -> str:
-    """The uv beside this interpreter, else the one on PATH; skip the test without uv."""
-    beside_python = Path(sys.executable).parent / "uv"
+TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "service"
+
+
+def render_template(destination: Path, **data: Any) -> Path:
+    """Render the copier template alone (no notebook) into ``destination``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        copier.run_copy(
+            str(TEMPLATE),
+            str(destination),
+            data=data,
+            defaults=True,
+            unsafe=False,
+            quiet=True,
+            vcs_ref=None,
+        )
+    return destination
+
+
+def find_tool(name: str, missing: str = "") -> str:
+    """A command beside this interpreter (the dev venv's), else on PATH; else skip the test."""
+    beside_python = Path(sys.executable).parent / name
     if beside_python.is_file():
         return str(beside_python)
-    on_path = shutil.which("uv")
+    on_path = shutil.which(name)
     if on_path is None:
-        pytest.skip("uv is not installed")
+        pytest.skip(missing or f"{name} is not installed")
     return on_path
+
+
+def find_uv() -> str:
+    """The uv beside this interpreter, else the one on PATH; skip the test without uv."""
+    return find_tool("uv")
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    """Terminate a process, and kill it if it has not ended within ten seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
@@ -155,9 +191,4 @@ def serving(
             time.sleep(0.25)
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

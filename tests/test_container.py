@@ -35,7 +35,7 @@ import docker
 import docker.errors
 import pytest
 from helpers import EXAMPLES
-from project_harness import free_port, http, install_project, run, venv_command
+from project_harness import free_port, http, install_project, run, stop, venv_command
 
 from promote.cli import main
 
@@ -110,12 +110,7 @@ def client(podman_env: dict[str, str]) -> Iterator[docker.DockerClient]:
     finally:
         if sdk is not None:
             sdk.close()
-        service.terminate()
-        try:
-            service.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait()
+        stop(service)
         shutil.rmtree(directory, ignore_errors=True)
 
 

