@@ -728,3 +728,28 @@ def test_ctrl_c_during_start_up_is_quiet(tmp_path: Path) -> None:
         _, err = process.communicate()
         assert "Traceback" not in err.decode(), err.decode()
         assert not (tmp_path / f"p{after}").exists()
+
+
+def test_ctrl_c_python_cannot_raise_still_aborts() -> None:
+    """A Ctrl-C that lands in a callback (Python prints "Exception ignored" and carries on) aborts.
+
+    The import machinery runs weakref callbacks; a SIGINT delivered inside one cannot propagate.
+    """
+    script = (
+        "import sys, weakref\n"
+        "from promote import entry\n"
+        "sys.unraisablehook = entry._abort_on_ignored_interrupt\n"
+        "class Lock: pass\n"
+        "lock = Lock()\n"
+        "def callback(_):\n"
+        "    raise KeyboardInterrupt\n"
+        "ref = weakref.ref(lock, callback)\n"
+        "del lock\n"
+        "print('carried on')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 130
+    assert done.stderr == "aborted\n"
+    assert "carried on" not in done.stdout
