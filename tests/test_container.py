@@ -121,7 +121,7 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main([str(NOTEBOOK), "-o", str(project)]) == 0
     install_project(project)
     run([venv_command(project, f"{PROJECT_NAME}-train")], project)
-    assert (project / "artifacts" / "model.joblib").is_file()
+    assert (project / "artifacts" / "model.skops").is_file()
     return project
 
 

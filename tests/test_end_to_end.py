@@ -114,7 +114,7 @@ def test_promoted_project_serves_the_notebook_model(notebook: Path, tmp_path: Pa
 
     # 5. Train.
     run([venv_command(project, f"{plan.project_name}-train")], project)
-    assert (project / "artifacts" / "model.joblib").is_file()
+    assert (project / "artifacts" / "model.skops").is_file()
 
     # 6. Serve, and compare with the notebook over HTTP.
     serve = venv_command(project, f"{plan.project_name}-serve")

@@ -54,6 +54,7 @@ def test_rendered_files(project: Path) -> None:
         "pytest==9.2.0",
         "prometheus-client==0.26.0",
         "pydantic-settings==2.16.3",
+        "skops==0.16.0",
     } <= set(requirements)
 
 
@@ -78,7 +79,8 @@ def test_project_tests_pass(project: Path) -> None:
 def trained(project: Path) -> Path:
     run([f".venv/bin/{PROJECT_NAME}-train"], project)
     artifacts = project / "artifacts"
-    for name in ("model.joblib", "schema.json", "sample.json", "metrics.json", "reference.json"):
+    written = ("model.json", "model.skops", "schema.json", "sample.json", "metrics.json")
+    for name in (*written, "reference.json"):
         assert (artifacts / name).is_file(), name
     return artifacts
 

@@ -1,8 +1,11 @@
 """Save a trained model with a description of its input, and load it back for serving.
 
-An artifacts directory holds five files:
+An artifacts directory holds six files:
 
-* ``model.joblib``: the fitted model;
+* ``model.skops``: the fitted model, in skops' format, which loads without running
+  arbitrary code; ``model.joblib`` (a pickle) only for a model skops cannot save;
+* ``model.json``: the model file's name, format, SHA-256 and the library versions it was
+  saved with, and for skops the types it needs beyond skops' defaults (``MANIFEST_FILE``);
 * ``schema.json``: the model input, inferred from the features it was fitted on
   (``table``: named, typed columns; ``text``: one string; ``array``: n numbers);
 * ``sample.json``: the first rows of those features as JSON records, with the
@@ -14,8 +17,12 @@ An artifacts directory holds five files:
 """
 
 import hashlib
+import importlib.metadata
+import io
 import json
+import logging
 import math
+import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,16 +31,41 @@ from typing import Any, Literal, Protocol
 import joblib
 import numpy as np
 import pandas as pd
+import skops.io as sio
 from pandas.api import types as ptypes
 
 from . import reference as ref
 
-MODEL_FILE = "model.joblib"
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.skops"
+JOBLIB_MODEL_FILE = "model.joblib"  # a pickle: only for models skops cannot save
+MANIFEST_FILE = "model.json"
+MANIFEST_VERSION = 1
+# Modules whose types a skops model may need beyond skops' own defaults. Loading refuses any
+# other type, and saving falls back to joblib for a model that needs one. The project's own
+# package (functions and classes from the notebook) is trusted too. Add a module here only if
+# you trust its code: a type named in a model file is a function the model can call.
+TRUSTED_MODULES = (
+    "sklearn",
+    "numpy",
+    "scipy",
+    "pandas",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "imblearn",
+)
+# Distributions whose versions are recorded beside the model. A different major or minor
+# version of scikit-learn or Python refuses to load it (scikit-learn does not support models
+# across versions); any other difference is a warning.
+RECORDED_VERSIONS = ("scikit-learn", "numpy", "pandas", "scipy", "skops", "joblib")
+STRICT_VERSIONS = ("python", "scikit-learn")
 SCHEMA_FILE = "schema.json"
 SAMPLE_FILE = "sample.json"
 METRICS_FILE = "metrics.json"
 REFERENCE_FILE = "reference.json"
-ARTIFACT_FILES = (MODEL_FILE, SCHEMA_FILE, SAMPLE_FILE, METRICS_FILE)  # required to serve
+ARTIFACT_FILES = (MANIFEST_FILE, SCHEMA_FILE, SAMPLE_FILE, METRICS_FILE)  # required to serve
 SAMPLE_ROWS = 5
 
 TEXT_FIELD = "text"
@@ -101,7 +133,7 @@ class LoadedModel:
     sample: dict[str, Any] = field(repr=False)  # {"records": [...], "predictions": [...]}
     metrics: dict[str, float]
     directory: Path
-    model_sha256: str = ""  # of model.joblib: identifies the model being served
+    model_sha256: str = ""  # of the model file: identifies the model being served
     reference: dict[str, Any] | None = field(default=None, repr=False)  # reference.json
 
 
@@ -117,7 +149,7 @@ def save(result: TrainingOutput, directory: Path) -> None:
     metrics = {str(name): to_json_safe(float(value)) for name, value in result.metrics.items()}
 
     directory.mkdir(parents=True, exist_ok=True)
-    joblib.dump(result.model, directory / MODEL_FILE)
+    save_model(result.model, directory)
     _write_json(directory / SCHEMA_FILE, schema.to_json())
     _write_json(directory / SAMPLE_FILE, sample)
     _write_json(directory / METRICS_FILE, metrics)
@@ -141,21 +173,127 @@ def reference_statistics(model: Any, features: Any, schema: Schema) -> dict[str,
 
 
 def load(directory: Path) -> LoadedModel:
-    """Load the artifacts written by ``save``; FileNotFoundError if any is missing."""
+    """Load the artifacts written by ``save``; FileNotFoundError if any is missing,
+    ModelArtifactError if the model file is not the one ``save`` wrote or cannot be trusted."""
     missing = [name for name in ARTIFACT_FILES if not (directory / name).is_file()]
     if missing:
         raise FileNotFoundError(f"missing {', '.join(missing)} in {directory}")
+    model, sha256 = load_model(directory)
     return LoadedModel(
-        model=joblib.load(directory / MODEL_FILE),
+        model=model,
         schema=Schema.from_json(_read_json(directory / SCHEMA_FILE)),
         sample=_read_json(directory / SAMPLE_FILE),
         metrics=_read_json(directory / METRICS_FILE),
         directory=directory,
-        model_sha256=file_sha256(directory / MODEL_FILE),
+        model_sha256=sha256,
         reference=_read_json(reference)
         if (reference := directory / REFERENCE_FILE).is_file()
         else None,
     )
+
+
+class ModelArtifactError(ValueError):
+    """The model file cannot be loaded safely: changed since it was saved, types nobody
+    trusted, or saved with library versions that cannot read it."""
+
+
+def save_model(model: Any, directory: Path) -> dict[str, Any]:
+    """Write ``model`` into ``directory`` (skops, else joblib) with its manifest; return it."""
+    manifest: dict[str, Any] = {"version": MANIFEST_VERSION}
+    try:
+        data = sio.dumps(model)
+        needed = sio.get_untrusted_types(data=data)
+        refused = [name for name in needed if not _trusted_module(name)]
+        if refused:
+            raise ModelArtifactError(f"it needs types from untrusted modules: {refused}")
+        sio.loads(data, trusted=needed)  # what cannot be read back is not saved as skops
+    except Exception as error:  # skops cannot save every object (lambdas, some libraries)
+        logger.warning("skops cannot save the model (%s); saving it with joblib", error)
+        buffer = io.BytesIO()
+        joblib.dump(model, buffer)
+        data = buffer.getvalue()
+        manifest.update(file=JOBLIB_MODEL_FILE, format="joblib", skops_error=str(error))
+    else:
+        manifest.update(file=MODEL_FILE, format="skops", trusted_types=sorted(needed))
+    for stale in {MODEL_FILE, JOBLIB_MODEL_FILE} - {manifest["file"]}:
+        (directory / stale).unlink(missing_ok=True)
+    (directory / manifest["file"]).write_bytes(data)
+    manifest.update(sha256=hashlib.sha256(data).hexdigest(), versions=library_versions())
+    _write_json(directory / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def load_model(directory: Path) -> tuple[Any, str]:
+    """The model saved by ``save_model`` and its SHA-256, after checking the manifest."""
+    manifest = _read_json(directory / MANIFEST_FILE)
+    path = directory / str(manifest["file"])
+    if not path.is_file():
+        raise FileNotFoundError(f"missing {manifest['file']} in {directory}")
+    sha256 = file_sha256(path)
+    if sha256 != manifest["sha256"]:
+        raise ModelArtifactError(
+            f"{path} has SHA-256 {sha256}, but {MANIFEST_FILE} records {manifest['sha256']}: "
+            "the model file was changed or replaced after training. Run `make train` again "
+            "(or restore the file) rather than serving a model nobody can trace."
+        )
+    check_versions(manifest.get("versions", {}), path)
+    if manifest["format"] == "joblib":
+        logger.warning("%s is a pickle (skops could not save this model)", path)
+        return joblib.load(path), sha256
+    needed = sio.get_untrusted_types(file=path)
+    listed = set(manifest.get("trusted_types", []))
+    refused = [name for name in needed if name not in listed or not _trusted_module(name)]
+    if refused:
+        raise ModelArtifactError(
+            f"{path} needs types that are not trusted: {refused}. Only types recorded in "
+            f"{MANIFEST_FILE} at training time and from the modules in "
+            "artifacts.TRUSTED_MODULES (or this package) are loaded; retrain, or add the "
+            "module to TRUSTED_MODULES if you trust its code."
+        )
+    return sio.load(path, trusted=needed), sha256
+
+
+def library_versions() -> dict[str, str]:
+    """The versions of Python and of ``RECORDED_VERSIONS`` that are installed."""
+    versions = {"python": platform.python_version()}
+    for name in RECORDED_VERSIONS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def check_versions(saved: Mapping[str, str], path: Path) -> None:
+    """Refuse a model saved with another minor version of ``STRICT_VERSIONS``; warn for
+    any other library version that differs from the one installed."""
+    current = library_versions()
+    differ = {
+        name: (version, current[name])
+        for name, version in saved.items()
+        if name in current and current[name] != version
+    }
+    if not differ:
+        return
+    listed = ", ".join(f"{name} {old} (now {new})" for name, (old, new) in differ.items())
+    strict = [
+        name
+        for name, (old, new) in differ.items()
+        if name in STRICT_VERSIONS and old.split(".")[:2] != new.split(".")[:2]
+    ]
+    if strict:
+        raise ModelArtifactError(
+            f"{path} was saved with {listed}: a model saved with another version of "
+            f"{' and '.join(strict)} may not load or may predict differently. Install the "
+            "versions of the lock file (`make install`) or retrain with `make train`."
+        )
+    logger.warning("%s was saved with %s; predictions may differ slightly", path, listed)
+
+
+def _trusted_module(name: str) -> bool:
+    package = __name__.rpartition(".")[0]
+    top = name.split(".", 1)[0]
+    return top in TRUSTED_MODULES or (bool(package) and top == package)
 
 
 def file_sha256(path: Path) -> str:

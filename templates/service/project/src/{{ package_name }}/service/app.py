@@ -39,7 +39,7 @@ from pydantic import BaseModel, Field
 
 from .. import PACKAGE_NAME, PROJECT_NAME, PROMOTE_VERSION, TEMPLATE_VERSION, __version__
 from .. import reference as ref
-from ..artifacts import SAMPLE_FILE, LoadedModel, load
+from ..artifacts import SAMPLE_FILE, LoadedModel, ModelArtifactError, load
 from ..inference import (
     FieldError,
     InvalidRecordError,
@@ -105,7 +105,7 @@ class Version(BaseModel):
     project: str
     package: str
     version: str
-    model_sha256: str | None  # of model.joblib; null while no model is loaded
+    model_sha256: str | None  # of the model file; null while no model is loaded
     promote_version: str
     template_version: str
 
@@ -143,6 +143,9 @@ def load_model(state: ModelState, directory: Path) -> None:
     except FileNotFoundError as error:
         state.reason = NOT_TRAINED
         logger.warning("%s (%s)", NOT_TRAINED, error)
+    except ModelArtifactError as error:  # changed, untrusted or from other library versions
+        state.reason = f"the model in {directory} was not loaded: {error}"
+        logger.error("%s", state.reason)
     except Exception:
         state.reason = f"failed to load the model from {directory}: see the service log"
         logger.exception("failed to load or warm up the model from %s", directory)
