@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 from helpers import EXAMPLES, notebook_json
 from project_harness import install_project, venv_command
 
+from promote import kernel_capture
 from promote.cli import EXECUTION_FAILED, main
 
 FIT = "import pandas as pd\nfrom sklearn.linear_model import LinearRegression"
@@ -84,7 +87,7 @@ def test_parity_test_passes_then_catches_a_changed_hyper_parameter(tmp_path: Pat
         [pytest_bin, "-q", "tests/test_parity.py"], cwd=target, capture_output=True, text=True
     )
     assert passed.returncode == 0, passed.stdout
-    assert "2 passed" in passed.stdout
+    assert "4 passed" in passed.stdout
     train = target / "src" / "diabetes_regressor" / "train.py"
     train.write_text(train.read_text().replace("max_depth=2", "max_depth=3"))
     failed = subprocess.run(
@@ -92,3 +95,137 @@ def test_parity_test_passes_then_catches_a_changed_hyper_parameter(tmp_path: Pat
     )
     assert failed.returncode != 0
     assert "predictions differ from the notebook's" in failed.stdout
+
+
+# --- what is recorded: the input schema, reference statistics, no personal data -------------
+
+PEOPLE = """\
+import pandas as pd
+from sklearn.compose import make_column_transformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+people = pd.DataFrame({
+    "age": [25, 32, 47, 51, 62, 23, 36, 44],
+    "income": [1.5, 2.0, None, 3.5, 4.0, 1.0, 2.5, 3.0],
+    "plan": ["basic", "pro", "basic", "pro", "pro", "basic", "pro", "basic"],
+    "email": [f"user{i}@example.com" for i in range(8)],
+    "contact": ["+44 20 7946 0958", "555-123-4567"] * 4,
+    "customerName": ["Ann", "Bob", "Cid", "Dee", "Eve", "Fay", "Gus", "Hal"],
+})
+bought = [0, 1, 0, 1, 1, 0, 1, 0]"""
+PEOPLE_MODEL = """\
+model = make_pipeline(
+    make_column_transformer((OneHotEncoder(), ["plan"]), ("passthrough", ["age"])),
+    LogisticRegression(),
+)
+model.fit(people, bought)"""
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("people")
+    notebook = write(folder, PEOPLE, PEOPLE_MODEL)
+    target = folder / "p"
+    assert main([str(notebook), "-o", str(target), "--execute", "--no-lock"]) == 0
+    text = (target / "tests" / "parity" / "notebook.json").read_text()
+    return {"text": text, "data": json.loads(text), "card": (target / "docs" / "MODEL_CARD.md")}
+
+
+def test_the_input_schema_is_recorded_as_the_model_saw_it(people: dict[str, Any]) -> None:
+    columns = {column["name"]: column for column in people["data"]["schema"]["columns"]}
+    assert list(columns) == ["age", "income", "plan", "email", "contact", "customerName"]
+    assert columns["age"] == {
+        "name": "age",
+        "dtype": "int64",
+        "type": "integer",
+        "nullable": False,
+        "minimum": 23.0,
+        "maximum": 62.0,
+    }
+    assert columns["income"]["nullable"] and columns["income"]["type"] == "number"
+    assert columns["plan"]["categories"] == ["basic", "pro"]
+    # personal columns keep their name and type, never their values
+    assert "categories" not in columns["email"] and "minimum" not in columns["contact"]
+
+
+def test_personal_data_is_left_out_with_the_reason(people: dict[str, Any]) -> None:
+    data, text = people["data"], people["text"]
+    dropped = data["dropped"]["columns"]
+    assert dropped == {
+        "email": "the name says it holds an e-mail address ('email')",
+        "contact": "values look like phone numbers",
+        "customerName": "the name says it holds a person's name ('name')",
+    }
+    assert "personal data" in data["dropped"]["note"]
+    assert data["records"][0] == {"age": 25, "income": 1.5, "plan": "basic"}
+    for secret in ("example.com", "7946", "555-123", "Ann"):
+        assert secret not in text
+    assert "`email` (the name says it holds an e-mail address" in people["card"].read_text()
+
+
+def test_reference_statistics_of_the_training_input_and_predictions(
+    people: dict[str, Any],
+) -> None:
+    reference = people["data"]["reference"]
+    assert reference["rows"] == 8 and reference["task"] == "classification"
+    assert set(reference["features"]) == {"age", "income", "plan"}
+    assert reference["features"]["plan"]["shares"] == {"basic": 0.5, "pro": 0.5}
+    assert reference["features"]["income"]["missing_share"] == 0.125
+    assert reference["features"]["age"]["min"] == 23.0
+    shares = reference["predictions"]["shares"]
+    assert set(shares) <= {"0", "1"} and sum(shares.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "phone"),
+    [
+        ("555-123-4567", True),
+        ("(020) 7946 0958", True),
+        ("+33612345678", True),
+        ("2013-08-21", False),
+        ("2013-08-21 10:15:00", False),
+        ("1234567890", False),
+        ("-123456789.5", False),
+        ("208 Michael Ferry Apt. 674", False),
+    ],
+)
+def test_phone_numbers_are_told_from_dates_and_numbers(value: str, phone: bool) -> None:
+    assert kernel_capture.looks_like_phone(value) is phone
+
+
+@pytest.mark.parametrize(
+    ("name", "dropped"),
+    [
+        ("customerEmail", True),
+        ("ip_address", True),
+        ("DateOfBirth", True),
+        ("api_token", True),
+        ("Pclass", False),
+        ("zip", False),
+        ("tokens_count", False),
+        ("feature_names", False),
+    ],
+)
+def test_personal_column_names(name: str, dropped: bool) -> None:
+    frame = pd.DataFrame({name: [1, 2]})
+    assert (name in kernel_capture.personal_columns(frame, "table")) is dropped
+
+
+@pytest.mark.slow
+def test_parity_passes_without_the_personal_columns_in_the_sample(tmp_path: Path) -> None:
+    import subprocess
+
+    notebook = write(tmp_path, PEOPLE, PEOPLE_MODEL)
+    target = tmp_path / "p"
+    assert main([str(notebook), "-o", str(target), "--execute"]) == 0
+    install_project(target)
+    tested = subprocess.run(
+        [venv_command(target, "pytest"), "-q", "-p", "no:cacheprovider", "tests/test_parity.py"],
+        cwd=target,
+        capture_output=True,
+        text=True,
+    )
+    assert tested.returncode == 0, tested.stdout
+    assert "4 passed" in tested.stdout

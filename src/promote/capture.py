@@ -16,54 +16,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promote.errors import PromoteError
 from promote.planning import Plan
 
 __all__ = ["Capture", "ExecutionFailure", "capture_json", "execute"]
 
 SAMPLE_ROWS = 5
 MARKER = "PROMOTE-CAPTURE:"
+REFERENCE_MODULE = Path("project", "src", "{{ package_name }}", "reference.py")
 
-# Runs in the notebook's kernel after its last cell; prints one JSON line.
-_CAPTURE_CELL = """
-def __promote_capture(model, fit_input, metrics, rows):
-    import json as _json
-    import sys as _sys
-
-    def _plain(value):
-        if hasattr(value, "item") and getattr(value, "shape", None) == ():
-            return value.item()
-        if hasattr(value, "isoformat"):
-            return value.isoformat()
-        if hasattr(value, "tolist"):
-            return value.tolist()
-        return value
-
-    head = fit_input[:rows] if not hasattr(fit_input, "head") else fit_input.head(rows)
-    if hasattr(head, "to_dict") and hasattr(head, "columns"):
-        rows_ = head.to_dict(orient="records")
-        records = [{str(k): _plain(v) for k, v in r.items()} for r in rows_]
-    elif all(isinstance(t, str) for t in list(head)):
-        records = [{"text": t} for t in list(head)]
-    else:
-        records = [{"features": [_plain(v) for v in row]} for row in list(head)]
-    predictions = [_plain(p) for p in model.predict(head)]
-    found = {}
-    for name, value in metrics.items():
-        try:
-            found[name] = float(value)
-        except (TypeError, ValueError):
-            pass
-    versions = {}
-    for module in list(_sys.modules.values()):
-        name = getattr(module, "__name__", "")
-        version = getattr(module, "__version__", None)
-        if name and "." not in name and isinstance(version, str) and not name.startswith("_"):
-            versions[name] = version
-    print("MARKER" + _json.dumps(
-        {"records": records, "predictions": predictions, "metrics": found, "versions": versions},
-        default=_plain,
-    ))
+# Runs in the notebook's kernel after its last cell: kernel_capture's source, in a namespace of
+# its own, then one JSON line.
+_CAPTURE_CELL = """\
+__promote_capture = {{}}
+exec(compile({source!r}, "promote_capture.py", "exec"), __promote_capture)
+print({marker!r} + __import__("json").dumps(__promote_capture["capture"](
+    {model}, {fit_input}, {{{metrics}}}, {rows}, {reference!r}), default=str))
+del __promote_capture
 """
+
+
+def capture_cell(plan: Plan) -> str:
+    """The code run after the notebook's last cell."""
+    from promote import kernel_capture
+    from promote.store import template_path
+
+    try:
+        reference = (template_path() / REFERENCE_MODULE).read_text(encoding="utf-8")
+    except (OSError, PromoteError):  # a template without reference.py: no reference statistics
+        reference = ""
+    return _CAPTURE_CELL.format(
+        source=Path(kernel_capture.__file__).read_text(encoding="utf-8"),
+        marker=MARKER,
+        model=plan.model,
+        fit_input=plan.fit_input,
+        metrics=", ".join(f'"{m}": {m}' for m in dict.fromkeys(plan.metrics)),
+        rows=SAMPLE_ROWS,
+        reference=reference,
+    )
 
 
 @dataclass(frozen=True)
@@ -75,6 +65,9 @@ class Capture:
     metrics: dict[str, float]
     versions: dict[str, str]
     seconds: float = 0.0
+    schema: dict[str, Any] = field(default_factory=dict)  # the model input, as fitted
+    dropped: dict[str, str] = field(default_factory=dict)  # column → why it is not recorded
+    reference: dict[str, Any] | None = None  # reference.py's statistics, from the notebook
 
 
 @dataclass(frozen=True)
@@ -108,13 +101,7 @@ def execute(
     with warnings.catch_warnings():  # a missing cell id is not the user's problem here
         warnings.simplefilter("ignore")
         node = nbformat.reads(notebook.read_text(encoding="utf-8"), as_version=4)
-    metrics = ", ".join(f'"{m}": {m}' for m in dict.fromkeys(plan.metrics))
-    node.cells.append(
-        nbformat.v4.new_code_cell(
-            _CAPTURE_CELL.replace("MARKER", MARKER)
-            + f"\n__promote_capture({plan.model}, {plan.fit_input}, {{{metrics}}}, {SAMPLE_ROWS})"
-        )
-    )
+    node.cells.append(nbformat.v4.new_code_cell(capture_cell(plan)))
     client = NotebookClient(
         node,
         timeout=cell_timeout,
@@ -149,9 +136,10 @@ def execute(
                     if index == capture_index:
                         return ExecutionFailure(
                             None,
-                            f"the model `{plan.model}` could not predict on `{plan.fit_input}` "
-                            f"({error.ename}: {error.evalue})",
-                            "Check that the model is fitted on the variable promote found.",
+                            f"the capture after the last cell failed ({error.ename}: "
+                            f"{error.evalue})",
+                            f"Check that `{plan.model}` is fitted on `{plan.fit_input}` when the "
+                            "notebook ends (promote predicts with it on the first rows).",
                             time.monotonic() - started,
                             str(error),
                         )
@@ -179,18 +167,22 @@ def execute(
 
 
 def _parse(cell: Any, seconds: float) -> Capture | ExecutionFailure:
-    for output in cell.get("outputs", []):
-        text = output.get("text", "")
-        for line in text.splitlines():
-            if line.startswith(MARKER):
-                data = json.loads(line[len(MARKER) :])
-                return Capture(
-                    records=data["records"],
-                    predictions=data["predictions"],
-                    metrics=data["metrics"],
-                    versions=data["versions"],
-                    seconds=seconds,
-                )
+    # A long line may arrive in several stream messages: join them before looking for it.
+    outputs = cell.get("outputs", [])
+    text = "".join(out.get("text", "") for out in outputs if out.get("name") == "stdout")
+    for line in text.splitlines():
+        if line.startswith(MARKER):
+            data = json.loads(line[len(MARKER) :])
+            return Capture(
+                records=data["records"],
+                predictions=data["predictions"],
+                metrics=data["metrics"],
+                versions=data["versions"],
+                seconds=seconds,
+                schema=data["schema"],
+                dropped=data["dropped"],
+                reference=data["reference"],
+            )
     return ExecutionFailure(
         None, "the capture printed nothing", "This is a bug in promote.", seconds
     )
@@ -207,5 +199,13 @@ def capture_json(capture: Capture, plan: Plan) -> str:
         "metrics": capture.metrics,
         "tolerance": {"relative": 1e-6, "absolute": 1e-9},
         "versions": dict(sorted(capture.versions.items())),
+        "schema": capture.schema,
+        "reference": capture.reference,
     }
+    if capture.dropped:
+        data["dropped"] = {
+            "note": "left out of the records, of the schema's ranges and categories and of "
+            "the reference statistics: they look like personal data or secrets",
+            "columns": capture.dropped,
+        }
     return json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -294,11 +294,20 @@ def model_card(plan: Plan, captured: Mapping[str, Any] | None = None) -> str:
         "- The input the service accepts is the data the model was fitted on; its schema is "
         "written to `artifacts/schema.json` by `make train`.",
     ]
-    if captured and captured.get("records"):
-        fields = ", ".join(f"`{name}`" for name in captured["records"][0])
+    captured = captured or {}
+    columns = captured.get("schema", {}).get("columns")
+    if columns or captured.get("records"):
+        names = [column["name"] for column in columns] if columns else captured["records"][0]
+        fields = ", ".join(f"`{name}`" for name in names)
         lines += [f"- Fields of one record: {fields}."]
+    dropped = captured.get("dropped", {}).get("columns", {})
+    if dropped:
+        lines += [
+            "- Looked like personal data or secrets, so left out of the recorded sample and "
+            "statistics: " + "; ".join(f"`{name}` ({why})" for name, why in dropped.items()) + "."
+        ]
     lines += ["", "## Metrics", ""]
-    values = dict(captured.get("metrics", {})) if captured else {}
+    values = dict(captured.get("metrics", {}))
     if plan.metrics:
         lines += ["| metric | notebook's value |", "|---|---|"]
         for name in dict.fromkeys(plan.metrics):

@@ -1,0 +1,299 @@
+"""What ``promote --execute`` records, computed inside the notebook's kernel after its last cell.
+
+This module's source is sent to the kernel and run there in a namespace of its own (it never
+runs in promote's process, except in promote's tests): it imports only the standard library at
+module level, and numpy and pandas where the notebook has them. ``capture`` returns plain JSON
+data about the fitted model and the input it was fitted on:
+
+* ``schema``: the model input as the model saw it: ``table`` (column names, dtypes, JSON
+  types, nullability, minimum and maximum of numbers, categories of strings and booleans with
+  at most ``MAX_CATEGORIES`` values), ``text`` or ``array`` (number of features, dtype);
+* ``records`` and ``predictions``: the first ``rows`` rows of the input as the service's JSON
+  records, and the model's predictions for them. Columns that look like personal data or
+  secrets (by their name, or by values that look like e-mail addresses or phone numbers)
+  are left out of the records, of the schema's ranges and categories and of the reference
+  statistics, and ``dropped`` says which and why;
+* ``reference``: the reference statistics of the input and of the predictions, computed by
+  the generated project's own ``reference.py`` (its source is passed in), the same way
+  ``make train`` computes ``artifacts/reference.json``;
+* ``metrics``: the metrics that are numbers; ``versions``: the imported libraries' versions.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from typing import Any
+
+MAX_CATEGORIES = 50  # as artifacts.MAX_CATEGORIES in the generated project
+PII_SCAN_ROWS = 200  # values of a string column looked at for e-mail addresses and phones
+
+# Words in a column name that mark personal data or a secret (the name is split into words
+# at non-letters and at lower-to-upper case changes: ``customerEmail`` → customer, email).
+PII_WORDS = {
+    "email": "an e-mail address",
+    "mail": "an e-mail address",
+    "phone": "a phone number",
+    "mobile": "a phone number",
+    "telephone": "a phone number",
+    "tel": "a phone number",
+    "ssn": "a social security number",
+    "name": "a person's name",
+    "firstname": "a person's name",
+    "lastname": "a person's name",
+    "surname": "a person's name",
+    "fullname": "a person's name",
+    "address": "an address",
+    "street": "an address",
+    "password": "a password",
+    "passwd": "a password",
+    "token": "a secret",
+    "secret": "a secret",
+    "apikey": "a secret",
+    "ip": "an IP address",
+    "dob": "a date of birth",
+    "birth": "a date of birth",
+    "birthday": "a date of birth",
+    "birthdate": "a date of birth",
+}
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)*\.[A-Za-z]{2,}")
+# A phone number: 9 to 15 digits, written with +, spaces, dots, dashes or parentheses.
+PHONE_CHARACTERS = re.compile(r"\+?[\d\s().-]+")
+PHONE_SEPARATOR = re.compile(r"[\s().+-]")
+
+
+def capture(
+    model: Any,
+    fit_input: Any,
+    metrics: dict[str, Any],
+    rows: int,
+    reference_source: str = "",
+) -> dict[str, Any]:
+    """Everything the generated project records of the notebook's run (module docstring)."""
+    kind = input_kind(fit_input)
+    dropped = personal_columns(fit_input, kind)
+    head = fit_input[:rows] if not hasattr(fit_input, "head") else fit_input.head(rows)
+    predictions = [plain(value) for value in model.predict(head)]
+    return {
+        "schema": schema(fit_input, kind, dropped),
+        "records": records(head, kind, dropped),
+        "predictions": predictions,
+        "dropped": dropped,
+        "reference": reference(model, fit_input, kind, dropped, reference_source),
+        "metrics": numbers(metrics),
+        "versions": versions(),
+    }
+
+
+def input_kind(fit_input: Any) -> str:
+    """``table``, ``text`` or ``array``, as ``artifacts.infer_schema`` decides."""
+    if hasattr(fit_input, "columns") and hasattr(fit_input, "to_dict"):
+        return "table"
+    values = fit_input.tolist() if hasattr(fit_input, "tolist") else list(fit_input)
+    if values and all(isinstance(value, str) for value in values):
+        return "text"
+    return "array"
+
+
+def plain(value: Any) -> Any:
+    """numpy and pandas scalars and arrays as plain JSON values; NaN and infinities as None."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "tolist"):
+        return [plain(item) for item in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    try:
+        missing = value != value  # NaT, pd.NA
+        if isinstance(missing, bool) and missing:
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def name_words(name: str) -> list[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [word for word in re.split(r"[^A-Za-z]+", spaced.lower()) if word]
+
+
+def looks_like_phone(text: str) -> bool:
+    text = text.strip()
+    if not PHONE_CHARACTERS.fullmatch(text) or not PHONE_SEPARATOR.search(text):
+        return False
+    digits = sum(character.isdigit() for character in text)
+    if not 9 <= digits <= 15:
+        return False
+    if text.startswith("+"):  # international form: +33612345678
+        return True
+    try:  # a number such as "1234567.89" or "-123456789" is not a phone
+        float(text)
+    except ValueError:
+        return not re.fullmatch(r"\d{4}-\d{2}-\d{2}.*", text)  # nor an ISO date
+    return False
+
+
+def value_reason(values: list[Any]) -> str | None:
+    """Why string ``values`` look like personal data, or None."""
+    texts = [value for value in values if isinstance(value, str)]
+    if any(EMAIL.search(text) for text in texts):
+        return "values look like e-mail addresses"
+    if any(looks_like_phone(text) for text in texts):
+        return "values look like phone numbers"
+    return None
+
+
+def personal_columns(fit_input: Any, kind: str) -> dict[str, str]:
+    """``{column: why}`` for the columns left out of what is recorded."""
+    dropped: dict[str, str] = {}
+    if kind == "text":
+        texts = list(fit_input[:PII_SCAN_ROWS])
+        reason = value_reason(texts)
+        if reason:
+            dropped["text"] = f"texts contain personal data ({reason})"
+        return dropped
+    if kind != "table":
+        return dropped
+    for column in fit_input.columns:
+        name = str(column)
+        words = [word for word in name_words(name) if word in PII_WORDS]
+        if words:
+            dropped[name] = f"the name says it holds {PII_WORDS[words[0]]} ({words[0]!r})"
+            continue
+        values = fit_input[column].dropna().head(PII_SCAN_ROWS).tolist()
+        reason = value_reason(values)
+        if reason:
+            dropped[name] = reason
+    return dropped
+
+
+def json_type(values: Any) -> str:
+    dtype = values.dtype
+    if str(dtype) == "category":
+        return json_type(values.cat.categories.to_series())
+    kind = getattr(dtype, "kind", "O")
+    if kind == "b":
+        return "boolean"
+    if kind in "iu":
+        return "integer"
+    if kind == "f":
+        return "number"
+    if kind == "M":
+        return "string"
+    present = values.dropna().tolist()
+    if all(isinstance(value, str) for value in present):
+        return "string"
+    return "unknown"
+
+
+def column_schema(name: str, values: Any, personal: bool) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "name": name,
+        "dtype": str(values.dtype),
+        "type": json_type(values),
+        "nullable": bool(values.isna().any()),
+    }
+    if personal:
+        return described
+    present = values.dropna()
+    if described["type"] in ("integer", "number") and str(values.dtype) != "category":
+        finite = [float(value) for value in present.tolist() if math.isfinite(float(value))]
+        if finite:
+            described.update(minimum=min(finite), maximum=max(finite))
+    elif described["type"] in ("string", "boolean") and getattr(values.dtype, "kind", "") != "M":
+        labels = sorted({str(value) for value in present.tolist()})
+        if len(labels) <= MAX_CATEGORIES:
+            described["categories"] = labels
+    return described
+
+
+def schema(fit_input: Any, kind: str, dropped: dict[str, str]) -> dict[str, Any]:
+    if kind == "table":
+        return {
+            "kind": "table",
+            "columns": [
+                column_schema(str(name), fit_input[name], str(name) in dropped)
+                for name in fit_input.columns
+            ],
+        }
+    if kind == "text":
+        return {"kind": "text"}
+    import numpy
+
+    array = numpy.asarray(fit_input)
+    return {
+        "kind": "array",
+        "n_features": int(array.shape[1]) if array.ndim == 2 else 0,
+        "dtype": array.dtype.name,
+    }
+
+
+def records(head: Any, kind: str, dropped: dict[str, str]) -> list[dict[str, Any]]:
+    if kind == "table":
+        kept = [column for column in head.columns if str(column) not in dropped]
+        return [
+            {str(key): plain(value) for key, value in row.items()}
+            for row in head[kept].to_dict(orient="records")
+        ]
+    if kind == "text":
+        return [] if dropped else [{"text": text} for text in list(head)]
+    return [{"features": [plain(value) for value in row]} for row in list(head)]
+
+
+def reference(
+    model: Any, fit_input: Any, kind: str, dropped: dict[str, str], source: str
+) -> dict[str, Any] | None:
+    """``reference.py``'s statistics, as ``artifacts.reference_statistics`` computes them."""
+    if not source:
+        return None
+    try:
+        import numpy
+    except ImportError:
+        return None
+    ref: dict[str, Any] = {}
+    exec(compile(source, "reference.py", "exec"), ref)
+    features = fit_input
+    count = len(features)
+    if count > ref["MAX_ROWS"]:
+        chosen = numpy.sort(
+            numpy.random.default_rng(0).choice(count, ref["MAX_ROWS"], replace=False)
+        )
+        if hasattr(features, "iloc"):
+            features = features.iloc[chosen]
+        elif isinstance(features, numpy.ndarray):
+            features = features[chosen]
+        else:
+            features = [features[row] for row in chosen]
+    predictions = [plain(value) for value in model.predict(features)]
+    task = ref["prediction_task"](model, predictions)
+    statistics: dict[str, Any] = ref["reference_statistics"](features, kind, predictions, task)
+    for name in dropped:  # a text model's features are text lengths: kept
+        statistics["features"].pop(name, None)
+    return statistics
+
+
+def numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    found = {}
+    for name, value in metrics.items():
+        try:
+            found[name] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return found
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__name__", "")
+        version = getattr(module, "__version__", None)
+        if name and "." not in name and isinstance(version, str) and not name.startswith("_"):
+            found[name] = version
+    return found
