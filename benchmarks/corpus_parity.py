@@ -2,14 +2,23 @@
 (parity included) pass in a fresh venv, for every example notebook and every corpus notebook
 marked executable?
 
-Run: `.venv/bin/python benchmarks/corpus_parity.py [--only NAME ...] [--json out.json]`
+Run: `.venv/bin/python benchmarks/corpus_parity.py [--only NAME ...] [--json out.json]
+[--keep DIR] [--no-kernel-venv]`
+
+The notebooks run where a data scientist would run them: in a kernel whose environment has
+their libraries. The script first builds that environment once (a venv with ipykernel and
+`KERNEL_PACKAGES`; torch from /opt/wheels where that folder has it) and registers it as the
+Jupyter kernel `promote-corpus`; `--no-kernel-venv` runs them in promote's own environment
+instead. The Graphviz `dot` binary that some notebooks call is a system package: without it
+they fail, and the reason says so.
 
 For each notebook: its folder is copied into a scratch directory (a notebook may write files
-beside it, and the corpus must stay untouched); `promote NOTEBOOK -o project --execute` runs
-there (per cell 300 s, 900 s in all); when it succeeds the project is installed in a fresh
-venv with uv (its hashed lock file, then the project, as `make install` does) and its tests
-run (`pytest -q`). Prints one line per notebook with the outcome and the reason of a failure,
-then the count, and writes the details as JSON. Slow (minutes per notebook): not a CI test.
+beside it, and the corpus must stay untouched); `promote NOTEBOOK -o project --execute
+--kernel promote-corpus` runs there (per cell 300 s, 900 s in all); when it succeeds the
+project is installed in a fresh venv with uv (its hashed lock file, then the project, as
+`make install` does) and its tests run (`pytest -q`). Prints one line per notebook with the
+outcome and the reason of a failure, then the count, and writes the details as JSON. Slow
+(minutes per notebook): not a CI test.
 
 The corpus is `../shared/corpus` (or `$PROMOTE_CORPUS`); "executable" means the column
 `executable_offline` of its MANIFEST.tsv starts with "yes".
@@ -34,6 +43,22 @@ EXAMPLES = ROOT / "examples" / "notebooks"
 CORPUS = Path(os.environ.get("PROMOTE_CORPUS", ROOT.parent / "shared" / "corpus"))
 BIN = Path(sys.executable).parent
 STEP_TIMEOUT = 1800
+KERNEL = "promote-corpus"
+# The libraries the executable notebooks import (MANIFEST.tsv, column `libraries`).
+KERNEL_PACKAGES = (
+    "ipykernel",
+    "pandas",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "matplotlib",
+    "seaborn",
+    "statsmodels",
+    "graphviz",
+    "pydotplus",
+    "torch",
+)
+WHEELS = Path("/opt/wheels")
 
 
 def notebooks() -> list[tuple[str, Path, Path]]:
@@ -82,7 +107,27 @@ def failed_tests(output: str) -> str:
     return "; ".join(lines)[:1200] or first_paragraph(output[-1500:])
 
 
-def one(name: str, folder: Path, relative: Path, scratch: Path) -> dict[str, Any]:
+def kernel_venv(scratch: Path) -> dict[str, str]:
+    """Build the notebooks' environment and register it as a kernel; the environment
+    variables under which Jupyter finds it."""
+    venv = scratch / "kernel-venv"
+    python = venv / "bin" / "python"
+    uv = str(BIN / "uv")
+    links = ["--find-links", str(WHEELS)] if WHEELS.is_dir() else []
+    for step in (
+        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
+        [uv, "pip", "install", "--quiet", "--python", str(python), *links, *KERNEL_PACKAGES],
+        [str(python), "-m", "ipykernel", "install", "--prefix", str(venv), "--name", KERNEL],
+    ):
+        built = run(step, scratch)
+        if built.returncode != 0:
+            raise SystemExit(f"cannot build the kernel environment: {built.stderr[-2000:]}")
+    return {"JUPYTER_PATH": str(venv / "share" / "jupyter")}
+
+
+def one(
+    name: str, folder: Path, relative: Path, scratch: Path, kernel: dict[str, str]
+) -> dict[str, Any]:
     started = time.monotonic()
     work = scratch / name
     shutil.copytree(folder, work / "source", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
@@ -99,9 +144,11 @@ def one(name: str, folder: Path, relative: Path, scratch: Path) -> dict[str, Any
             "300",
             "--total-timeout",
             "900",
+            *(["--kernel", KERNEL] if kernel else []),
         ],
         work,
         PROMOTE_HOME=str(scratch / "home"),
+        **kernel,
     )
     result["promote_exit"] = promoted.returncode
     result["promote_seconds"] = round(time.monotonic() - started, 1)
@@ -139,14 +186,18 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="names of the notebooks to run")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--keep", type=Path, help="scratch directory to keep (default: a temp)")
+    parser.add_argument(
+        "--no-kernel-venv", action="store_true", help="run the notebooks in promote's environment"
+    )
     options = parser.parse_args()
     selected = [entry for entry in notebooks() if not options.only or entry[0] in options.only]
     results = []
     with tempfile.TemporaryDirectory(prefix="promote-corpus-") as temporary:
         scratch = options.keep or Path(temporary)
         scratch.mkdir(parents=True, exist_ok=True)
+        kernel = {} if options.no_kernel_venv else kernel_venv(scratch)
         for name, folder, relative in selected:
-            result = one(name, folder, relative, scratch)
+            result = one(name, folder, relative, scratch, kernel)
             results.append(result)
             detail = result.get("reason") or result.get("tests", "")
             print(f"{name:36} {result['outcome']:17} {detail}", flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,35 @@ def test_a_looping_cell_is_stopped_by_its_timeout(
     )
     assert "at cell 3: the cell ran longer than 5 s" in capsys.readouterr().err
     assert (target / "Makefile").is_file()
+
+
+@pytest.mark.parametrize(
+    ("cells", "options", "expected"),
+    [
+        (("import os\nos._exit(3)",), [], "at cell 3: the kernel died while running the cell"),
+        (
+            ("import time\ntime.sleep(120)",),
+            ["--total-timeout", "20"],
+            "at cell 3: the run exceeded its 20 s budget",
+        ),
+    ],
+    ids=["kernel-dies", "a-cell-past-the-total-budget"],
+)
+def test_a_dead_kernel_or_an_exhausted_budget_is_reported_in_time(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    cells: tuple[str, ...],
+    options: list[str],
+    expected: str,
+) -> None:
+    notebook = write(tmp_path, FIT, DATA, *cells, MODEL)
+    started = time.monotonic()
+    code = main([str(notebook), "-o", str(tmp_path / "p"), "--execute", "--no-lock", *options])
+    assert code == EXECUTION_FAILED
+    assert time.monotonic() - started < 60  # the budget, not the cell, decides when it stops
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+    assert (tmp_path / "p" / "Makefile").is_file()
 
 
 @pytest.mark.slow

@@ -2,14 +2,17 @@
 
 The only module that runs the user's code, and it does so in a separate kernel process (nbclient)
 with the notebook's folder as working directory, a timeout per cell and one for the whole run.
-What is kept is small and reviewable: the first rows the model was fitted on (as the records the
-service accepts), the notebook model's predictions for them, the metrics it computed, and the
-versions of the libraries it imported. The generated project's parity test replays them.
+What is kept is small and reviewable (``kernel_capture`` computes it in the kernel): the first
+rows the model was fitted on (as the records the service accepts, without columns that look like
+personal data), the notebook model's predictions for them, the metrics it computed, the versions
+of the libraries it imported, the schema of the model input and the reference statistics of the
+input and the predictions. The generated project's parity test replays them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -116,20 +119,34 @@ def execute(
             for index, cell in enumerate(node.cells):
                 if cell.cell_type != "code":
                     continue
-                if time.monotonic() - started > total_timeout:
-                    return ExecutionFailure(
-                        index + 1,
-                        f"the run exceeded its {total_timeout} s budget",
-                        "Raise --total-timeout, or make the notebook faster (sample the data).",
-                        time.monotonic() - started,
-                    )
+                remaining = total_timeout - (time.monotonic() - started)
+                over_budget = ExecutionFailure(
+                    index + 1,
+                    f"the run exceeded its {total_timeout} s budget",
+                    "Raise --total-timeout, or make the notebook faster (sample the data).",
+                    total_timeout,
+                )
+                if remaining <= 0:
+                    return over_budget
+                # A cell may use what is left of the budget, up to its own timeout.
+                client.timeout = max(1, min(cell_timeout, math.ceil(remaining)))
                 try:
                     client.execute_cell(cell, index)
                 except CellTimeoutError:
+                    if client.timeout < cell_timeout:
+                        return over_budget
                     return ExecutionFailure(
                         index + 1,
                         f"the cell ran longer than {cell_timeout} s",
                         "Raise --timeout, or make the cell faster.",
+                        time.monotonic() - started,
+                    )
+                except DeadKernelError:
+                    return ExecutionFailure(
+                        index + 1,
+                        "the kernel died while running the cell",
+                        "The cell ends the Python process (os._exit, a crash in a C library) "
+                        "or runs out of memory; fix it or sample the data, then promote again.",
                         time.monotonic() - started,
                     )
                 except CellExecutionError as error:
