@@ -43,8 +43,13 @@ def test_execute_records_the_notebooks_results(tmp_path: Path) -> None:
     [
         ("raise ValueError('bad data')", [], "at cell 3: ValueError: bad data"),
         ("pd.read_csv('missing.csv')", [], "at cell 3: FileNotFoundError"),
+        (
+            "raise ValueError('\\n\\nAll 5 fits failed.\\nSee below.\\n\\nTraceback (...)')",
+            [],
+            "at cell 3: ValueError: All 5 fits failed. See below. Fix the cell",
+        ),
     ],
-    ids=["error", "missing-file"],
+    ids=["error", "missing-file", "long-message-on-one-line"],
 )
 def test_a_failing_run_is_reported_and_the_project_still_generated(
     tmp_path: Path,

@@ -85,7 +85,7 @@ class ExecutionFailure:
 
     def message(self, notebook: Path) -> str:
         where = f" at cell {self.cell}" if self.cell else ""
-        return f"Running {notebook} stopped{where}: {self.error}. {self.hint}"
+        return f"Running {notebook} stopped{where}: {self.error.rstrip('.')}. {self.hint}"
 
 
 def execute(
@@ -153,8 +153,8 @@ def execute(
                     if index == capture_index:
                         return ExecutionFailure(
                             None,
-                            f"the capture after the last cell failed ({error.ename}: "
-                            f"{error.evalue})",
+                            "the capture after the last cell failed "
+                            f"({_error_summary(error.ename, error.evalue)})",
                             f"Check that `{plan.model}` is fitted on `{plan.fit_input}` when the "
                             "notebook ends (promote predicts with it on the first rows).",
                             time.monotonic() - started,
@@ -162,7 +162,7 @@ def execute(
                         )
                     return ExecutionFailure(
                         index + 1,
-                        f"{error.ename}: {error.evalue}".strip(),
+                        _error_summary(error.ename, error.evalue),
                         "Fix the cell so the notebook runs top to bottom in a fresh kernel "
                         "(Restart & Run All), then promote again; the project was generated "
                         "without the capture.",
@@ -181,6 +181,15 @@ def execute(
             time.monotonic() - started,
         )
     return _parse(node.cells[capture_index], time.monotonic() - started)
+
+
+def _error_summary(name: str, value: str, limit: int = 300) -> str:
+    """``ValueError: first paragraph of the message`` on one line, at most ``limit`` long."""
+    paragraphs = [part for part in value.strip().split("\n\n") if part.strip()]
+    text = " ".join(paragraphs[0].split()) if paragraphs else ""
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return f"{name}: {text}" if text else name
 
 
 def _parse(cell: Any, seconds: float) -> Capture | ExecutionFailure:
