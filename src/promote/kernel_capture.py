@@ -80,7 +80,7 @@ def capture(
         "records": records(head, kind, dropped),
         "predictions": predictions,
         "dropped": dropped,
-        "reference": reference(model, fit_input, kind, dropped, reference_source),
+        "reference": optional(reference, model, fit_input, kind, dropped, reference_source),
         "metrics": numbers(metrics),
         "versions": versions(),
     }
@@ -245,6 +245,14 @@ def records(head: Any, kind: str, dropped: dict[str, str]) -> list[dict[str, Any
     if kind == "text":
         return [] if dropped else [{"text": text} for text in list(head)]
     return [{"features": [plain(value) for value in row]} for row in list(head)]
+
+
+def optional(function: Any, *arguments: Any) -> Any:
+    """``function(*arguments)``, or None where it fails: what is optional never stops the rest."""
+    try:
+        return function(*arguments)
+    except Exception:
+        return None
 
 
 def reference(
