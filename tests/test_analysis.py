@@ -147,8 +147,24 @@ def test_star_import_is_reported_and_silences_undefined_names() -> None:
 
 
 def test_hard_coded_secret() -> None:
-    analysis = analyse_cells("API_KEY = 'sk-1234567890abcdef'")
-    assert [type(x) for x in analysis.diagnostics] == [d.HardcodedSecret]
+    analysis = analyse_cells("client = Client(api_key='sk-1234567890abcdef')")
+    assert d.HardcodedSecret in [type(x) for x in analysis.diagnostics]
+
+
+def test_secret_constant_becomes_a_required_setting_not_a_refusal() -> None:
+    analysis = analyse_cells(
+        "API_KEY = 'sk-1234567890abcdef'", "api_token = 'ghp_abcdef1234567890'"
+    )
+    assert [(type(x), x.cell) for x in analysis.diagnostics] == [
+        (d.SecretSetting, 1),
+        (d.SecretSetting, 2),
+    ]
+    assert set(analysis.constants) == {"API_KEY", "api_token"}
+
+
+def test_secret_assigned_twice_stays_a_blocking_secret() -> None:
+    analysis = analyse_cells("API_KEY = 'sk-1234567890abcdef'", "API_KEY = 'sk-abcdef1234567890'")
+    assert [type(x) for x in analysis.diagnostics] == [d.HardcodedSecret, d.HardcodedSecret]
 
 
 @pytest.mark.parametrize(
@@ -233,7 +249,10 @@ CHECK_CASES = {
     "dev-null-is-fine": (("f = open('/dev/null')",), []),
     "display-path-ignored": (("print('/Users/ann/data.csv')",), []),
     # secrets in code
-    "secret-name": (("API_KEY = 'sk-1234567890abcdef'",), [(d.HardcodedSecret, 1, 1)]),
+    "secret-name": (
+        ("api_key = 'sk-1234567890abcdef'\napi_key += ''",),
+        [(d.HardcodedSecret, 1, 1)],
+    ),
     "secret-keyword": (
         ("client = Client(api_key='a8f9e7d6c5b4a3f2')",),
         [(d.HardcodedSecret, 1, 1)],

@@ -65,7 +65,7 @@ def test_json_of_a_problem_notebook_follows_the_schema(
     code, _ = run_check(
         tmp_path,
         "!pip install xgboost shap==0.45.0",
-        "import xgboost\nAPI_KEY = 'a8f9e7d6c5b4a3f2'\ndf = load('/Users/ann/d.csv')",
+        "import xgboost\nc = Client(api_key='a8f9e7d6c5b4a3f2')\ndf = load('/Users/ann/d.csv')",
         "print x",
     )
     data = json.loads(capsys.readouterr().out)
@@ -103,7 +103,8 @@ def test_text_report_groups_by_severity_with_cell_line_and_fix(
     code, _ = run_check(
         tmp_path,
         *TRAINS[:3],
-        "model = LogisticRegression()\nmodel.fit(X_train, y_train)\ntoken = 'ghp_" + "a" * 36 + "'",
+        "model = LogisticRegression()\nmodel.fit(X_train, y_train)\n"
+        "hub = connect(token='ghp_" + "a" * 36 + "')",
         "import joblib\njoblib.dump(model, 'm.pkl')",
         fmt="text",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -69,7 +70,7 @@ def test_what_the_package_leaves_out_is_kept_in_an_exploration_notebook(tmp_path
     nbformat.validate(exploration)
     sources = [c.source for c in exploration.cells]
     assert "from breast_cancer_classifier.train import train" in sources[1]
-    assert "model, X_test, y_test, X_train = train(X, y)" in sources[2]
+    assert "model, X_test, y_test, X_train = train(X, y, settings)" in sources[2]
     assert "df.head()" in sources and "## Explore" in sources
     assert any("plt.subplots" in s for s in sources)
     package = "\n".join(p.read_text() for p in (target / "src").rglob("*.py"))
@@ -162,3 +163,40 @@ def test_check_exits_1_on_errors(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["check", str(notebook), "--format", "json"]) == 1
     (diagnostic,) = json.loads(capsys.readouterr().out)["diagnostics"]
     assert (diagnostic["code"], diagnostic["cell"], diagnostic["severity"]) == ("P001", 1, "error")
+
+
+def test_a_secret_constant_becomes_a_required_variable_and_is_copied_nowhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "sk-live-1234567890abcdef"
+    notebook = tmp_path / "churn.ipynb"
+    notebook.write_text(
+        notebook_json(
+            "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression",
+            f"API_KEY = '{secret}'",
+            "df = pd.read_csv('https://example.org/d.csv', storage_options={'token': API_KEY})",
+            "X = df[['a']]\ny = df.b",
+            "model = LogisticRegression()\nmodel.fit(X, y)",
+        )
+    )
+    target = tmp_path / "churn"
+    assert main([str(notebook), "-o", str(target), "--no-lock"]) == 0
+    assert "P026" in capsys.readouterr().err
+    settings = (target / "src" / "churn" / "settings.py").read_text()
+    assert "api_key: SecretStr  # required: set CHURN_API_KEY" in settings
+    data = (target / "src" / "churn" / "data.py").read_text()
+    assert "settings.api_key.get_secret_value()" in data
+    leaks = [
+        path
+        for path in target.rglob("*")
+        if path.is_file() and ".git" not in path.parts and secret.encode() in path.read_bytes()
+    ]
+    assert leaks == []
+    history = subprocess.run(
+        ["git", "log", "--all", "-p", "--format="],
+        cwd=target,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert history and secret not in history

@@ -8,7 +8,8 @@ For each notebook in examples/notebooks:
    notebook model's predictions for them;
 2. ``promote`` turns it into a project, installed in a fresh venv with uv;
 3. the project's own ``ruff check``, ``ruff format --check`` and ``pytest`` pass;
-4. ``<project>-train`` writes the model, ``<project>-serve`` serves it, and POST /predict
+4. its settings take the notebook's values, overridden by settings.toml and the environment;
+5. ``<project>-train`` writes the model, ``<project>-serve`` serves it, and POST /predict
    over real HTTP returns the notebook's predictions for those records.
 """
 
@@ -112,11 +113,24 @@ def test_promoted_project_serves_the_notebook_model(notebook: Path, tmp_path: Pa
     run([venv_command(project, "ruff"), "format", "--check", "."], project)
     run([venv_command(project, "pytest"), "-q", "-p", "no:cacheprovider"], project)
 
-    # 5. Train.
+    # 5. Settings: the notebook's value, overridden by settings.toml, then by the environment.
+    show = [
+        venv_command(project, "python"),
+        "-c",
+        f"from {plan.package_name}.settings import Settings; print(Settings().random_state)",
+    ]
+    assert run(show, project).strip() == "42"
+    (project / "settings.toml").write_text("random_state = 7\n")
+    assert run(show, project).strip() == "7"
+    variable = f"{plan.package_name.upper()}_RANDOM_STATE"
+    assert run(show, project, **{variable: "8"}).strip() == "8"
+    (project / "settings.toml").unlink()
+
+    # 6. Train.
     run([venv_command(project, f"{plan.project_name}-train")], project)
     assert (project / "artifacts" / "model.skops").is_file()
 
-    # 6. Serve, and compare with the notebook over HTTP.
+    # 7. Serve, and compare with the notebook over HTTP.
     serve = venv_command(project, f"{plan.project_name}-serve")
     with serving([serve], project, tmp_path / "serve.log") as url:
         assert http("GET", f"{url}/ready")[0] == 200

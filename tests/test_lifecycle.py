@@ -119,7 +119,7 @@ def test_changed_notebook_cell_updates_its_module_and_keeps_the_edit(
     nbformat.write(node, notebook)
     assert main(["update", str(project)]) == 0
     package = project / "src" / PACKAGE
-    assert "TEST_SIZE = 0.25" in (package / "settings.py").read_text()
+    assert "test_size: float = 0.25" in (package / "settings.py").read_text()
     train = (package / "train.py").read_text()
     assert "# on the training split" in train and "# MY EDIT: scale then" in train
     assert changed(project) == {f"src/{PACKAGE}/settings.py", f"src/{PACKAGE}/train.py"}

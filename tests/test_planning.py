@@ -31,7 +31,7 @@ def test_signatures_take_what_they_read_and_return_what_later_stages_read() -> N
     assert functions(plan) == {
         "load_data": ((), ("df",)),
         "build_features": (("df",), ("X", "y")),
-        "train_model": (("X", "y"), ("model",)),
+        "train_model": (("X", "y", "settings"), ("model",)),
         "evaluate_model": (("y", "model", "X"), ("accuracy",)),
     }
     assert [m.name for m in plan.modules] == ["data", "features", "train", "evaluate"]
@@ -162,3 +162,150 @@ def test_models_fitted_only_in_a_loop_are_refused_with_that_reason() -> None:
         )
     assert "fitted only inside a loop" in caught.value.message
     assert "candidate.fit(X, y)" in caught.value.message
+
+
+# -- settings ------------------------------------------------------------------------------------
+SETTINGS_PIPELINE = (
+    "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression",
+    "# data\nDATA_PATH = 'data.csv'\n# model\nC = 0.5  # regularisation\n"
+    "COLUMNS = ['a', 'b']\nSEED = 7\nAPI_KEY = 'sk-1234567890abcdef'",
+    "df = pd.read_csv(DATA_PATH, storage_options={'key': API_KEY})",
+    "X = df[COLUMNS]\ny = df.label",
+    "model = LogisticRegression(C=C, random_state=SEED)\nmodel.fit(X, y)",
+)
+
+
+def generated(*cells: str) -> dict[str, str]:
+    from promote.codegen import generate
+
+    return {path.rsplit("/", 1)[-1]: text for path, text in generate(plan_cells(*cells)).items()}
+
+
+def test_constants_become_typed_settings_fields_with_their_comments() -> None:
+    settings = {x.name: x for x in plan_cells(*SETTINGS_PIPELINE).settings}
+    assert {n: (x.field, x.annotation, x.default) for n, x in settings.items()} == {
+        "DATA_PATH": ("data_path", "str", "'data.csv'"),
+        "C": ("c", "float", "0.5"),
+        "COLUMNS": ("columns", "list[str]", "['a', 'b']"),
+        "SEED": ("seed", "int", "7"),
+        "API_KEY": ("api_key", "SecretStr", ""),
+    }
+    assert settings["C"].comments == ("# model",)
+    assert settings["C"].trailing == "# regularisation"
+    assert settings["API_KEY"].secret
+
+
+def test_stages_read_settings_from_a_parameter_not_a_global() -> None:
+    files = generated(*SETTINGS_PIPELINE)
+    assert "def load_data(settings: Settings) -> Any:" in files["data.py"]
+    assert (
+        "pd.read_csv(settings.data_path, storage_options={'key': "
+        "settings.api_key.get_secret_value()})" in files["data.py"]
+    )
+    assert "LogisticRegression(C=settings.c, random_state=settings.seed)" in files["train.py"]
+    assert "settings = Settings() if settings is None else settings" in files["pipeline.py"]
+    assert "def run(settings: Settings | None = None) -> TrainingResult:" in files["pipeline.py"]
+    for name, text in files.items():
+        assert "DATA_PATH" not in text.replace("DEMO_DATA_PATH", ""), name
+        assert "SEED" not in text.replace("DEMO_SEED", ""), name
+
+
+def test_a_secret_never_reaches_the_generated_files() -> None:
+    files = generated(*SETTINGS_PIPELINE)
+    assert "api_key: SecretStr  # required: set DEMO_API_KEY" in files["settings.py"]
+    assert not [name for name, text in files.items() if "sk-1234567890abcdef" in text]
+
+
+def test_settings_field_names_are_valid_pydantic_fields() -> None:
+    plan = plan_cells(
+        "from sklearn.linear_model import LinearRegression as Est",
+        "JSON = 1\nCLASS = 2\nMODEL_DIR = 'm'\nSeed = 3",
+        "X = [[JSON, CLASS, Seed]]\nmodel = Est()\nmodel.fit(X, [len(MODEL_DIR)])",
+    )
+    assert [x.field for x in plan.settings] == ["json_", "class_", "model_dir_", "Seed"]
+
+
+def test_a_notebook_function_reading_a_constant_keeps_it_module_level() -> None:
+    files = generated(
+        "from sklearn.linear_model import LinearRegression as Est",
+        "SCALE = 2.0\nSEED = 1",
+        "def scaled(v):\n    return v * SCALE",
+        "X = [[scaled(1.0)], [SEED]]\nmodel = Est()\nmodel.fit(X, [1, 2])",
+    )
+    assert "SCALE = 2.0" in files["settings.py"].split("class Settings")[1]
+    assert "seed: int = 1" in files["settings.py"]
+    assert "scale:" not in files["settings.py"]
+
+
+def test_a_constant_the_stage_rebinds_is_read_once_into_a_local() -> None:
+    files = generated(
+        "from sklearn.linear_model import LinearRegression as Est",
+        "SEED = 1",
+        "model = Est()\nrows = [[i] for SEED in range(3) for i in [SEED]]\n"
+        "model.fit(rows, [1, 2, 3])",
+    )
+    assert "SEED = settings.seed\n" in files["train.py"]
+
+
+def test_notebook_variable_named_settings_moves_the_parameter_aside() -> None:
+    plan = plan_cells(
+        "from sklearn.linear_model import LinearRegression as Est",
+        "SEED = 1",
+        "settings = {'fit_intercept': True}",
+        "X = [[SEED]]\nmodel = Est(**settings)\nmodel.fit(X, [1])",
+    )
+    assert plan.settings_parameter == "settings_2"
+    assert "settings_2" in plan.calls[-1].function.params
+
+
+def test_literal_hyper_parameters_in_calls_become_settings() -> None:
+    plan = plan_cells(
+        "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.model_selection import train_test_split",
+        "df = pd.read_csv('d.csv')\nX = df[['a']]\ny = df.b",
+        "X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=1)\n"
+        "model = LogisticRegression(C=0.5, max_iter=500, random_state=1, n_jobs=-1)\n"
+        "model.fit(X_tr, y_tr)",
+    )
+    fields = {x.field: (x.annotation, x.default) for x in plan.settings}
+    assert fields == {
+        "test_size": ("float", "0.25"),
+        "random_state": ("int", "1"),
+        "logistic_regression_c": ("float", "0.5"),
+        "max_iter": ("int", "500"),
+    }
+    (train,) = [c.function for c in plan.calls if c.function.stage == "train"]
+    assert "test_size=settings.test_size, random_state=settings.random_state" in train.body
+    assert (
+        "LogisticRegression(C=settings.logistic_regression_c, max_iter=settings.max_iter, "
+        "random_state=settings.random_state, n_jobs=-1)" in train.body
+    )
+    assert train.params[-1] == "settings"
+    assert "C=0.5" in plan.model_source  # the model card quotes the notebook
+
+
+def test_one_keyword_with_different_values_gets_one_setting_per_call() -> None:
+    plan = plan_cells(
+        "from sklearn.ensemble import RandomForestClassifier as RF, ExtraTreesClassifier as ET",
+        "import pandas as pd\ndf = pd.read_csv('d.csv')\nX = df[['a']]\ny = df.b",
+        "small = RF(max_depth=2)\nsmall.fit(X, y)\nmodel = ET(max_depth=8)\nmodel.fit(X, y)",
+    )
+    assert [(x.field, x.default) for x in plan.settings] == [
+        ("rf_max_depth", "2"),
+        ("et_max_depth", "8"),
+    ]
+
+
+def test_a_constant_keeps_its_name_and_an_inline_value_of_the_same_keyword_is_qualified() -> None:
+    plan = plan_cells(
+        "from sklearn.model_selection import train_test_split\n"
+        "from sklearn.tree import DecisionTreeClassifier",
+        "RANDOM_STATE = 3",
+        "import pandas as pd\ndf = pd.read_csv('d.csv')\nX = df[['a']]\ny = df.b",
+        "a, b, c, d = train_test_split(X, y, random_state=RANDOM_STATE)\n"
+        "model = DecisionTreeClassifier(random_state=0)\nmodel.fit(a, c)",
+    )
+    assert [x.field for x in plan.settings] == [
+        "random_state",
+        "decision_tree_classifier_random_state",
+    ]

@@ -26,6 +26,7 @@ __all__ = [
     "PipInstall",
     "Redefinition",
     "SecretInOutput",
+    "SecretSetting",
     "ShellCommand",
     "StarImport",
     "SyntaxErrorInCell",
@@ -443,3 +444,23 @@ class NeverExecuted(Diagnostic):
     @property
     def hint(self) -> str:
         return "Restart the kernel and run all cells before promoting."
+
+
+@dataclass(frozen=True)
+class SecretSetting(Diagnostic):
+    code: ClassVar[str] = "P026"
+    name: str = ""
+
+    @property
+    def message(self) -> str:
+        return (
+            f"`{self.name}` looks like a secret: the generated project reads it from a required "
+            "environment variable and its value is not copied"
+        )
+
+    @property
+    def hint(self) -> str:
+        return (
+            "Set the variable where the project runs (see its settings.py); remove the value "
+            "from the notebook and rotate it, since it is in the file's history."
+        )

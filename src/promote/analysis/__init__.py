@@ -172,7 +172,7 @@ def analyse(
     constants = _constants(cells)
     definitions = _definitions(cells, imports, constants, diagnostics)
     diagnostics.extend(_undefined(cells, imports, definitions))
-    diagnostics.extend(run_checks(notebook, cells))
+    diagnostics.extend(run_checks(notebook, cells, constants))
     requirements = tuple(r for c in cells for r in c.requirements)
     literals = tuple(
         (c.index, node.value)
@@ -303,14 +303,19 @@ def _constants(cells: list[CellAnalysis]) -> dict[str, int]:
         for stmt in cell.statements:
             for name in stmt.binds:
                 binds[name] = binds.get(name, 0) + 1
-    # A settings constant: assigned once, to a literal, in UPPER_CASE or in a cell of settings.
+    # A settings constant: assigned once, to a literal, in UPPER_CASE, in a cell of settings,
+    # or under a name that says it is a secret (it becomes a required environment variable).
     return {
         stmt.binds[0]: cell.index
         for cell in cells
         for stmt in cell.statements
         if stmt.kind == "constant"
         and binds.get(stmt.binds[0]) == 1
-        and (stmt.binds[0].isupper() or cell.role == "config")
+        and (
+            stmt.binds[0].isupper()
+            or cell.role == "config"
+            or tables.SECRET_NAME.search(stmt.binds[0])
+        )
     }
 
 

@@ -8,7 +8,7 @@ network, which estimators are random, what a token looks like) lives in ``tables
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -48,8 +48,14 @@ class _Call:
         return self.name.rsplit(".", 1)[-1]
 
 
-def run_checks(notebook: Notebook, cells: Sequence[Located]) -> list[d.Diagnostic]:
-    """Every whole-notebook check, in a stable order."""
+def run_checks(
+    notebook: Notebook, cells: Sequence[Located], constants: Mapping[str, int] | None = None
+) -> list[d.Diagnostic]:
+    """Every whole-notebook check, in a stable order.
+
+    ``constants`` are the notebook's settings constants: a secret assigned to one becomes a
+    required setting of the generated project (P026) instead of blocking promotion (P015).
+    """
     walks = _Walks()
     aliases = qualified_names(cells)
     calls = list(_calls(cells, aliases, walks))
@@ -57,7 +63,7 @@ def run_checks(notebook: Notebook, cells: Sequence[Located]) -> list[d.Diagnosti
     out: list[d.Diagnostic] = []
     out.extend(_never_executed(notebook))
     out.extend(_paths(cells, walks))
-    out.extend(_code_secrets(cells, walks))
+    out.extend(_code_secrets(cells, walks, constants or {}))
     out.extend(_output_secrets(notebook))
     out.extend(_network(calls, strings))
     out.extend(_writes(calls))
@@ -179,15 +185,21 @@ def _is_fixed_path(value: str) -> bool:
 
 
 # -- secrets -------------------------------------------------------------------------------------
-def _code_secrets(cells: Sequence[Located], walks: _Walks) -> list[d.Diagnostic]:
+def _code_secrets(
+    cells: Sequence[Located], walks: _Walks, constants: Mapping[str, int]
+) -> list[d.Diagnostic]:
     out: list[d.Diagnostic] = []
     for cell in cells:
         for stmt in cell.statements:
             lines: set[int] = set()  # one finding per line
             nodes = walks.of(stmt.node)
+            setting = stmt.binds[0] if stmt.kind == "constant" else None
             for name, value, line in _named_strings(nodes):
                 if tables.SECRET_NAME.search(name) and _looks_secret(value):
-                    out.append(d.HardcodedSecret(cell.index, line=cell.line(line), name=name))
+                    if name == setting and constants.get(name) == cell.index:
+                        out.append(d.SecretSetting(cell.index, line=cell.line(line), name=name))
+                    else:
+                        out.append(d.HardcodedSecret(cell.index, line=cell.line(line), name=name))
                     lines.add(line)
             for lineno, value in _strings(nodes):
                 if lineno in lines:

@@ -145,7 +145,7 @@ def _installs(analysis: Analysis) -> ReadinessItem:
 
 
 def _secrets(analysis: Analysis) -> ReadinessItem:
-    found = _of(analysis, d.HardcodedSecret, d.SecretInOutput)
+    found = _of(analysis, d.HardcodedSecret, d.SecretSetting, d.SecretInOutput)
     if found:
         return ReadinessItem("secrets", False, f"secrets in {_cells(found)}")
     return ReadinessItem("secrets", True, "no secrets found in code or outputs")

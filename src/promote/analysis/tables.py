@@ -141,6 +141,33 @@ STAGE_MODULES: dict[str, tuple[str, str]] = {
 METRIC_NAME = re.compile(
     r"(acc|accuracy|score|f1|precision|recall|auc|r2|rmse|mse|mae|mape|loss|error)", re.I
 )
+# Keyword arguments whose literal values are settings: seeds, split ratios, hyper-parameters and
+# thresholds of the libraries data scientists use (scikit-learn, XGBoost, LightGBM, CatBoost,
+# Keras, PyTorch loaders). Runtime knobs (n_jobs, verbose) are not settings of the model.
+# fmt: off
+SETTING_KEYWORDS = frozenset({
+    # seeds and splits
+    "random_state", "seed", "random_seed", "test_size", "train_size", "n_splits", "cv",
+    # trees and ensembles
+    "n_estimators", "max_depth", "min_samples_split", "min_samples_leaf", "max_features",
+    "max_leaf_nodes", "min_impurity_decrease", "criterion", "bootstrap", "max_samples",
+    "subsample", "learning_rate", "num_leaves", "min_child_weight", "min_child_samples",
+    "colsample_bytree", "colsample_bylevel", "reg_alpha", "reg_lambda", "gamma", "eta",
+    "num_boost_round", "early_stopping_rounds", "iterations", "depth", "l2_leaf_reg",
+    "scale_pos_weight", "max_bin",
+    # linear models, SVMs, neighbours, clustering, decomposition
+    "C", "alpha", "l1_ratio", "penalty", "solver", "max_iter", "tol", "kernel", "degree",
+    "epsilon", "fit_intercept", "class_weight", "n_neighbors", "weights", "metric",
+    "n_clusters", "n_components", "eps", "min_samples", "n_init", "linkage",
+    # text features
+    "max_df", "min_df", "ngram_range", "stop_words", "lowercase", "sublinear_tf", "analyzer",
+    # neural networks
+    "epochs", "batch_size", "lr", "validation_split", "patience", "momentum", "weight_decay",
+    "hidden_layer_sizes",
+    # thresholds
+    "threshold",
+})
+# fmt: on
 SECRET_NAME = re.compile(r"(api_?key|secret|token|password|passwd|access_?key)", re.I)
 
 # Import name → distribution on PyPI, where they differ.

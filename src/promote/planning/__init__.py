@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from promote import diagnostics as d
 from promote.analysis import Analysis, CellAnalysis, stage_tag, tables
@@ -20,6 +20,13 @@ from promote.analysis.readiness import readiness
 from promote.analysis.statements import Statement, called_name, changes_state, source_lines
 from promote.errors import RefusedNotebookError
 from promote.planning.model import Call, Function, Module, Plan
+from promote.planning.settings import (
+    Setting,
+    inline_literals,
+    make_setting,
+    name_inline,
+    read_settings,
+)
 
 __all__ = ["Call", "Function", "Module", "Plan", "package_name", "plan"]
 
@@ -67,16 +74,21 @@ def plan(
     data_paths = data_paths or {}
     assert analysis.model is not None
     sources = {c.index: _rewrite_literals(c, data_paths) for c in analysis.cells}
-    settings_lines = _settings(analysis, sources)
+    settings = _settings(analysis, sources)
+    parameter = _settings_parameter(analysis)
     pure = {n for n, x in analysis.definitions.items() if x.pure}
     kept = _kept_statements(analysis)
     hoisted = (set(analysis.imports) | set(analysis.constants) | pure | BUILTINS) - _rebound(kept)
     groups = _groups(analysis, kept)
     _dataflow(groups, hoisted, analysis, kept)
     _name_functions(groups, analysis)
+    inline = _inline_settings(groups, kept, sources, settings, parameter)
 
     calls = tuple(
-        Call(_function(g, sources, analysis, kept), keep=g.stage != "predict" or bool(g.returns))
+        Call(
+            _function(g, sources, analysis, kept, settings, parameter),
+            keep=g.stage != "predict" or bool(g.returns),
+        )
         for g in groups
     )
     modules, helpers = _modules(groups, [c.function for c in calls], analysis, sources, pure)
@@ -94,8 +106,9 @@ def plan(
         package_name=package_name(project_name),
         notebook_name=analysis.notebook.path.name,
         modules=modules,
-        settings=settings_lines,
+        settings=(*settings.values(), *inline),
         setting_names=frozenset(analysis.constants),
+        settings_parameter=parameter,
         imports={n: b.statement for n, b in analysis.imports.items()},
         helpers=helpers,
         calls=calls,
@@ -108,7 +121,7 @@ def plan(
         exploration=_exploration(analysis, sources, kept),
         title=_title(analysis),
         intro=_intro(analysis),
-        model_source=_model_source(analysis, sources),
+        model_source=_model_source(analysis),
         readiness=readiness(analysis),
     )
 
@@ -394,6 +407,8 @@ def _function(
     sources: dict[int, list[str]],
     analysis: Analysis,
     kept: dict[int, list[Statement]],
+    settings: Mapping[str, Setting],
+    parameter: str,
 ) -> Function:
     parts: list[str] = []
     for cell in group.cells:
@@ -412,6 +427,12 @@ def _function(
             ).strip()
         )
         returns_result = True
+    params = tuple(group.params)
+    read = {n: x for n, x in settings.items() if not x.module_level and _reads_name(body, n)}
+    if read:
+        body = read_settings(body, read, parameter)
+    if read or _reads_name(body, parameter):  # an inline setting was written in
+        params += (parameter,)
     heading = _stage_heading(group) or group.cells[0].heading
     cells = tuple(c.index for c in group.cells)
     where = f"cell {cells[0]}" if len(cells) == 1 else f"cells {cells[0]}-{cells[-1]}"
@@ -422,7 +443,7 @@ def _function(
         stage=group.stage,
         module=tables.STAGE_MODULES[group.stage][0],
         cells=cells,
-        params=tuple(group.params),
+        params=params,
         returns=tuple(group.returns),
         body=body,
         docstring=docstring,
@@ -584,8 +605,9 @@ def _intro(analysis: Analysis, limit: int = 1200) -> str:
     return "\n\n".join(paragraphs)[:limit]
 
 
-def _model_source(analysis: Analysis, sources: dict[int, list[str]]) -> str:
-    """The last assignment to the model's name before it is fitted (``model = Pipeline(...)``)."""
+def _model_source(analysis: Analysis) -> str:
+    """The last assignment to the model's name before it is fitted (``model = Pipeline(...)``),
+    as the notebook wrote it."""
     model = analysis.model
     assert model is not None
     found = ""
@@ -594,7 +616,8 @@ def _model_source(analysis: Analysis, sources: dict[int, list[str]]) -> str:
             break
         for stmt in cell.statements:
             if isinstance(stmt.node, ast.Assign) and model.name in stmt.binds:
-                found = "\n".join(sources[cell.index][stmt.node.lineno - 1 : stmt.end])
+                lines = source_lines(cell.source)
+                found = "\n".join(lines[stmt.node.lineno - 1 : stmt.end])
     return found
 
 
@@ -633,13 +656,96 @@ def _exploration(
     return tuple(out)
 
 
-def _settings(analysis: Analysis, sources: dict[int, list[str]]) -> tuple[str, ...]:
-    out = []
+def _settings(analysis: Analysis, sources: dict[int, list[str]]) -> dict[str, Setting]:
+    """The notebook's constants as settings fields, in notebook order.
+
+    A constant that a function defined in the notebook reads stays module level (that function is
+    moved verbatim); a secret that one reads cannot, and is refused.
+    """
+    secrets = {x.name for x in analysis.diagnostics if isinstance(x, d.SecretSetting)}
+    read_by_definitions = {n for x in analysis.definitions.values() for n in x.free}
+    taken: set[str] = set()
+    out: dict[str, Setting] = {}
     for cell in analysis.cells:
         for stmt in cell.statements:
-            if stmt.kind == "constant" and stmt.binds[0] in analysis.constants:
-                out.append("\n".join(sources[cell.index][stmt.start : stmt.end]))
-    return tuple(out)
+            name = stmt.binds[0] if stmt.kind == "constant" else ""
+            if name not in analysis.constants:
+                continue
+            if name in secrets and name in read_by_definitions:
+                raise RefusedNotebookError(
+                    analysis.notebook.path,
+                    f"`{name}` looks like a secret and a function defined in the notebook reads it",
+                    "Pass the secret to that function as an argument, read from an environment "
+                    "variable; then rotate it, since it is in the file's history.",
+                    cell=cell.index,
+                )
+            setting = make_setting(
+                name,
+                sources[cell.index],
+                stmt.start,
+                stmt.node,
+                secret=name in secrets,
+                taken=taken,
+            )
+            if name in read_by_definitions:
+                setting = replace(setting, module_level=True)
+            out[name] = setting
+    return out
+
+
+def _inline_settings(
+    groups: list[_Group],
+    kept: dict[int, list[Statement]],
+    sources: dict[int, list[str]],
+    settings: Mapping[str, Setting],
+    parameter: str,
+) -> tuple[Setting, ...]:
+    """Literal hyper-parameters in the package's calls become settings, read from ``parameter``.
+
+    ``sources`` is rewritten in place: ``max_iter=5000`` becomes ``max_iter=settings.max_iter``.
+    """
+    literals = [
+        literal
+        for group in groups
+        for cell in group.cells
+        for literal in inline_literals(
+            cell.index, source_lines(cell.source), [s.node for s in kept[cell.index]]
+        )
+    ]
+    named = name_inline(literals, {x.field for x in settings.values()})
+    used: dict[str, Setting] = {}
+    for literal, setting in sorted(
+        named, key=lambda pair: (pair[0].cell, pair[0].line, pair[0].start), reverse=True
+    ):
+        lines = sources[literal.cell]
+        raw = lines[literal.line].encode()
+        if raw[literal.start : literal.end].decode(errors="replace") != literal.value:
+            continue  # the line was rewritten (a data path): leave this value as written
+        new = f"{parameter}.{setting.field}".encode()
+        lines[literal.line] = (raw[: literal.start] + new + raw[literal.end :]).decode()
+        used[setting.field] = setting
+    ordered = [s for _, s in named if s.field in used]
+    unique = list({s.field: s for s in ordered}.values())
+    if unique:
+        unique[0] = replace(unique[0], comments=("# written inline in the notebook's calls",))
+    return tuple(unique)
+
+
+def _settings_parameter(analysis: Analysis) -> str:
+    """The parameter stage functions receive the settings in: ``settings``, unless taken."""
+    bound = {n for c in analysis.cells for s in c.statements for n in (*s.binds, *s.reads)}
+    name, number = "settings", 2
+    while name in bound or name in analysis.imports or name in analysis.definitions:
+        name, number = f"settings_{number}", number + 1
+    return name
+
+
+def _reads_name(body: str, name: str) -> bool:
+    try:
+        tree = ast.parse(body)
+    except SyntaxError:
+        return name in body
+    return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(tree))
 
 
 def _dependencies(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from promote import diagnostics as d
 from promote.analysis.readiness import ReadinessItem
+from promote.planning.settings import Setting
 
 __all__ = ["Call", "Function", "Module", "Plan"]
 
@@ -51,8 +52,8 @@ class Plan:
     package_name: str
     notebook_name: str
     modules: tuple[Module, ...]
-    settings: tuple[str, ...]  # lines of settings.py, one constant per entry (with comments)
-    setting_names: frozenset[str]
+    settings: tuple[Setting, ...]  # the notebook's constants, as fields of settings.Settings
+    setting_names: frozenset[str]  # the constants' names as the notebook wrote them
     imports: dict[str, str]  # bound name → import statement
     helpers: dict[str, str]  # pure definition name → module that holds it
     calls: tuple[Call, ...]
@@ -67,3 +68,4 @@ class Plan:
     intro: str = ""  # the notebook's first paragraphs of prose
     model_source: str = ""  # the statement that builds the model, as the notebook wrote it
     readiness: tuple[ReadinessItem, ...] = ()
+    settings_parameter: str = "settings"  # the parameter stage functions read settings from

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from breast_cancer_classifier.settings import TARGET
+from breast_cancer_classifier.settings import Settings
 
 
 class FeatureEngineeringResult(NamedTuple):
@@ -17,7 +17,7 @@ class FeatureEngineeringResult(NamedTuple):
     y: Any
 
 
-def feature_engineering(df: Any) -> FeatureEngineeringResult:
+def feature_engineering(df: Any, settings: Settings) -> FeatureEngineeringResult:
     """Feature engineering.
 
     From cells 13-14 of breast_cancer_classifier.ipynb.
@@ -30,6 +30,6 @@ def feature_engineering(df: Any) -> FeatureEngineeringResult:
     feature_cols = [c for c in df.columns if c.startswith(("mean ", "worst "))]
     feature_cols += ["area_to_perimeter", "worst_to_mean_radius"]
     X = df[feature_cols]
-    y = df[TARGET]
+    y = df[settings.target]
 
     return FeatureEngineeringResult(X=X, y=y)

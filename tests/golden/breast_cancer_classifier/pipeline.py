@@ -11,6 +11,7 @@ from typing import Any
 from breast_cancer_classifier.data import load_data
 from breast_cancer_classifier.evaluate import evaluate
 from breast_cancer_classifier.features import feature_engineering
+from breast_cancer_classifier.settings import Settings
 from breast_cancer_classifier.train import train
 
 
@@ -23,11 +24,16 @@ class TrainingResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def run() -> TrainingResult:
-    """Run the notebook's stages in order and return what the service needs."""
+def run(settings: Settings | None = None) -> TrainingResult:
+    """Run the notebook's stages in order and return what the service needs.
+
+    ``settings`` defaults to ``Settings()``: the notebook's values, overridden by the
+    environment and settings.toml.
+    """
+    settings = Settings() if settings is None else settings
     df = load_data()
-    X, y = feature_engineering(df)
-    model, X_test, y_test, X_train = train(X, y)
+    X, y = feature_engineering(df, settings)
+    model, X_test, y_test, X_train = train(X, y, settings)
     accuracy, f1, roc_auc = evaluate(model, X_test, y_test)
     return TrainingResult(
         model=model,

@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from breast_cancer_classifier.settings import RANDOM_STATE, TEST_SIZE
+from breast_cancer_classifier.settings import Settings
 
 
 class TrainResult(NamedTuple):
@@ -24,20 +24,23 @@ class TrainResult(NamedTuple):
     X_train: Any
 
 
-def train(X: Any, y: Any) -> TrainResult:
+def train(X: Any, y: Any, settings: Settings) -> TrainResult:
     """Train.
 
     From cells 16-17 of breast_cancer_classifier.ipynb.
     """
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=TEST_SIZE, random_state=RANDOM_STATE, stratify=y
+        X, y, test_size=settings.test_size, random_state=settings.random_state, stratify=y
     )
 
     # scale then logistic regression
     model = Pipeline(
         [
             ("scaler", StandardScaler()),
-            ("clf", LogisticRegression(max_iter=5000, random_state=RANDOM_STATE)),
+            (
+                "clf",
+                LogisticRegression(max_iter=settings.max_iter, random_state=settings.random_state),
+            ),
         ]
     )
     model.fit(X_train, y_train)

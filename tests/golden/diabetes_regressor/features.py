@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from diabetes_regressor.settings import TARGET
+from diabetes_regressor.settings import Settings
 
 
 class FeatureEngineeringResult(NamedTuple):
@@ -17,7 +17,7 @@ class FeatureEngineeringResult(NamedTuple):
     y: Any
 
 
-def feature_engineering(df: Any) -> FeatureEngineeringResult:
+def feature_engineering(df: Any, settings: Settings) -> FeatureEngineeringResult:
     """Feature engineering.
 
     From cell 13 of diabetes_regressor.ipynb.
@@ -44,6 +44,6 @@ def feature_engineering(df: Any) -> FeatureEngineeringResult:
         "s2_minus_s3",
     ]
     X = df[feature_cols]
-    y = df[TARGET]
+    y = df[settings.target]
 
     return FeatureEngineeringResult(X=X, y=y)

@@ -11,6 +11,7 @@ from typing import Any
 from diabetes_regressor.data import load_data
 from diabetes_regressor.evaluate import evaluate
 from diabetes_regressor.features import feature_engineering
+from diabetes_regressor.settings import Settings
 from diabetes_regressor.train import train
 
 
@@ -23,11 +24,16 @@ class TrainingResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def run() -> TrainingResult:
-    """Run the notebook's stages in order and return what the service needs."""
+def run(settings: Settings | None = None) -> TrainingResult:
+    """Run the notebook's stages in order and return what the service needs.
+
+    ``settings`` defaults to ``Settings()``: the notebook's values, overridden by the
+    environment and settings.toml.
+    """
+    settings = Settings() if settings is None else settings
     df = load_data()
-    X, y = feature_engineering(df)
-    model, X_test, y_test, y_train, X_train = train(X, y)
+    X, y = feature_engineering(df, settings)
+    model, X_test, y_test, y_train, X_train = train(X, y, settings)
     baseline_mae, mae, r2 = evaluate(model, X_test, y_test, y_train)
     return TrainingResult(
         model=model,

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.model_selection import train_test_split
 
-from diabetes_regressor.settings import LEARNING_RATE, N_ESTIMATORS, RANDOM_STATE, TEST_SIZE
+from diabetes_regressor.settings import Settings
 
 
 class TrainResult(NamedTuple):
@@ -23,22 +23,22 @@ class TrainResult(NamedTuple):
     X_train: Any
 
 
-def train(X: Any, y: Any) -> TrainResult:
+def train(X: Any, y: Any, settings: Settings) -> TrainResult:
     """Train.
 
     From cells 15-16 of diabetes_regressor.ipynb.
     """
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=TEST_SIZE, random_state=RANDOM_STATE
+        X, y, test_size=settings.test_size, random_state=settings.random_state
     )
 
     # shallow trees + small learning rate, subsample for a bit of regularisation
     model = GradientBoostingRegressor(
-        n_estimators=N_ESTIMATORS,
-        learning_rate=LEARNING_RATE,
-        max_depth=2,
-        subsample=0.8,
-        random_state=RANDOM_STATE,
+        n_estimators=settings.n_estimators,
+        learning_rate=settings.learning_rate,
+        max_depth=settings.max_depth,
+        subsample=settings.subsample,
+        random_state=settings.random_state,
     )
     model.fit(X_train, y_train)
 

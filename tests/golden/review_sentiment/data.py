@@ -9,14 +9,14 @@ from typing import Any
 
 import pandas as pd
 
-from review_sentiment.settings import DATA_PATH
+from review_sentiment.settings import Settings
 
 
-def load_data() -> Any:
+def load_data(settings: Settings) -> Any:
     """Load the data.
 
     From cell 5 of review_sentiment.ipynb.
     """
-    df = pd.read_csv(DATA_PATH)
+    df = pd.read_csv(settings.data_path)
 
     return df

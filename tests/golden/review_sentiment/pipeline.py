@@ -11,6 +11,7 @@ from typing import Any
 from review_sentiment.data import load_data
 from review_sentiment.evaluate import evaluate
 from review_sentiment.features import feature_engineering
+from review_sentiment.settings import Settings
 from review_sentiment.train import train
 
 
@@ -23,11 +24,16 @@ class TrainingResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def run() -> TrainingResult:
-    """Run the notebook's stages in order and return what the service needs."""
-    df = load_data()
+def run(settings: Settings | None = None) -> TrainingResult:
+    """Run the notebook's stages in order and return what the service needs.
+
+    ``settings`` defaults to ``Settings()``: the notebook's values, overridden by the
+    environment and settings.toml.
+    """
+    settings = Settings() if settings is None else settings
+    df = load_data(settings)
     X, y = feature_engineering(df)
-    model, X_test, y_test, X_train = train(X, y)
+    model, X_test, y_test, X_train = train(X, y, settings)
     accuracy, f1 = evaluate(model, X_test, y_test)
     return TrainingResult(
         model=model, features=X_train, metrics=_as_floats({"accuracy": accuracy, "f1": f1})

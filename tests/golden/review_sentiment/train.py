@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
-from review_sentiment.settings import MAX_FEATURES, RANDOM_STATE, TEST_SIZE
+from review_sentiment.settings import Settings
 
 
 class TrainResult(NamedTuple):
@@ -24,20 +24,28 @@ class TrainResult(NamedTuple):
     X_train: Any
 
 
-def train(X: Any, y: Any) -> TrainResult:
+def train(X: Any, y: Any, settings: Settings) -> TrainResult:
     """Train.
 
     From cells 16-17 of review_sentiment.ipynb.
     """
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=TEST_SIZE, random_state=RANDOM_STATE, stratify=y
+        X, y, test_size=settings.test_size, random_state=settings.random_state, stratify=y
     )
 
     # tf-idf on unigrams + bigrams, then logistic regression
     model = Pipeline(
         [
-            ("tfidf", TfidfVectorizer(ngram_range=(1, 2), max_features=MAX_FEATURES)),
-            ("clf", LogisticRegression(max_iter=1000, random_state=RANDOM_STATE)),
+            (
+                "tfidf",
+                TfidfVectorizer(
+                    ngram_range=settings.ngram_range, max_features=settings.max_features
+                ),
+            ),
+            (
+                "clf",
+                LogisticRegression(max_iter=settings.max_iter, random_state=settings.random_state),
+            ),
         ]
     )
     model.fit(X_train, y_train)
