@@ -197,7 +197,7 @@ def test_constants_become_typed_settings_fields_with_their_comments() -> None:
 
 def test_stages_read_settings_from_a_parameter_not_a_global() -> None:
     files = generated(*SETTINGS_PIPELINE)
-    assert "def load_data(settings: Settings) -> Any:" in files["data.py"]
+    assert "def load_data(settings: Settings) -> pd.DataFrame:" in files["data.py"]
     assert (
         "pd.read_csv(settings.data_path, storage_options={'key': "
         "settings.api_key.get_secret_value()})" in files["data.py"]
@@ -309,3 +309,76 @@ def test_a_constant_keeps_its_name_and_an_inline_value_of_the_same_keyword_is_qu
         "random_state",
         "decision_tree_classifier_random_state",
     ]
+
+
+# -- type hints ----------------------------------------------------------------------------------
+def types(plan: Plan) -> dict[str, dict[str, str]]:
+    """Stage → {name: annotation} for its parameters and its returns (settings left out)."""
+    out = {}
+    for call in plan.calls:
+        f = call.function
+        out[f.name] = dict(zip(f.params, f.param_types, strict=False))
+        out[f.name] |= {f"-> {n}": t for n, t in zip(f.returns, f.return_types, strict=True)}
+    return out
+
+
+def test_annotations_follow_what_the_code_makes() -> None:
+    plan = plan_cells(
+        "import numpy as np\nimport pandas as pd\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.metrics import accuracy_score\n"
+        "from sklearn.model_selection import train_test_split",
+        "TARGET = 'label'\nCOLUMNS = ['a', 'b']",
+        "df = pd.read_csv('d.csv')",
+        "df['c'] = df.a * 2\ndf = df[df.a > 0].dropna()\nX = df[COLUMNS]\ny = df[TARGET]\n"
+        "w = np.ones(len(df))",
+        "X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2)\n"
+        "model = LogisticRegression()\nmodel.fit(X_tr, y_tr, sample_weight=w[: len(X_tr)])",
+        "accuracy = accuracy_score(y_te, model.predict(X_te))",
+    )
+    assert types(plan) == {
+        "load_data": {"-> df": "pd.DataFrame"},
+        "build_features": {
+            "df": "pd.DataFrame",
+            "-> X": "pd.DataFrame",
+            "-> y": "pd.Series",
+            "-> w": "np.ndarray",
+        },
+        "train_model": {
+            "X": "pd.DataFrame",
+            "y": "pd.Series",
+            "w": "np.ndarray",
+            "-> model": "LogisticRegression",
+            "-> X_te": "pd.DataFrame",
+            "-> y_te": "pd.Series",
+            "-> X_tr": "pd.DataFrame",
+        },
+        "evaluate_model": {
+            "y_te": "pd.Series",
+            "model": "LogisticRegression",
+            "X_te": "pd.DataFrame",
+            "-> accuracy": "float",
+        },
+    }
+
+
+def test_unknown_values_stay_any_and_rebinding_forgets_the_type() -> None:
+    plan = plan_cells(
+        "import pandas as pd\nfrom sklearn.linear_model import LinearRegression as Est",
+        "def load(frame):\n    return frame.values",
+        "df = pd.read_csv('d.csv')\ndf = df.pivot(index='a', columns='b')\nX = load(df)\ny = df.b",
+        "model = Est()\nmodel.fit(X, y)",
+    )
+    assert types(plan)["train_model"] == {"X": "Any", "y": "Any", "-> model": "Est"}
+
+
+def test_generated_module_imports_what_its_annotations_name() -> None:
+    files = generated(
+        "import pandas as pd\nfrom sklearn.tree import DecisionTreeClassifier",
+        "df = pd.read_csv('d.csv')\nX = df[['a']]\ny = df['b']",
+        "model = DecisionTreeClassifier()\nmodel.fit(X, y)",
+        "print(model.predict(X))",
+    )
+    train = files["train.py"]
+    assert "def train_model(X: pd.DataFrame, y: pd.Series) -> DecisionTreeClassifier:" in train
+    assert "import pandas as pd" in train and "from typing import" not in train

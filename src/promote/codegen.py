@@ -6,6 +6,7 @@ Pure: a ``Plan`` in, ``{relative path: source}`` out.
 from __future__ import annotations
 
 import io
+import re
 import textwrap
 import tokenize
 from collections.abc import Mapping
@@ -178,21 +179,22 @@ def _module(plan: Plan, module: Module) -> str:
         "predict": "Prediction stage.",
     }
     text = _HEADER.format(title=titles.get(module.name, "Stage."), notebook=plan.notebook_name)
-    if any(len(f.returns) > 1 for f in module.functions):
-        text += "\nfrom typing import Any, NamedTuple\n"
-    elif module.functions:
-        text += "\nfrom typing import Any\n"
     parameter = plan.settings_parameter
+    code = ""
+    for function in module.functions:
+        if len(function.returns) > 1:
+            code += "\n\n" + _result_type(function) + "\n"
+        code += "\n\n" + _function(function, parameter) + "\n"
+    typing = [n for n in ("Any", "NamedTuple") if re.search(rf"\b{n}\b", code)]
+    if typing:
+        text += f"\nfrom typing import {', '.join(typing)}\n"
     takes = any(parameter in f.params for f in module.functions)
-    imports = _imports(plan, module.reads, module.name, parameter if takes else None)
+    reads = module.reads.union(*(f.type_names for f in module.functions))
+    imports = _imports(plan, reads, module.name, parameter if takes else None)
     text += "\n" + "\n".join(imports) + "\n"
     for definition in module.definitions:
         text += "\n\n" + definition.strip("\n") + "\n"
-    for function in module.functions:
-        if len(function.returns) > 1:
-            text += "\n\n" + _result_type(function) + "\n"
-        text += "\n\n" + _function(function, parameter) + "\n"
-    return text
+    return text + code
 
 
 def result_type_name(function: Function) -> str:
@@ -201,7 +203,10 @@ def result_type_name(function: Function) -> str:
 
 
 def _result_type(function: Function) -> str:
-    fields = "\n".join(f"    {name}: Any" for name in function.returns)
+    fields = "\n".join(
+        f"    {name}: {_type_of(function.return_types, index)}"
+        for index, name in enumerate(function.returns)
+    )
     return (
         f"class {result_type_name(function)}(NamedTuple):\n"
         f'    """What `{function.name}` hands to the later stages."""\n\n{fields}'
@@ -224,10 +229,19 @@ def _imports(
     return lines
 
 
+def _type_of(types: tuple[str, ...], index: int) -> str:
+    return types[index] if index < len(types) else "Any"
+
+
 def _function(function: Function, parameter: str) -> str:
-    params = ", ".join(f"{p}: Settings" if p == parameter else f"{p}: Any" for p in function.params)
-    if function.returns_result or len(function.returns) == 1:
+    params = ", ".join(
+        f"{p}: Settings" if p == parameter else f"{p}: {_type_of(function.param_types, i)}"
+        for i, p in enumerate(function.params)
+    )
+    if function.returns_result:
         annotation = "Any"
+    elif len(function.returns) == 1:
+        annotation = _type_of(function.return_types, 0)
     elif function.returns:
         annotation = result_type_name(function)
     else:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from promote import diagnostics as d
 from promote.analysis import Analysis, CellAnalysis, stage_tag, tables
 from promote.analysis.bindings import BUILTINS
+from promote.analysis.checks import qualified_names
 from promote.analysis.readiness import readiness
 from promote.analysis.statements import Statement, called_name, changes_state, source_lines
 from promote.errors import RefusedNotebookError
@@ -27,6 +28,7 @@ from promote.planning.settings import (
     name_inline,
     read_settings,
 )
+from promote.planning.types import Annotation, TypeTracker
 
 __all__ = ["Call", "Function", "Module", "Plan", "package_name", "plan"]
 
@@ -83,16 +85,17 @@ def plan(
     _dataflow(groups, hoisted, analysis, kept)
     _name_functions(groups, analysis)
     inline = _inline_settings(groups, kept, sources, settings, parameter)
+    types = _types(groups, analysis, kept, settings)
 
     calls = tuple(
         Call(
-            _function(g, sources, analysis, kept, settings, parameter),
+            _function(g, sources, analysis, kept, settings, parameter, types[i]),
             keep=g.stage != "predict" or bool(g.returns),
         )
-        for g in groups
+        for i, g in enumerate(groups)
     )
     modules, helpers = _modules(groups, [c.function for c in calls], analysis, sources, pure)
-    used = frozenset().union(*(m.reads for m in modules)) if modules else frozenset()
+    used = frozenset().union(*(m.reads for m in modules), *(c.function.type_names for c in calls))
     metric_names = _metric_names(analysis, kept)
     metrics = tuple(n for g in groups for n in g.returns if n in metric_names)
     dependencies = _dependencies(analysis, used, installed, local_modules)
@@ -409,6 +412,7 @@ def _function(
     kept: dict[int, list[Statement]],
     settings: Mapping[str, Setting],
     parameter: str,
+    types: tuple[tuple[Annotation, ...], tuple[Annotation, ...]],
 ) -> Function:
     parts: list[str] = []
     for cell in group.cells:
@@ -445,6 +449,9 @@ def _function(
         cells=cells,
         params=params,
         returns=tuple(group.returns),
+        param_types=tuple(a.text for a in types[0]),
+        return_types=tuple(a.text for a in types[1]),
+        type_names=frozenset(n for a in (*types[0], *types[1]) for n in a.names),
         body=body,
         docstring=docstring,
         returns_result=returns_result,
@@ -690,6 +697,29 @@ def _settings(analysis: Analysis, sources: dict[int, list[str]]) -> dict[str, Se
             if name in read_by_definitions:
                 setting = replace(setting, module_level=True)
             out[name] = setting
+    return out
+
+
+def _types(
+    groups: list[_Group],
+    analysis: Analysis,
+    kept: dict[int, list[Statement]],
+    settings: Mapping[str, Setting],
+) -> list[tuple[tuple[Annotation, ...], tuple[Annotation, ...]]]:
+    """For each group, the annotations of its parameters and of its returns."""
+    constants = {
+        name: "str" if x.annotation == "str" else "list"
+        for name, x in settings.items()
+        if x.annotation == "str" or x.annotation.startswith("list[")
+    }
+    tracker = TypeTracker(qualified_names(analysis.cells), constants)
+    out = []
+    for group in groups:
+        params = tuple(tracker.annotation(name) for name in group.params)
+        for cell in group.cells:
+            for stmt in kept[cell.index]:
+                tracker.visit(stmt.node, stmt.binds)
+        out.append((params, tuple(tracker.annotation(name) for name in group.returns)))
     return out
 
 

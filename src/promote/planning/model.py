@@ -24,6 +24,9 @@ class Function:
     body: str  # unindented Python source
     docstring: str
     returns_result: bool = False  # the body ends with `return <the cell's last expression>`
+    param_types: tuple[str, ...] = ()  # annotations of the first params (the rest: Any)
+    return_types: tuple[str, ...] = ()  # annotations of the returns, when known
+    type_names: frozenset[str] = frozenset()  # imported names the annotations use
 
 
 @dataclass(frozen=True)

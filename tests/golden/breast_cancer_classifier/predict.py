@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+from sklearn.pipeline import Pipeline
 
-def predict_new_data(X_test: Any, model: Any) -> Any:
+
+def predict_new_data(X_test: pd.DataFrame, model: Pipeline) -> Any:
     """Predict on new data.
 
     From cell 22 of breast_cancer_classifier.ipynb.

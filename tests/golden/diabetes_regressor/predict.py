@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+from sklearn.ensemble import GradientBoostingRegressor
 
-def predict_new_data(X_test: Any, model: Any) -> Any:
+
+def predict_new_data(X_test: pd.DataFrame, model: GradientBoostingRegressor) -> Any:
     """Predict on new data.
 
     From cell 21 of diabetes_regressor.ipynb.

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sklearn.pipeline import Pipeline
 
-def predict_new_data(model: Any) -> Any:
+
+def predict_new_data(model: Pipeline) -> Any:
     """Predict on new data.
 
     From cell 24 of review_sentiment.ipynb.
