@@ -160,8 +160,11 @@ def serving(
     cwd: Path,
     log: Path,
     timeout: float = SERVER_START_TIMEOUT,
+    env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """Run a server command on a free port (HOST/PORT env vars) until it answers /health.
+
+    ``env``: more environment variables for the server.
 
     Yields the base URL; the server is always terminated on exit. Its output goes to
     ``log``, which is shown if it exits or does not answer in time.
@@ -171,7 +174,7 @@ def serving(
         process = subprocess.Popen(
             [str(part) for part in command],
             cwd=cwd,
-            env=clean_env(HOST="127.0.0.1", PORT=str(port)),
+            env=clean_env(HOST="127.0.0.1", PORT=str(port), **(env or {})),
             stdout=output,
             stderr=subprocess.STDOUT,
         )

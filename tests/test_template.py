@@ -5,9 +5,12 @@ fresh virtual environment with uv, and exercised through its own tools and comma
 """
 
 import json
+import re
 import shutil
+import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -135,6 +138,58 @@ def test_train_then_serve_over_http(server: str, project: Path) -> None:
     assert (status, body["prediction"], body["correct"]) == (200, prediction, True)
     with urllib.request.urlopen(f"{server}/metrics", timeout=10) as response:
         assert "model_live_accuracy 1.0" in response.read().decode()
+
+
+def scrape(url: str) -> dict[str, float]:
+    """``/metrics`` as ``{'name{labels}': value}``, the labels as the service writes them."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def test_several_workers_report_the_metrics_of_all(
+    project: Path, trained: Path, tmp_path: Path
+) -> None:
+    """With WORKERS=2 each worker answers some requests, and /metrics, whichever worker
+    answers it, counts the requests of both."""
+    records = json.loads((trained / "sample.json").read_text())["records"]
+    log = tmp_path / "serve.log"
+    env = {"WORKERS": "2", "DRIFT_INTERVAL_SECONDS": "1"}
+    with serving([f".venv/bin/{PROJECT_NAME}-serve"], project, log, env=env) as url:
+        deadline = time.monotonic() + 120
+        while log.read_text().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        requests = 80
+        with ThreadPoolExecutor(8) as pool:  # concurrent connections reach both workers
+            statuses = list(
+                pool.map(
+                    lambda i: http("POST", f"{url}/predict", records[i % len(records)])[0],
+                    range(requests),
+                )
+            )
+        assert statuses == [200] * requests
+        served = {
+            entry["pid"]
+            for entry in map(json.loads, log.read_text().splitlines())
+            if entry.get("message") == "POST /predict 200"
+        }
+        assert len(served) == 2, "one worker answered every request"
+        time.sleep(2.5)  # each worker's drift thread runs every second
+
+        for _ in range(4):  # each scrape reaches either worker
+            metrics = scrape(url)
+            key = 'http_requests_total{endpoint="/predict",method="POST",status="200"}'
+            assert metrics[key] == requests
+            assert metrics['predictions_total{endpoint="/predict"}'] == requests
+            assert metrics["model_loaded"] == 1
+            assert metrics["model_drift_window_records"] == requests  # both windows
+            assert not any(name.startswith("process_") for name in metrics)
+    assert not re.search(r'"level": "(ERROR|CRITICAL)"', log.read_text()), log.read_text()
 
 
 def test_render_for_a_notebook(tmp_path: Path) -> None:

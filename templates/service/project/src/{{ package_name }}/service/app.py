@@ -189,6 +189,9 @@ def create_app(
             start_monitoring(state.loaded)
         yield
         logger.info("shutting down")
+        if state.monitor is not None:
+            state.monitor.stop()
+        metrics.process_stopped()
 
     def start_monitoring(loaded: LoadedModel) -> None:
         if loaded.reference is not None:
@@ -197,6 +200,8 @@ def create_app(
             state.task = ref.prediction_task(loaded.model, loaded.sample.get("predictions", []))
         if settings.monitoring_enabled:
             state.monitor = DriftMonitor(loaded, settings, metrics)
+            if metrics.multiprocess_dir is not None:
+                state.monitor.start()  # one of several workers: scrapes reach only some
 
     def after_prediction(
         endpoint: str,

@@ -11,6 +11,9 @@
 | ``MAX_BODY_BYTES``  | 2097152     | largest request body accepted, in bytes (413 above)          |
 | ``LOG_LEVEL``       | INFO        | DEBUG, INFO, WARNING, ERROR                                  |
 | ``SHUTDOWN_TIMEOUT``| 20          | seconds given to in-flight requests after SIGTERM            |
+| ``WORKERS``         | 1           | server processes; above 1, metrics are shared through files  |
+|                     |             | in ``PROMETHEUS_MULTIPROC_DIR`` (a temporary directory when  |
+|                     |             | unset; emptied at start)                                     |
 
 Monitoring (``monitoring.py``, ``hooks.py``):
 
@@ -20,7 +23,8 @@ Monitoring (``monitoring.py``, ``hooks.py``):
 | ``DRIFT_WINDOW_SIZE``        | 1000    | live records compared with the reference            |
 | ``DRIFT_MIN_RECORDS``        | 100     | records needed in the window before a drift gauge   |
 | ``DRIFT_INTERVAL_SECONDS``   | 30      | drift is recomputed at a /metrics scrape at most    |
-|                              |         | this often (0: at every scrape)                     |
+|                              |         | this often (0: at every scrape); with WORKERS > 1   |
+|                              |         | also by each worker's thread (at least 1 s apart)   |
 | ``DRIFT_REFERENCE_SIZE``     | 1000    | without artifacts/reference.json: the first live    |
 |                              |         | records taken as the reference                      |
 | ``FEEDBACK_MAX_PENDING``     | 10000   | recent predictions kept to join /feedback labels    |
@@ -52,6 +56,7 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
     log_level: LogLevel = "INFO"
     shutdown_timeout: int = Field(default=20, ge=0)
+    workers: int = Field(default=1, ge=1)
     monitoring_enabled: bool = True
     drift_window_size: int = Field(default=1000, ge=1)
     drift_min_records: int = Field(default=100, ge=1)

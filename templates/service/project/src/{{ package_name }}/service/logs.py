@@ -1,8 +1,8 @@
 """JSON logs, one object a line, with the id of the request being served.
 
-Every record carries ``time``, ``level``, ``logger`` and ``message``; records logged while
-a request is served also carry its ``request_id`` (the ``X-Request-ID`` header the client
-sent, else a generated one, echoed in the response). Fields passed with
+Every record carries ``time``, ``level``, ``logger``, ``pid`` (the worker process) and
+``message``; records logged while a request is served also carry its ``request_id`` (the
+``X-Request-ID`` header the client sent, else a generated one, echoed in the response). Fields passed with
 ``extra={"fields": {...}}`` are merged into the object.
 """
 
@@ -22,6 +22,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,
             "message": record.getMessage(),
         }
         current = request_id.get()

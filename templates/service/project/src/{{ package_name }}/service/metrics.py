@@ -18,7 +18,18 @@
 
 ``endpoint`` is the route's path (``/predict``), or ``unmatched`` for unknown paths, so
 the number of series stays bounded.
+
+**Several worker processes** (``WORKERS`` > 1, or ``uvicorn --workers``, gunicorn):
+with ``PROMETHEUS_MULTIPROC_DIR`` set (the serve command sets it), prometheus-client
+keeps each process's values in files in that directory and ``/metrics``, whichever worker
+answers it, reports all of them: counters and histograms are summed over the workers;
+each gauge is combined as its ``multiprocess_mode`` below says (``live*`` modes forget a
+worker once ``mark_process_dead`` ran for it, which each worker does when it stops).
+``process_*`` and ``python_*`` are left out in that mode: they would describe only the
+worker that happened to answer.
 """
+
+import os
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,20 +39,29 @@ from prometheus_client import (
     Histogram,
     gc_collector,
     generate_latest,
+    multiprocess,
     platform_collector,
     process_collector,
 )
 
 UNMATCHED = "unmatched"
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def multiprocess_directory() -> str | None:
+    """``PROMETHEUS_MULTIPROC_DIR`` when set: the service runs several worker processes."""
+    return os.environ.get(MULTIPROCESS_DIR_VARIABLE) or None
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        process_collector.ProcessCollector(registry=self.registry)
-        platform_collector.PlatformCollector(registry=self.registry)
-        gc_collector.GCCollector(registry=self.registry)
+        self.multiprocess_dir = multiprocess_directory()
+        if self.multiprocess_dir is None:
+            process_collector.ProcessCollector(registry=self.registry)
+            platform_collector.PlatformCollector(registry=self.registry)
+            gc_collector.GCCollector(registry=self.registry)
         self.requests = Counter(
             "http_requests_total",
             "HTTP requests answered, by endpoint, method and status code",
@@ -59,6 +79,7 @@ class Metrics:
             "http_requests_in_progress",
             "HTTP requests being served",
             ["endpoint"],
+            multiprocess_mode="livesum",
             registry=self.registry,
         )
         self.predictions = Counter(
@@ -74,12 +95,16 @@ class Metrics:
             registry=self.registry,
         )
         self.model_loaded = Gauge(
-            "model_loaded", "1 when the model is loaded and warmed", registry=self.registry
+            "model_loaded",
+            "1 when the model is loaded and warmed",
+            multiprocess_mode="livemin",  # 0 while any worker has no model
+            registry=self.registry,
         )
         self.model_info = Gauge(
             "model_info",
             "The model being served (always 1)",
             ["version", "model_sha256"],
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
 
@@ -88,12 +113,14 @@ class Metrics:
             "model_input_drift_psi",
             "Population Stability Index of a feature's live window against the training data",
             ["feature"],
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self.input_missing_share = Gauge(
             "model_input_missing_share",
             "Share of missing values of a feature in the live window",
             ["feature"],
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self.input_out_of_range_share = Gauge(
@@ -101,37 +128,44 @@ class Metrics:
             "Share of a feature's live values outside the training range (numbers) or never "
             "seen in training (categories)",
             ["feature"],
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self.prediction_drift_psi = Gauge(
             "model_prediction_drift_psi",
             "Population Stability Index of the live predictions against those on the training data",
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self.drift_window_records = Gauge(
             "model_drift_window_records",
             "Live records in the drift window",
+            multiprocess_mode="livesum",
             registry=self.registry,
         )
         self.drift_reference_records = Gauge(
             "model_drift_reference_records",
             "Rows described by the drift reference: training (reference.json) or live",
             ["source"],
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self.live_accuracy = Gauge(
             "model_live_accuracy",
             "Share of correct predictions among the last labelled ones (POST /feedback)",
+            multiprocess_mode="livemin",
             registry=self.registry,
         )
         self.live_mae = Gauge(
             "model_live_mae",
             "Mean absolute error of the last labelled predictions (POST /feedback)",
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self.feedback_labels = Gauge(
             "model_feedback_labels",
             "Labelled predictions covered by model_live_accuracy / model_live_mae",
+            multiprocess_mode="livesum",
             registry=self.registry,
         )
         self.feedback = Counter(
@@ -142,5 +176,17 @@ class Metrics:
         )
 
     def render(self) -> tuple[bytes, str]:
-        """The metrics in Prometheus text format, and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The metrics in Prometheus text format, and its content type.
+
+        With several workers: the values of every worker, read from their files.
+        """
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    def process_stopped(self) -> None:
+        """Forget this worker's ``live*`` gauges (with several workers; when it stops)."""
+        if self.multiprocess_dir is not None:
+            multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
