@@ -8,8 +8,10 @@
   (422) or ``rejected`` by the model;
 * ``model_loaded``: 1 once the model is loaded and warmed, else 0;
 * ``model_info{version, model_sha256}``: always 1, labels the model being served;
-* ``model_input_drift_psi{feature}``, ``model_input_missing_share{feature}``,
+* ``model_input_drift_psi{feature}``, ``model_input_drift_ks{feature}``,
+  ``model_input_drift_ks_pvalue{feature}``, ``model_input_missing_share{feature}``,
   ``model_input_out_of_range_share{feature}``, ``model_prediction_drift_psi``,
+  ``model_prediction_drift_ks``,
   ``model_drift_window_records``, ``model_drift_reference_records{source}``: drift of the
   live input and predictions from the training data (see ``monitoring.py``);
 * ``model_live_accuracy`` or ``model_live_mae``, ``model_feedback_labels``,
@@ -116,6 +118,22 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=self.registry,
         )
+        self.input_drift_ks = Gauge(
+            "model_input_drift_ks",
+            "Kolmogorov-Smirnov statistic of a numeric feature's live window against the "
+            "training data (0 to 1)",
+            ["feature"],
+            multiprocess_mode="livemax",
+            registry=self.registry,
+        )
+        self.input_drift_ks_pvalue = Gauge(
+            "model_input_drift_ks_pvalue",
+            "p-value of the Kolmogorov-Smirnov test of a numeric feature's live window against "
+            "the training data",
+            ["feature"],
+            multiprocess_mode="livemin",
+            registry=self.registry,
+        )
         self.input_missing_share = Gauge(
             "model_input_missing_share",
             "Share of missing values of a feature in the live window",
@@ -134,6 +152,13 @@ class Metrics:
         self.prediction_drift_psi = Gauge(
             "model_prediction_drift_psi",
             "Population Stability Index of the live predictions against those on the training data",
+            multiprocess_mode="livemax",
+            registry=self.registry,
+        )
+        self.prediction_drift_ks = Gauge(
+            "model_prediction_drift_ks",
+            "Kolmogorov-Smirnov statistic of a regressor's live predictions against those on "
+            "the training data",
             multiprocess_mode="livemax",
             registry=self.registry,
         )

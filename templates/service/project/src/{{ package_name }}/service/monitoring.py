@@ -7,10 +7,13 @@ than ``DRIFT_INTERVAL_SECONDS`` (and new records arrived), the window is compare
 reference statistics (``reference.py``), feature by feature, and the gauges are set:
 
 * ``model_input_drift_psi{feature}``: Population Stability Index of the feature;
+* ``model_input_drift_ks{feature}``, ``model_input_drift_ks_pvalue{feature}``: the
+  Kolmogorov-Smirnov statistic and p-value of a numeric feature;
 * ``model_input_missing_share{feature}``: share of missing (null) values in the window;
 * ``model_input_out_of_range_share{feature}``: share of numbers outside the training
   range, or of categories never seen in training;
 * ``model_prediction_drift_psi``: PSI of the predictions (classes, or value bins);
+* ``model_prediction_drift_ks``: KS statistic of a regressor's predictions;
 * ``model_drift_window_records``: records in the window;
 * ``model_drift_reference_records{source}``: rows the reference describes; ``source`` is
   ``training`` (``artifacts/reference.json``, written by ``make train``) or ``live``.
@@ -173,17 +176,23 @@ class DriftMonitor:
         _, predictions = ref.prediction_values(
             [prediction for _, prediction in window], self.reference["task"]
         )
-        prediction_psi = ref.compare(self.reference["predictions"], predictions)["psi"]
-        if not math.isnan(prediction_psi):
-            self.metrics.prediction_drift_psi.set(prediction_psi)
+        prediction_stats = ref.compare(self.reference["predictions"], predictions)
+        for gauge, key in (
+            (self.metrics.prediction_drift_psi, "psi"),
+            (self.metrics.prediction_drift_ks, "ks"),
+        ):
+            if not math.isnan(prediction_stats.get(key, math.nan)):
+                gauge.set(prediction_stats[key])
 
     def _set_feature(self, name: str, stats: Mapping[str, float]) -> None:
         for gauge, key in (
             (self.metrics.input_drift_psi, "psi"),
+            (self.metrics.input_drift_ks, "ks"),
+            (self.metrics.input_drift_ks_pvalue, "ks_pvalue"),
             (self.metrics.input_missing_share, "missing_share"),
             (self.metrics.input_out_of_range_share, "out_of_range_share"),
         ):
-            if not math.isnan(stats[key]):
+            if not math.isnan(stats.get(key, math.nan)):
                 gauge.labels(name).set(stats[key])
 
     def _describe_live(self, pairs: Sequence[tuple[Record, Any]]) -> dict[str, Any]:
