@@ -19,7 +19,8 @@ Monitoring (``monitoring.py``, ``hooks.py``):
 
 | Variable                     | Default | Meaning                                             |
 |------------------------------|---------|-----------------------------------------------------|
-| ``MONITORING_ENABLED``       | true    | drift gauges and ``POST /feedback``; false: neither |
+| ``MONITORING_ENABLED``       | true    | drift gauges, predictions by class (or value) and   |
+|                              |         | ``POST /feedback``; false: none of them             |
 | ``DRIFT_WINDOW_SIZE``        | 1000    | live records compared with the reference            |
 | ``DRIFT_MIN_RECORDS``        | 100     | records needed in the window before a drift gauge   |
 | ``DRIFT_INTERVAL_SECONDS``   | 30      | drift is recomputed at a /metrics scrape at most    |

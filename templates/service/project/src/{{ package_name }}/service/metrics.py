@@ -6,6 +6,10 @@
 * ``predictions_total{endpoint}``: records predicted (a batch counts each record);
 * ``prediction_errors_total{endpoint, reason}``: requests refused as ``invalid`` input
   (422) or ``rejected`` by the model;
+* ``model_predictions_by_class_total{class}``: records predicted, by class (a classifier;
+  classes not seen in training count as ``__other__``), or
+  ``model_prediction_value``: histogram of a regressor's predictions, on the deciles of its
+  predictions on the training data (each bucket gets a tenth while nothing drifts);
 * ``model_loaded``: 1 once the model is loaded and warmed, else 0;
 * ``model_info{version, model_sha256}``: always 1, labels the model being served;
 * ``model_input_drift_psi{feature}``, ``model_input_drift_ks{feature}``,
@@ -32,6 +36,7 @@ worker that happened to answer.
 """
 
 import os
+from collections.abc import Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -96,6 +101,13 @@ class Metrics:
             ["endpoint", "reason"],
             registry=self.registry,
         )
+        self.prediction_classes = Counter(
+            "model_predictions_by_class",
+            "Records predicted, by class (a classifier)",
+            ["class"],
+            registry=self.registry,
+        )
+        self.prediction_values: Histogram | None = None  # a regressor's: value_histogram()
         self.model_loaded = Gauge(
             "model_loaded",
             "1 when the model is loaded and warmed",
@@ -199,6 +211,17 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+
+    def value_histogram(self, buckets: Sequence[float]) -> Histogram:
+        """The histogram of a regressor's predictions (created on the first call)."""
+        if self.prediction_values is None:
+            self.prediction_values = Histogram(
+                "model_prediction_value",
+                "Predictions of a regressor, on the deciles of its predictions on the training data",
+                buckets=sorted(set(buckets)),
+                registry=self.registry,
+            )
+        return self.prediction_values
 
     def render(self) -> tuple[bytes, str]:
         """The metrics in Prometheus text format, and its content type.

@@ -15,6 +15,9 @@ reference statistics (``reference.py``), feature by feature, and the gauges are 
 * ``model_prediction_drift_psi``: PSI of the predictions (classes, or value bins);
 * ``model_prediction_drift_ks``: KS statistic of a regressor's predictions;
 * ``model_drift_window_records``: records in the window;
+* ``model_predictions_by_class_total{class}`` (a classifier) or ``model_prediction_value``
+  (a regressor's histogram, on the deciles of the training predictions): the predictions,
+  counted as they are made;
 * ``model_drift_reference_records{source}``: rows the reference describes; ``source`` is
   ``training`` (``artifacts/reference.json``, written by ``make train``) or ``live``.
 
@@ -52,7 +55,7 @@ import math
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +88,7 @@ class DriftMonitor:
         self._computed_at = -math.inf
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._count_predictions = self._prediction_counter()
         if self.reference is not None:
             metrics.drift_reference_records.labels("training").set(self.reference["rows"])
         else:
@@ -99,8 +103,41 @@ class DriftMonitor:
         """``classification`` or ``regression`` once there is a reference."""
         return None if self.reference is None else self.reference["task"]
 
+    def _prediction_counter(self) -> Callable[[Sequence[Any]], None]:
+        """How predictions are counted: by class, or into a histogram of values."""
+        reference = self.reference
+        if reference is not None and reference["task"] == "regression":
+            edges = reference["predictions"]["edges"]
+            if not edges:
+                return lambda predictions: None
+            histogram = self.metrics.value_histogram(edges)
+
+            def observe_values(predictions: Sequence[Any]) -> None:
+                for value in predictions:
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        histogram.observe(value)
+
+            return observe_values
+        if reference is not None:
+            classes = set(reference["predictions"]["shares"])
+        else:
+            known = getattr(self.loaded.model, "classes_", None)
+            sample = self.loaded.sample.get("predictions", [])
+            classes = {str(label) for label in (sample if known is None else known)}
+        counter = self.metrics.prediction_classes
+        for label in classes:
+            counter.labels(label)  # every training class shows, with 0 until predicted
+
+        def count_classes(predictions: Sequence[Any]) -> None:
+            for prediction in predictions:
+                label = str(prediction)
+                counter.labels(label if label in classes else ref.OTHER).inc()
+
+        return count_classes
+
     def observe(self, records: Sequence[Record], predictions: Sequence[Any]) -> None:
         """Add predicted records to the window (the request path: keep it cheap)."""
+        self._count_predictions(predictions)
         pairs = list(zip(records, predictions, strict=True))
         with self._lock:
             if self.reference is None:
