@@ -7,14 +7,17 @@ fresh virtual environment with uv, and exercised through its own tools and comma
 import json
 import re
 import shutil
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from project_harness import (
+    find_tool,
     http,
     install_project,
     render_template,
@@ -190,6 +193,156 @@ def test_several_workers_report_the_metrics_of_all(
             assert metrics["model_drift_window_records"] == requests  # both windows
             assert not any(name.startswith("process_") for name in metrics)
     assert not re.search(r'"level": "(ERROR|CRITICAL)"', log.read_text()), log.read_text()
+
+
+# --- the Grafana dashboard (monitoring/dashboard.json) ---------------------------------
+
+# A regressor exports a histogram of its predictions where a classifier counts classes.
+REGRESSION_PIPELINE = '''"""A regressor, to see the metrics only a regressor exports."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import LinearRegression
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    model: Any
+    features: Any
+    metrics: dict[str, float]
+
+
+def run() -> TrainingResult:
+    data = load_diabetes(as_frame=True)
+    model = LinearRegression().fit(data.data, data.target)
+    return TrainingResult(model, data.data, {"r2": float(model.score(data.data, data.target))})
+'''
+CLASSIFIER_ONLY = {"model_predictions_by_class_total"}
+REGRESSOR_ONLY = {"model_prediction_value_bucket", "model_prediction_drift_ks"}
+METRIC_REFERENCE = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)\{")
+
+
+def dashboard(project: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((project / "monitoring" / "dashboard.json").read_text())
+    return document
+
+
+def dashboard_queries(project: Path) -> list[str]:
+    """The PromQL of every panel, and of the template variables."""
+    document = dashboard(project)
+    queries = [
+        target["expr"] for panel in document["panels"] for target in panel.get("targets", [])
+    ]
+    queries += [
+        variable["definition"]
+        for variable in document["templating"]["list"]
+        if variable["type"] == "query"
+    ]
+    return queries
+
+
+@pytest.fixture(scope="module")
+def regressor(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The template with a regression pipeline, installed and trained."""
+    directory = render_template(
+        tmp_path_factory.mktemp("render") / "diabetes", project_name="diabetes"
+    )
+    (directory / "src" / "diabetes" / "pipeline.py").write_text(REGRESSION_PIPELINE)
+    install_project(directory)
+    run([".venv/bin/diabetes-train"], directory)
+    return directory
+
+
+def exported_metrics(project: Path, command: str, log: Path) -> set[str]:
+    """Serve ``project``, use every endpoint (a prediction, a refused record, a label), and
+    return the names of the samples its /metrics then exports."""
+    records = json.loads((project / "artifacts" / "sample.json").read_text())["records"]
+    env = {"DRIFT_MIN_RECORDS": "5", "DRIFT_INTERVAL_SECONDS": "0"}
+    with serving([f".venv/bin/{command}"], project, log, env=env) as url:
+        assert http("POST", f"{url}/predict/batch", records * 2)[0] == 200
+        assert http("POST", f"{url}/predict", {})[0] == 422
+        request = urllib.request.Request(
+            f"{url}/predict",
+            data=json.dumps(records[0]).encode(),
+            headers={"Content-Type": "application/json", "X-Request-ID": "dashboard"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            prediction = json.loads(response.read())["prediction"]
+        feedback = {"request_id": "dashboard", "label": prediction}
+        assert http("POST", f"{url}/feedback", feedback)[0] == 200
+        return {re.sub(r"\{.*", "", name) for name in scrape(url)}
+
+
+def test_dashboard_is_grafana_json_with_the_panels_of_the_runbook(project: Path) -> None:
+    document = dashboard(project)
+    assert document["title"] == PROJECT_NAME
+    assert document["uid"] and len(document["uid"]) <= 40
+    panels = [panel for panel in document["panels"] if panel["type"] != "row"]
+    assert len({panel["id"] for panel in document["panels"]}) == len(document["panels"])
+    for panel in panels:
+        assert panel["targets"] and panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        assert {"h", "w", "x", "y"} <= set(panel["gridPos"]), panel["title"]
+    queries = " ".join(dashboard_queries(project))
+    for metric in (
+        "http_requests_total",  # rate and errors
+        "http_request_duration_seconds_bucket",  # latency quantiles
+        "http_requests_in_progress",
+        "model_predictions_by_class_total",  # prediction distribution
+        "model_prediction_value_bucket",
+        "model_input_drift_psi",  # drift per feature
+        "model_input_drift_ks",
+        "model_info",
+        "model_live_accuracy",
+    ):
+        assert f"{metric}{{" in queries, metric
+
+
+def test_dashboard_queries_are_valid_promql(project: Path, tmp_path: Path) -> None:
+    """promtool parses each query (as a recording rule, with Grafana's variables filled in)."""
+    promtool = find_tool(
+        "promtool", "promtool is not installed (Debian: apt-get install prometheus)"
+    )
+    queries = [
+        query.replace("$__rate_interval", "5m").replace("$job", ".*")
+        for query in dashboard_queries(project)
+        if not query.startswith("label_values(")
+    ]
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query_{i}", "expr": q} for i, q in enumerate(queries)
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "dashboard-rules.json"  # YAML is a superset of JSON
+    path.write_text(json.dumps(rules))
+    checked = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(queries)} rules found" in checked.stdout + checked.stderr
+
+
+def test_dashboard_queries_only_metrics_the_service_exports(
+    project: Path, trained: Path, regressor: Path, tmp_path: Path
+) -> None:
+    """Every metric a panel reads is on /metrics of a running service: a classifier's or,
+    for the metrics only a regressor has, a regressor's."""
+    del trained  # the fixture trains the classifier
+    referenced = {
+        name for query in dashboard_queries(project) for name in METRIC_REFERENCE.findall(query)
+    }
+    classifier = exported_metrics(project, f"{PROJECT_NAME}-serve", tmp_path / "classifier.log")
+    regression = exported_metrics(regressor, "diabetes-serve", tmp_path / "regressor.log")
+
+    assert referenced - REGRESSOR_ONLY <= classifier, referenced - REGRESSOR_ONLY - classifier
+    assert referenced - CLASSIFIER_ONLY <= regression, referenced - CLASSIFIER_ONLY - regression
+    assert referenced >= REGRESSOR_ONLY | CLASSIFIER_ONLY
 
 
 def test_render_for_a_notebook(tmp_path: Path) -> None:
