@@ -99,15 +99,19 @@ def build_input(schema: Schema, records: Sequence[Mapping[str, Any]]) -> Any:
     return pd.DataFrame({column.name: _column_values(column, records) for column in schema.columns})
 
 
-def predict(loaded: LoadedModel, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def predict(
+    loaded: LoadedModel, records: Sequence[Mapping[str, Any]], validate: bool = True
+) -> list[dict[str, Any]]:
     """Predict each record: ``{"prediction": ..., "probabilities": {class: p}}``.
 
     ``probabilities`` is present only when the model has ``predict_proba``. Raises
-    InvalidRecordError when a record does not match the schema.
+    InvalidRecordError when a record does not match the schema (``validate=False``: the
+    caller has checked each record with ``validate_record`` already).
     """
-    errors = [error for record in records for error in validate_record(loaded.schema, record)]
-    if errors:
-        raise InvalidRecordError(errors)
+    if validate:
+        errors = [error for record in records for error in validate_record(loaded.schema, record)]
+        if errors:
+            raise InvalidRecordError(errors)
     model_input = build_input(loaded.schema, records)
     predictions = to_json_safe(list(loaded.model.predict(model_input)))
     results: list[dict[str, Any]] = [{"prediction": prediction} for prediction in predictions]

@@ -240,10 +240,12 @@ def create_app(
             logger.warning("the model rejected the input: %s", error)
         return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
-    def run_model(endpoint: str, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+    def run_model(
+        endpoint: str, records: Sequence[Mapping[str, Any]], validated: bool = False
+    ) -> list[Prediction]:
         loaded = state.require()
         try:
-            results = predict(loaded, records)
+            results = predict(loaded, records, validate=not validated)
         except InvalidRecordError as error:
             raise reject(endpoint, "invalid", field_errors(error.errors), error) from error
         except (TypeError, ValueError) as error:
@@ -294,7 +296,7 @@ def create_app(
         ]
         if errors:
             raise reject(endpoint, "invalid", errors, ValueError("invalid records"))
-        return run_model(endpoint, records)
+        return run_model(endpoint, records, validated=True)
 
     @app.get("/version")
     def version() -> Version:
