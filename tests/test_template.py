@@ -154,11 +154,22 @@ def scrape(url: str) -> dict[str, float]:
     }
 
 
+def predict_with_id(url: str, record: dict[str, Any], request_id: str) -> Any:
+    """POST /predict with an X-Request-ID; the prediction."""
+    request = urllib.request.Request(
+        f"{url}/predict",
+        data=json.dumps(record).encode(),
+        headers={"Content-Type": "application/json", "X-Request-ID": request_id},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["prediction"]
+
+
 def test_several_workers_report_the_metrics_of_all(
     project: Path, trained: Path, tmp_path: Path
 ) -> None:
-    """With WORKERS=2 each worker answers some requests, and /metrics, whichever worker
-    answers it, counts the requests of both."""
+    """With WORKERS=2 each worker answers some requests, /metrics, whichever worker answers
+    it, counts the requests of both, and a label finds its prediction in either worker."""
     records = json.loads((trained / "sample.json").read_text())["records"]
     log = tmp_path / "serve.log"
     env = {"WORKERS": "2", "DRIFT_INTERVAL_SECONDS": "1"}
@@ -182,15 +193,34 @@ def test_several_workers_report_the_metrics_of_all(
             if entry.get("message") == "POST /predict 200"
         }
         assert len(served) == 2, "one worker answered every request"
+
+        # Labels reach their prediction whichever worker made it and whichever gets them.
+        labelled = 20
+        with ThreadPoolExecutor(8) as pool:
+            predictions = list(
+                pool.map(lambda i: predict_with_id(url, records[0], f"w-{i}"), range(labelled))
+            )
+            answers = list(
+                pool.map(
+                    lambda i: http(
+                        "POST", f"{url}/feedback", {"request_id": f"w-{i}", "label": predictions[i]}
+                    ),
+                    range(labelled),
+                )
+            )
+        assert [status for status, _ in answers] == [200] * labelled, answers
         time.sleep(2.5)  # each worker's drift thread runs every second
 
         for _ in range(4):  # each scrape reaches either worker
             metrics = scrape(url)
             key = 'http_requests_total{endpoint="/predict",method="POST",status="200"}'
-            assert metrics[key] == requests
-            assert metrics['predictions_total{endpoint="/predict"}'] == requests
+            assert metrics[key] == requests + labelled
+            assert metrics['predictions_total{endpoint="/predict"}'] == requests + labelled
             assert metrics["model_loaded"] == 1
-            assert metrics["model_drift_window_records"] == requests  # both windows
+            assert metrics["model_drift_window_records"] == requests + labelled  # both windows
+            assert metrics['model_feedback_total{result="joined"}'] == labelled
+            assert metrics["model_feedback_labels"] == labelled
+            assert metrics["model_live_accuracy"] == 1.0
             assert not any(name.startswith("process_") for name in metrics)
     assert not re.search(r'"level": "(ERROR|CRITICAL)"', log.read_text()), log.read_text()
 
@@ -263,13 +293,7 @@ def exported_metrics(project: Path, command: str, log: Path) -> set[str]:
     with serving([f".venv/bin/{command}"], project, log, env=env) as url:
         assert http("POST", f"{url}/predict/batch", records * 2)[0] == 200
         assert http("POST", f"{url}/predict", {})[0] == 422
-        request = urllib.request.Request(
-            f"{url}/predict",
-            data=json.dumps(records[0]).encode(),
-            headers={"Content-Type": "application/json", "X-Request-ID": "dashboard"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            prediction = json.loads(response.read())["prediction"]
+        prediction = predict_with_id(url, records[0], "dashboard")
         feedback = {"request_id": "dashboard", "label": prediction}
         assert http("POST", f"{url}/feedback", feedback)[0] == 200
         return {re.sub(r"\{.*", "", name) for name in scrape(url)}

@@ -95,7 +95,8 @@ def worker_app() -> FastAPI:
 
 
 def empty_metrics_directory(directory: Path) -> None:
-    """Create ``directory``, or remove the metric files a previous run left in it."""
+    """Create ``directory``, or remove the files a previous run left in it: the metrics
+    (``*.db``) and the predictions kept for ``POST /feedback`` (``*.sqlite3*``)."""
     directory.mkdir(parents=True, exist_ok=True)
-    for leftover in directory.glob("*.db"):
+    for leftover in [*directory.glob("*.db"), *directory.glob("*.sqlite3*")]:
         leftover.unlink()

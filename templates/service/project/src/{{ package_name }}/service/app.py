@@ -60,8 +60,8 @@ from .middleware import (
 from .monitoring import (
     AlreadyLabelledError,
     DriftMonitor,
-    FeedbackTracker,
     UnknownRequestError,
+    feedback_tracker,
 )
 
 logger = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def create_app(
     directory = artifacts_dir if artifacts_dir is not None else settings.artifacts_dir
     state = ModelState()
     metrics = Metrics()
-    feedback = FeedbackTracker(settings, metrics) if settings.monitoring_enabled else None
+    feedback = feedback_tracker(settings, metrics) if settings.monitoring_enabled else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

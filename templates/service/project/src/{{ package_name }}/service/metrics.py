@@ -190,19 +190,19 @@ class Metrics:
         self.live_accuracy = Gauge(
             "model_live_accuracy",
             "Share of correct predictions among the last labelled ones (POST /feedback)",
-            multiprocess_mode="livemin",
+            multiprocess_mode="livemostrecent",
             registry=self.registry,
         )
         self.live_mae = Gauge(
             "model_live_mae",
             "Mean absolute error of the last labelled predictions (POST /feedback)",
-            multiprocess_mode="livemax",
+            multiprocess_mode="livemostrecent",
             registry=self.registry,
         )
         self.feedback_labels = Gauge(
             "model_feedback_labels",
             "Labelled predictions covered by model_live_accuracy / model_live_mae",
-            multiprocess_mode="livesum",
+            multiprocess_mode="livemostrecent",
             registry=self.registry,
         )
         self.feedback = Counter(

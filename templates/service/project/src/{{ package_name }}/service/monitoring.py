@@ -48,15 +48,22 @@ prediction, and the gauges cover the last ``FEEDBACK_WINDOW`` labelled predictio
 * ``model_feedback_labels``: labelled predictions the gauge above covers;
 * ``model_feedback_total{result}``: labels received, ``joined`` or ``unknown`` (no
   prediction kept under that request id) or ``duplicate``.
+
+With several workers the predictions and labels are kept in a SQLite file beside the
+metric files (``SharedFeedbackTracker``), so that a label finds its prediction whichever
+worker made it.
 """
 
+import json
 import logging
 import math
+import sqlite3
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .. import reference as ref
@@ -300,6 +307,10 @@ class FeedbackTracker:
             pending.labelled.add(index)
             self._outcomes.append(outcome)
             outcomes = list(self._outcomes)
+        self._set_gauges(outcomes, task)
+        return outcome
+
+    def _set_gauges(self, outcomes: Sequence["Outcome"], task: ref.Task) -> None:
         self.metrics.feedback.labels("joined").inc()
         self.metrics.feedback_labels.set(len(outcomes))
         if task == "regression":
@@ -307,7 +318,105 @@ class FeedbackTracker:
             self.metrics.live_mae.set(sum(errors) / len(errors))
         else:
             self.metrics.live_accuracy.set(sum(bool(o.correct) for o in outcomes) / len(outcomes))
+
+
+FEEDBACK_DATABASE = "feedback.sqlite3"  # not *.db: prometheus-client reads those as its own
+PRUNE_EVERY = 1000  # remembered requests between two prunings of the oldest
+
+
+class SharedFeedbackTracker(FeedbackTracker):
+    """A FeedbackTracker for several worker processes: the predictions and the labelled
+    outcomes live in a SQLite file beside the metric files, so a label reaches its
+    prediction whichever worker made it and whichever receives the label.
+
+    On the request path that is one insert (WAL journal, no fsync per commit). The live
+    accuracy / MAE are recomputed by the worker that joins a label, over the last
+    ``FEEDBACK_WINDOW`` outcomes of all workers (``multiprocess_mode="livemostrecent"``).
+    """
+
+    def __init__(self, settings: ServiceSettings, metrics: Metrics, path: Path) -> None:
+        super().__init__(settings, metrics)
+        self._remembered = 0
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS pending (request_id TEXT PRIMARY KEY, predictions TEXT)"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS labelled (request_id TEXT, position INTEGER, "
+                "PRIMARY KEY (request_id, position))"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS outcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "correct INTEGER, absolute_error REAL)"
+            )
+
+    def remember(self, request_id: str | None, predictions: Sequence[Any]) -> None:
+        if request_id is None:
+            return
+        encoded = json.dumps(list(predictions), default=str)
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?)", (request_id, encoded))
+            self._remembered += 1
+            if self._remembered % PRUNE_EVERY == 0:
+                self._db.execute(
+                    "DELETE FROM pending WHERE rowid <= (SELECT MAX(rowid) FROM pending) - ?",
+                    (self.settings.feedback_max_pending,),
+                )
+
+    def label(self, request_id: str, index: int, label: Any, task: ref.Task) -> Outcome:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                outcome, outcomes = self._label(request_id, index, label, task)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        self._set_gauges(outcomes, task)
         return outcome
+
+    def _label(
+        self, request_id: str, index: int, label: Any, task: ref.Task
+    ) -> tuple[Outcome, list[Outcome]]:
+        row = self._db.execute(
+            "SELECT predictions FROM pending WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        predictions = json.loads(row[0]) if row is not None else []
+        if not 0 <= index < len(predictions):
+            self.metrics.feedback.labels("unknown").inc()
+            raise UnknownRequestError(request_id)
+        outcome = _outcome(predictions[index], label, task)
+        try:
+            self._db.execute("INSERT INTO labelled VALUES (?, ?)", (request_id, index))
+        except sqlite3.IntegrityError as error:
+            self.metrics.feedback.labels("duplicate").inc()
+            raise AlreadyLabelledError(request_id) from error
+        correct = None if outcome.correct is None else int(outcome.correct)
+        self._db.execute(
+            "INSERT INTO outcomes (correct, absolute_error) VALUES (?, ?)",
+            (correct, outcome.absolute_error),
+        )
+        window = self.settings.feedback_window
+        self._db.execute(
+            "DELETE FROM outcomes WHERE id <= (SELECT MAX(id) FROM outcomes) - ?", (window,)
+        )
+        outcomes = [
+            Outcome(None, None if ok is None else bool(ok), error)
+            for ok, error in self._db.execute("SELECT correct, absolute_error FROM outcomes")
+        ]
+        return outcome, outcomes
+
+
+def feedback_tracker(settings: ServiceSettings, metrics: Metrics) -> FeedbackTracker:
+    """The tracker for this process: shared through SQLite when there are several workers."""
+    if metrics.multiprocess_dir is None:
+        return FeedbackTracker(settings, metrics)
+    return SharedFeedbackTracker(
+        settings, metrics, Path(metrics.multiprocess_dir) / FEEDBACK_DATABASE
+    )
 
 
 def _outcome(prediction: Any, label: Any, task: ref.Task) -> Outcome:
