@@ -561,15 +561,18 @@ def print_table(summary: dict[str, Any], in_process: dict[str, float]) -> None:
         f"p99 {in_process['p99_us'] / 1000:.2f} ms"
     )
     servers_ = summary["servers"]
-    for key in servers_["generated"]["cells"]:
+    for key in servers_["generated"]["cells"] if "generated" in servers_ else []:
         ratios = []
         on = servers_["generated"]["cells"][key]["rps"]
         for other in ("generated-nomon", "minimal", "mlflow"):
             if other in servers_:
                 ratios.append(f"{on / servers_[other]['cells'][key]['rps']:.2f}x {other}")
-        floor = servers_["floor"]["cells"][key]["p50_us"]
-        gap = (servers_["generated"]["cells"][key]["p50_us"] - floor) / 1000
-        print(f"generated {key}: {', '.join(ratios)}; p50 {gap:+.2f} ms over the floor")
+        gap = ""
+        if "floor" in servers_:
+            floor = servers_["floor"]["cells"][key]["p50_us"]
+            over = (servers_["generated"]["cells"][key]["p50_us"] - floor) / 1000
+            gap = f"; p50 {over:+.2f} ms over the floor"
+        print(f"generated {key}: {', '.join(ratios)}{gap}")
 
 
 def main() -> None:
@@ -579,6 +582,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch", type=int, default=100, help="records per /predict/batch")
     parser.add_argument("--no-mlflow", action="store_true")
+    parser.add_argument(
+        "--servers",
+        help="comma-separated subset of floor,minimal,generated,generated-nomon,mlflow",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the project and venvs here")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "service_speed.json")
     args = parser.parse_args()
@@ -602,7 +609,7 @@ def main() -> None:
         print(f"promoting {args.notebook.name}, installing and training ...", flush=True)
         project, name = prepare_project(args.notebook, scratch, uv)
         mlflow_model, mlflow_note = (None, "skipped (--no-mlflow)")
-        if not args.no_mlflow:
+        if not args.no_mlflow and (not args.servers or "mlflow" in args.servers):
             print("installing MLflow in its own venv ...", flush=True)
             mlflow_model, mlflow_note = prepare_mlflow(project, scratch, uv)
         print(mlflow_note, flush=True)
@@ -618,6 +625,9 @@ def main() -> None:
             )
         )
         contenders = servers(project, name, scratch, mlflow_model, args.batch)
+        if args.servers:
+            wanted = set(args.servers.split(","))
+            contenders = [server for server in contenders if server.name in wanted]
         for number in range(args.rounds):
             for server in contenders:
                 print(f"round {number + 1}/{args.rounds}: {server.name}", flush=True)
