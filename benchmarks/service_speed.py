@@ -608,7 +608,7 @@ def main() -> None:
         (scratch / "post.lua").write_text(WRK_SCRIPT)
         print(f"promoting {args.notebook.name}, installing and training ...", flush=True)
         project, name = prepare_project(args.notebook, scratch, uv)
-        mlflow_model, mlflow_note = (None, "skipped (--no-mlflow)")
+        mlflow_model, mlflow_note = (None, "MLflow skipped (--no-mlflow or --servers)")
         if not args.no_mlflow and (not args.servers or "mlflow" in args.servers):
             print("installing MLflow in its own venv ...", flush=True)
             mlflow_model, mlflow_note = prepare_mlflow(project, scratch, uv)

@@ -46,7 +46,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
-from scipy import special  # not scipy.stats: seconds more to import, at every start
 
 REFERENCE_VERSION = 1
 BINS = 10
@@ -262,6 +261,11 @@ def kolmogorov_smirnov(
     statistic = float(
         max(np.max(np.abs(live_at - reference_at)), np.max(np.abs(live_before - reference_before)))
     )
+    # Imported here: describing the training data (in `make train`, or in the notebook's
+    # kernel for `promote --execute`) does not need scipy. scipy.special, not scipy.stats,
+    # which takes seconds more to import.
+    from scipy import special
+
     effective = len(live) * reference_count / (len(live) + reference_count)
     pvalue = float(special.kolmogorov(math.sqrt(effective) * statistic))
     return statistic, min(max(pvalue, 0.0), 1.0)
