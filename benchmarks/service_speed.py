@@ -4,8 +4,9 @@ Run: `.venv/bin/python benchmarks/service_speed.py [--notebook NB] [--duration S
 [--no-mlflow] [--json out.json]`. Needs wrk (Debian: `apt-get install wrk`) and uv (in .venv).
 
 It promotes an example notebook (default: the breast cancer classifier, 30 numeric features),
-installs the project in a fresh venv with uv and trains it, then serves the same model.joblib
-with, each in one uvicorn process on 127.0.0.1:
+installs the project in a fresh venv with uv and trains it, then serves the same model (the
+project's artifacts; the other contenders read it exported with joblib) with, each in one
+uvicorn process on 127.0.0.1:
 
 * ``floor``: a bare FastAPI app that reads the body and returns a constant (the framework's
   own cost, no model);
@@ -105,7 +106,7 @@ import joblib
 import pandas as pd
 from fastapi import Body, FastAPI
 
-model = joblib.load(os.path.join(os.environ["ARTIFACTS_DIR"], "model.joblib"))
+model = joblib.load(os.environ["MODEL_FILE"])
 app = FastAPI()
 
 
@@ -139,7 +140,7 @@ def predict_batch(records: list[dict[str, Any]] = Body()) -> list[dict[str, Any]
 IN_PROCESS = """
 import json, os, sys, time
 import joblib, pandas as pd
-model = joblib.load(os.path.join(sys.argv[1], "model.joblib"))
+model = joblib.load(sys.argv[3])
 record = json.load(open(os.path.join(sys.argv[1], "sample.json")))["records"][0]
 frame = pd.DataFrame([record])
 model.predict(frame)
@@ -354,6 +355,7 @@ def prepare_project(notebook: Path, scratch: Path, uv: str) -> tuple[Path, str]:
     """Promote the notebook, install the project in its venv and train it."""
     sys.path.insert(0, str(ROOT / "src"))
     from promote.api import promote
+    from promote.planning import package_name
 
     project = scratch / "project"
     result = promote(notebook, project, lock=False)
@@ -366,6 +368,13 @@ def prepare_project(notebook: Path, scratch: Path, uv: str) -> tuple[Path, str]:
     )
     run([uv, "pip", "install", "--quiet", "--python", str(python), "--no-deps", "-e", "."], project)
     run([str(project / ".venv" / "bin" / f"{name}-train")], project)
+    # The trained model as a plain joblib file, for the hand-written app and MLflow.
+    export = (
+        "import pathlib, sys, joblib\n"
+        f"from {package_name(name)}.artifacts import load\n"
+        "joblib.dump(load(pathlib.Path(sys.argv[1])).model, sys.argv[2])"
+    )
+    run([str(python), "-c", export, str(project / "artifacts"), str(scratch / "model.joblib")])
     return project, name
 
 
@@ -405,7 +414,7 @@ def prepare_mlflow(project: Path, scratch: Path, uv: str) -> tuple[Path | None, 
             str(venv / "bin" / "python"),
             "-c",
             MLFLOW_SAVE,
-            str(project / "artifacts" / "model.joblib"),
+            str(scratch / "model.joblib"),
             str(model),
         ]
     )
@@ -456,7 +465,7 @@ def servers(
         Server(
             "minimal",
             [*uvicorn, "minimal_app:app"],
-            {"ARTIFACTS_DIR": str(project / "artifacts")},
+            {"MODEL_FILE": str(scratch / "model.joblib")},
             "/ready",
             ("/predict", records[0]),
             ("/predict/batch", many),
@@ -621,6 +630,7 @@ def main() -> None:
                     IN_PROCESS,
                     str(project / "artifacts"),
                     "2000",
+                    str(scratch / "model.joblib"),
                 ]
             )
         )

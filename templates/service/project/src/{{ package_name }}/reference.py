@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-REFERENCE_VERSION = 1
+REFERENCE_VERSION = 2  # 2: numeric features carry their percentiles ("quantiles") and "count"
 BINS = 10
 QUANTILES = 101  # 0%, 1%, ..., 100%
 MAX_CATEGORIES = 50
