@@ -173,8 +173,9 @@ def test_several_workers_report_the_metrics_of_all(
     records = json.loads((trained / "sample.json").read_text())["records"]
     log = tmp_path / "serve.log"
     env = {"WORKERS": "2", "DRIFT_INTERVAL_SECONDS": "1"}
-    with serving([f".venv/bin/{PROJECT_NAME}-serve"], project, log, env=env) as url:
-        deadline = time.monotonic() + 120
+    # Two workers import pandas and scikit-learn at once: minutes on a busy CI machine.
+    with serving([f".venv/bin/{PROJECT_NAME}-serve"], project, log, 240, env) as url:
+        deadline = time.monotonic() + 240
         while log.read_text().count("Application startup complete") < 2:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.5)

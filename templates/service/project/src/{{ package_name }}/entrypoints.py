@@ -23,6 +23,10 @@ from .service.metrics import MULTIPROCESS_DIR_VARIABLE
 
 logger = logging.getLogger(__name__)
 
+# Seconds uvicorn gives a worker to answer its health check (its default, 5, kills workers
+# still importing pandas and the model's libraries on a busy machine, again and again).
+WORKER_HEALTHCHECK_TIMEOUT = 30
+
 
 def train() -> None:
     """Run the training pipeline and save the model artifacts."""
@@ -79,6 +83,7 @@ def serve() -> None:
             log_config=None,  # keep the JSON logging configured here
             access_log=False,  # the application logs each request, with its id
             timeout_graceful_shutdown=settings.shutdown_timeout,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
         )
     finally:
         if directory is not None and not given:
