@@ -57,10 +57,11 @@ TRUSTED_MODULES = (
     "imblearn",
 )
 # Distributions whose versions are recorded beside the model. A different major or minor
-# version of scikit-learn or Python refuses to load it (scikit-learn does not support models
-# across versions); any other difference is a warning.
+# version of scikit-learn refuses to load it (scikit-learn does not support models across
+# versions), and for a pickle (joblib) of Python too; any other difference is a warning.
 RECORDED_VERSIONS = ("scikit-learn", "numpy", "pandas", "scipy", "skops", "joblib")
-STRICT_VERSIONS = ("python", "scikit-learn")
+STRICT_VERSIONS = ("scikit-learn",)
+STRICT_PICKLE_VERSIONS = ("python", "scikit-learn")
 SCHEMA_FILE = "schema.json"
 SAMPLE_FILE = "sample.json"
 METRICS_FILE = "metrics.json"
@@ -236,8 +237,11 @@ def load_model(directory: Path) -> tuple[Any, str]:
             "the model file was changed or replaced after training. Run `make train` again "
             "(or restore the file) rather than serving a model nobody can trace."
         )
-    check_versions(manifest.get("versions", {}), path)
-    if manifest["format"] == "joblib":
+    pickled = manifest["format"] == "joblib"
+    check_versions(
+        manifest.get("versions", {}), path, STRICT_PICKLE_VERSIONS if pickled else STRICT_VERSIONS
+    )
+    if pickled:
         logger.warning("%s is a pickle (skops could not save this model)", path)
         return joblib.load(path), sha256
     needed = sio.get_untrusted_types(file=path)
@@ -264,9 +268,11 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def check_versions(saved: Mapping[str, str], path: Path) -> None:
-    """Refuse a model saved with another minor version of ``STRICT_VERSIONS``; warn for
-    any other library version that differs from the one installed."""
+def check_versions(
+    saved: Mapping[str, str], path: Path, strict: Sequence[str] = STRICT_VERSIONS
+) -> None:
+    """Refuse a model saved with another major or minor version of a library in ``strict``;
+    warn for any other library version that differs from the one installed."""
     current = library_versions()
     differ = {
         name: (version, current[name])
@@ -279,7 +285,7 @@ def check_versions(saved: Mapping[str, str], path: Path) -> None:
     strict = [
         name
         for name, (old, new) in differ.items()
-        if name in STRICT_VERSIONS and old.split(".")[:2] != new.split(".")[:2]
+        if name in strict and old.split(".")[:2] != new.split(".")[:2]
     ]
     if strict:
         raise ModelArtifactError(
