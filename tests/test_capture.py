@@ -123,8 +123,17 @@ def test_parity_test_passes_then_catches_a_changed_hyper_parameter(tmp_path: Pat
     )
     assert passed.returncode == 0, passed.stdout
     assert "4 passed" in passed.stdout
-    train = target / "src" / "diabetes_regressor" / "train.py"
-    train.write_text(train.read_text().replace("max_depth=2", "max_depth=3"))
+    # The hyper-parameter is a setting (settings.py) or a literal in the train module.
+    edited = []
+    for module in ("settings.py", "train.py"):
+        path = target / "src" / "diabetes_regressor" / module
+        text = path.read_text()
+        changed = text.replace("max_depth: int = 2", "max_depth: int = 3")
+        changed = changed.replace("max_depth=2", "max_depth=3")
+        if changed != text:
+            path.write_text(changed)
+            edited.append(module)
+    assert edited, "max_depth=2 is neither in settings.py nor in train.py"
     failed = subprocess.run(
         [pytest_bin, "-q", "tests/test_parity.py"], cwd=target, capture_output=True, text=True
     )
