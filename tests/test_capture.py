@@ -82,11 +82,11 @@ def test_a_looping_cell_is_stopped_by_its_timeout(
 @pytest.mark.parametrize(
     ("cells", "options", "expected"),
     [
-        (("import os\nos._exit(3)",), [], "at cell 3: the kernel died while running the cell"),
+        (("import os\nos._exit(3)",), [], "at cell 1: the kernel died while running the cell"),
         (
-            ("import time\ntime.sleep(120)",),
+            ("import time\ntime.sleep(300)",),
             ["--total-timeout", "20"],
-            "at cell 3: the run exceeded its 20 s budget",
+            "at cell 1: the run exceeded its 20 s budget",
         ),
     ],
     ids=["kernel-dies", "a-cell-past-the-total-budget"],
@@ -98,11 +98,12 @@ def test_a_dead_kernel_or_an_exhausted_budget_is_reported_in_time(
     options: list[str],
     expected: str,
 ) -> None:
-    notebook = write(tmp_path, FIT, DATA, *cells, MODEL)
+    # The cells under test come first: the budget counts from the kernel's start.
+    notebook = write(tmp_path, *cells, FIT, DATA, MODEL)
     started = time.monotonic()
     code = main([str(notebook), "-o", str(tmp_path / "p"), "--execute", "--no-lock", *options])
     assert code == EXECUTION_FAILED
-    assert time.monotonic() - started < 60  # the budget, not the cell, decides when it stops
+    assert time.monotonic() - started < 150  # the budget, not the cell, decides when it stops
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
     assert (tmp_path / "p" / "Makefile").is_file()
