@@ -274,3 +274,15 @@ def test_parity_passes_without_the_personal_columns_in_the_sample(tmp_path: Path
     )
     assert tested.returncode == 0, tested.stdout
     assert "4 passed" in tested.stdout
+
+
+def test_a_frame_with_a_repeated_column_name_is_captured_without_its_values() -> None:
+    class Model:
+        def predict(self, rows: pd.DataFrame) -> list[int]:
+            return [0] * len(rows)
+
+    frame = pd.DataFrame([[1, "ann@example.com"], [2, "bob@example.org"]], columns=["a", "a"])
+    captured = kernel_capture.capture(Model(), frame, {}, 5)
+    assert captured["dropped"] == {"a": "values look like e-mail addresses"}
+    assert "example" not in json.dumps(captured)
+    assert [column["type"] for column in captured["schema"]["columns"]] == ["integer", "string"]
