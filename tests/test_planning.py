@@ -203,7 +203,10 @@ def test_stages_read_settings_from_a_parameter_not_a_global() -> None:
         "settings.api_key.get_secret_value()})" in files["data.py"]
     )
     assert "LogisticRegression(C=settings.c, random_state=settings.seed)" in files["train.py"]
-    assert "settings = Settings() if settings is None else settings" in files["pipeline.py"]
+    assert (
+        "if settings is None:\n        settings = Settings()  # type: ignore[call-arg]"
+        in files["pipeline.py"]
+    )
     assert "def run(settings: Settings | None = None) -> TrainingResult:" in files["pipeline.py"]
     for name, text in files.items():
         assert "DATA_PATH" not in text.replace("DEMO_DATA_PATH", ""), name

@@ -16,6 +16,7 @@ from promote.analysis.bindings import BUILTINS, function_free_names
 from promote.analysis.checks import run_checks
 from promote.analysis.dependencies import Dependency, dependencies
 from promote.analysis.dependencies import distribution as _distribution
+from promote.analysis.secrets import secret_literals
 from promote.analysis.statements import Context, Statement, called_name, split_statements
 from promote.normalize import normalize
 from promote.notebook import Cell, Notebook
@@ -172,7 +173,7 @@ def analyse(
     constants = _constants(cells)
     definitions = _definitions(cells, imports, constants, diagnostics)
     diagnostics.extend(_undefined(cells, imports, definitions))
-    diagnostics.extend(run_checks(notebook, cells, constants))
+    diagnostics.extend(run_checks(notebook, cells))
     requirements = tuple(r for c in cells for r in c.requirements)
     literals = tuple(
         (c.index, node.value)
@@ -316,7 +317,14 @@ def _constants(cells: list[CellAnalysis]) -> dict[str, int]:
             or cell.role == "config"
             or tables.SECRET_NAME.search(stmt.binds[0])
         )
+        and not _holds_nested_secret(stmt)
     }
+
+
+def _holds_nested_secret(stmt: Statement) -> bool:
+    """``CONFIG = {"password": "..."}``: not a setting; the credential inside becomes one."""
+    value = getattr(stmt.node, "value", None)
+    return any(found.node is not value for found in secret_literals(list(ast.walk(stmt.node))))
 
 
 def _definitions(

@@ -88,7 +88,7 @@ def make_setting(
     else:
         annotation = literal_type(ast.literal_eval(value))
     source = "\n".join(lines[start : node.end_lineno or node.lineno])
-    field = _field_name(name, taken)
+    field = field_name(name, taken)
     if secret:
         return Setting(name, field, "SecretStr", "", comments, "", secret=True, source="")
     return Setting(name, field, annotation, default, comments, trailing, source=source)
@@ -168,9 +168,12 @@ def _common(values: Iterable[object]) -> str:
     return "Any"
 
 
-def _field_name(name: str, taken: set[str]) -> str:
+def field_name(name: str, taken: set[str]) -> str:
+    """A valid, unused settings field name for ``name`` (``TEST_SIZE`` → ``test_size``)."""
     field = name.lower() if name.isupper() else name
     field = field.lstrip("_") or "value"
+    if not field.isidentifier():
+        field = f"setting_{field}"
     if keyword.iskeyword(field) or field in _RESERVED or field.startswith("model_"):
         field += "_"
     base, number = field, 2
@@ -267,9 +270,9 @@ def name_inline(
             out.append((literal, shared[keyword]))
             continue
         if one_value and len(plain) > 2 and plain not in taken and plain not in _RESERVED:
-            field = _field_name(plain, taken)
+            field = field_name(plain, taken)
         else:
-            field = _field_name(f"{_snake(literal.callee)}_{plain}".strip("_"), taken)
+            field = field_name(f"{_snake(literal.callee)}_{plain}".strip("_"), taken)
         setting = Setting(
             name="",
             field=field,
