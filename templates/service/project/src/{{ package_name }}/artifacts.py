@@ -7,7 +7,10 @@ An artifacts directory holds six files:
 * ``model.json``: the model file's name, format, SHA-256 and the library versions it was
   saved with, and for skops the types it needs beyond skops' defaults (``MANIFEST_FILE``);
 * ``schema.json``: the model input, inferred from the features it was fitted on
-  (``table``: named, typed columns; ``text``: one string; ``array``: n numbers);
+  (``table``: named, typed columns; ``text``: one string; ``array``: n numbers). Each
+  column of a table also records what training saw of it: missing values, the range of
+  its numbers and the categories of its strings and booleans (``validation.py`` checks
+  new training data and requests against them);
 * ``sample.json``: the first rows of those features as JSON records, with the
   model's predictions for them (the service's tests replay them);
 * ``metrics.json``: the metrics reported by the pipeline;
@@ -68,6 +71,8 @@ METRICS_FILE = "metrics.json"
 REFERENCE_FILE = "reference.json"
 ARTIFACT_FILES = (MANIFEST_FILE, SCHEMA_FILE, SAMPLE_FILE, METRICS_FILE)  # required to serve
 SAMPLE_ROWS = 5
+# A string or boolean column with more distinct values than this keeps no category list.
+MAX_CATEGORIES = 50
 
 TEXT_FIELD = "text"
 ARRAY_FIELD = "features"
@@ -97,6 +102,11 @@ class Column:
     dtype: str  # pandas dtype name, restored when building the model input
     type: JsonType  # JSON type accepted for the field
     nullable: bool = False  # the training data had missing values in this column
+    minimum: float | None = None  # numbers: the smallest value seen in training
+    maximum: float | None = None  # numbers: the largest value seen in training
+    # strings and booleans: the values seen in training, as strings (None: not recorded,
+    # more than MAX_CATEGORIES of them)
+    categories: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +129,7 @@ class Schema:
     def from_json(cls, data: Mapping[str, Any]) -> "Schema":
         return cls(
             kind=data["kind"],
-            columns=tuple(Column(**column) for column in data.get("columns", ())),
+            columns=tuple(_column_from_json(column) for column in data.get("columns", ())),
             n_features=data.get("n_features", 0),
             dtype=data.get("dtype", ""),
         )
@@ -369,12 +379,34 @@ def _column(frame: pd.DataFrame, name: Any) -> Column:
     values = frame[name]
     if isinstance(values, pd.DataFrame):
         raise ValueError(f"column {name!r} appears more than once in the features")
+    json_type = _json_type(values)
+    minimum = maximum = None
+    categories = None
+    present = values.dropna()
+    if json_type in ("number", "integer") and not isinstance(values.dtype, pd.CategoricalDtype):
+        finite = pd.to_numeric(present, errors="coerce")
+        finite = finite[np.isfinite(finite.to_numpy(dtype=float))]
+        if len(finite):
+            minimum, maximum = float(finite.min()), float(finite.max())
+    elif json_type in ("string", "boolean") or isinstance(values.dtype, pd.CategoricalDtype):
+        if not ptypes.is_datetime64_any_dtype(values.dtype):
+            labels = sorted(set(ref.category_labels(present)))
+            categories = tuple(labels) if len(labels) <= MAX_CATEGORIES else None
     return Column(
         name=name,
         dtype=values.dtype.name,
-        type=_json_type(values),
+        type=json_type,
         nullable=bool(values.isna().any()),
+        minimum=minimum,
+        maximum=maximum,
+        categories=categories,
     )
+
+
+def _column_from_json(data: Mapping[str, Any]) -> Column:
+    """A column of schema.json; those written before ranges and categories load too."""
+    categories = data.get("categories")
+    return Column(**{**data, "categories": None if categories is None else tuple(categories)})
 
 
 def _json_type(values: pd.Series) -> JsonType:
