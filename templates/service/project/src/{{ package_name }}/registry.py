@@ -263,7 +263,8 @@ def record_training(
     serving = registry.serving()
     metrics = {str(name): float(value) for name, value in result.metrics.items()}
     if serving is None or settings.training_data_checks == "off":
-        data_report = validation.DataReport("", len(result.features))
+        against = "" if serving is None else validation.OFF
+        data_report = validation.DataReport(against, len(result.features))
     else:
         data_report = validation.check_training_data(
             result.features,

@@ -32,6 +32,7 @@ DEFAULT_RANGE_MARGIN = 0.1
 ROWS_SHOWN = 5  # rows named per problem in a report
 VALUES_SHOWN = 3  # example values per problem
 CATEGORIES_CHECK = "training_categories"
+OFF = "(off)"  # DataReport.against when the check is turned off
 
 Check = Literal["column", "dtype", "nulls", "range", "categories", "shape"]
 
@@ -59,7 +60,7 @@ class Problem:
 class DataReport:
     """The outcome of ``check_training_data``: passed when there is no problem."""
 
-    against: str  # the version whose schema the data was checked against ("" for none)
+    against: str  # the version whose schema the data was checked against ("": none, OFF)
     rows: int
     problems: tuple[Problem, ...] = ()
 
@@ -68,6 +69,8 @@ class DataReport:
         return not self.problems
 
     def text(self) -> str:
+        if self.against == OFF:
+            return "data check: off (TRAINING_DATA_CHECKS=off)"
         if not self.against:
             return "data check: nothing serves yet, no schema to check the data against"
         if self.passed:
