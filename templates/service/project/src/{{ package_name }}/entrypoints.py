@@ -24,10 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import uvicorn
-
 from .registry import GateSettings, Registry, RegistryError, TrainingOutcome, record_training
-from .service.app import create_app
 from .service.config import ServiceSettings
 from .service.logs import configure_logging
 
@@ -151,6 +148,11 @@ def serve() -> None:
     On either signal the server stops accepting connections and gives the requests in
     flight up to ``SHUTDOWN_TIMEOUT`` seconds to finish.
     """
+    # Imported here so that the other commands start quickly.
+    import uvicorn
+
+    from .service.app import create_app
+
     settings = ServiceSettings()
     configure_logging(settings.log_level)
     uvicorn.run(

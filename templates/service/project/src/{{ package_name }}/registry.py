@@ -40,13 +40,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+from . import gate
 
-from . import gate, validation
-from .artifacts import SCHEMA_FILE, Schema, TrainingOutput, save, to_json_safe
+if TYPE_CHECKING:
+    from . import validation
+    from .artifacts import Schema, TrainingOutput
+
+# The artifacts, the data checks, numpy and pandas (and through them scikit-learn and skops)
+# are imported where they are needed, so that `<project>-model rollback` and the other
+# pointer changes start in a fraction of a second.
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +73,7 @@ class TrainingOutcome:
 
     version: str
     serving: bool  # the version serves now
-    data_report: validation.DataReport
+    data_report: "validation.DataReport"
     gate_report: gate.GateReport
 
     def text(self) -> str:
@@ -151,7 +155,9 @@ class Registry:
         newer = [version for version in self.candidates() if _number(version) > serving]
         return newer[-1] if newer else None
 
-    def schema(self, version: str) -> Schema:
+    def schema(self, version: str) -> "Schema":
+        from .artifacts import SCHEMA_FILE, Schema
+
         return Schema.from_json(json.loads((self.path(version) / SCHEMA_FILE).read_text()))
 
     # --- writing ---------------------------------------------------------------------
@@ -251,15 +257,18 @@ class GateSettings:
     """The settings of the data check and the gate (``service/config.py``)."""
 
     training_data_checks: str = "enforce"  # enforce, warn or off
-    data_range_margin: float = validation.DEFAULT_RANGE_MARGIN
+    data_range_margin: float = 0.1  # validation.DEFAULT_RANGE_MARGIN
     promotion_tolerance: float = 0.01
     promotion_metrics: str = ""
 
 
 def record_training(
-    result: TrainingOutput, registry: Registry, settings: GateSettings
+    result: "TrainingOutput", registry: Registry, settings: GateSettings
 ) -> TrainingOutcome:
     """Check, register and gate a newly trained model; it serves if it passes."""
+    from . import validation
+    from .artifacts import save, to_json_safe
+
     serving = registry.serving()
     metrics = {str(name): float(value) for name, value in result.metrics.items()}
     if serving is None or settings.training_data_checks == "off":
@@ -299,6 +308,9 @@ def record_training(
 
 def data_fingerprint(features: Any) -> dict[str, Any]:
     """SHA-256 of the model input, with its number of rows and its columns."""
+    import numpy as np
+    import pandas as pd
+
     digest = hashlib.sha256()
     columns: list[str] = []
     if isinstance(features, pd.DataFrame):
