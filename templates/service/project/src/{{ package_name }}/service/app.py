@@ -83,7 +83,9 @@ OPEN_PATHS = frozenset({"/health", "/ready"})
 # OpenAPI responses, typed as FastAPI's ``responses`` parameter expects them.
 NOT_LOADED: dict[int | str, dict[str, Any]] = {503: {"description": "The model is not loaded"}}
 INVALID: dict[int | str, dict[str, Any]] = {
-    422: {"description": "The input does not match the model input (fields named)"}
+    400: {"description": "The body cannot be decoded (not UTF-8 JSON)"},
+    413: {"description": "The body is larger than MAX_BODY_BYTES"},
+    422: {"description": "The input does not match the model input (fields named)"},
 }
 
 
