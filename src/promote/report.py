@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from promote.analysis import Analysis, CellAnalysis
+from promote.analysis.evidence import normal_name
 from promote.analysis.readiness import ReadinessItem, readiness
 from promote.diagnostics import Diagnostic
 from promote.errors import RefusedNotebookError
@@ -81,6 +82,7 @@ def check_text(result: CheckReport) -> str:
         )
     else:
         lines.append("model: none found (no `.fit(...)` call)")
+    lines += _evidence_lines(analysis)
     lines += ["", "Production readiness"]
     for item in result.readiness:
         lines.append(f"  [{'x' if item.ok else ' '}] {item.key:<10} {item.detail}")
@@ -105,6 +107,30 @@ def check_text(result: CheckReport) -> str:
             f"{_plural(counts['info'], 'note')})"
         )
     return "\n".join(lines)
+
+
+def _evidence_lines(analysis: Analysis) -> list[str]:
+    """The versions the notebook shows: Python, then the distributions it imports."""
+    evidence = analysis.evidence
+    if not evidence.versions and not evidence.saved:
+        return ["", "Evidence of versions: none (no kernel version, pins or versions in outputs)"]
+    used = {normal_name(x.distribution) for x in analysis.dependencies} | {"python"}
+    shown = [v for v in evidence.versions if v.distribution in used]
+    lines = ["", "Evidence of versions"]
+    for item in shown:
+        where = "notebook metadata" if item.cell is None else f"cell {item.cell}"
+        lines.append(
+            f"  {item.distribution + ' ' + item.version:<24} {item.source}, {where}: {item.detail}"
+        )
+    others = {v.distribution for v in evidence.versions} - used
+    if others:
+        lines.append(
+            f"  (and {_plural(len(others), 'other distribution')} named in outputs; "
+            "--format json lists them)"
+        )
+    if evidence.saved:
+        lines.append(f"  last run {evidence.saved} ({evidence.saved_source})")
+    return lines
 
 
 def check_json(result: CheckReport) -> str:
@@ -146,6 +172,7 @@ def check_json(result: CheckReport) -> str:
             for x in analysis.dependencies
         ],
         "requirements": list(analysis.requirements),
+        "evidence": analysis.evidence.as_dict(),
         "readiness": [{"key": x.key, "ok": x.ok, "detail": x.detail} for x in result.readiness],
         "diagnostics": [x.as_dict() for x in analysis.diagnostics],
     }

@@ -16,6 +16,7 @@ from promote.analysis.bindings import BUILTINS, function_free_names
 from promote.analysis.checks import run_checks
 from promote.analysis.dependencies import Dependency, dependencies
 from promote.analysis.dependencies import distribution as _distribution
+from promote.analysis.evidence import Evidence, collect
 from promote.analysis.secrets import secret_literals
 from promote.analysis.statements import Context, Statement, called_name, split_statements
 from promote.normalize import normalize
@@ -26,6 +27,7 @@ __all__ = [
     "CellAnalysis",
     "Definition",
     "Dependency",
+    "Evidence",
     "ImportBinding",
     "ModelFit",
     "analyse",
@@ -103,6 +105,7 @@ class Analysis:
     diagnostics: tuple[d.Diagnostic, ...]
     string_literals: tuple[tuple[int, str], ...] = field(default=())  # (cell, value)
     dependencies: tuple[Dependency, ...] = field(default=())  # third-party, sorted by name
+    evidence: Evidence = field(default=Evidence())  # versions and date the notebook shows
 
     @property
     def errors(self) -> tuple[d.Diagnostic, ...]:
@@ -200,6 +203,7 @@ def analyse(
             packages,
             installed,
         ),
+        evidence=collect(notebook, cells, ((c.index, r) for c in cells for r in c.requirements)),
     )
 
 
