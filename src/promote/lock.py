@@ -19,7 +19,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-__all__ = ["LOCKS", "Locked", "lock"]
+__all__ = ["LOCKS", "Locked", "find_uv", "lock"]
 
 LOCKS = {
     "requirements.txt": "requirements.lock",
@@ -40,7 +40,7 @@ class Locked:
 def lock(project: Path, python_version: str = "3.11", timeout: int = 120) -> Locked:
     """Write the lock files of ``project`` next to its requirements files."""
     sources = [s for s in LOCKS if (project / s).is_file()]
-    uv = _uv()
+    uv = find_uv()
     reason = "uv is not installed"
     if uv:
         failures = []
@@ -60,7 +60,8 @@ def lock(project: Path, python_version: str = "3.11", timeout: int = 120) -> Loc
     return Locked(tuple(LOCKS[s] for s in sources), "installed", reason)
 
 
-def _uv() -> str | None:
+def find_uv() -> str | None:
+    """The uv executable: the one installed with promote, else one on PATH."""
     try:
         from uv import find_uv_bin
 

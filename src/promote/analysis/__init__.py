@@ -16,6 +16,7 @@ from promote.analysis.bindings import BUILTINS, function_free_names
 from promote.analysis.checks import run_checks
 from promote.analysis.dependencies import Dependency, dependencies
 from promote.analysis.dependencies import distribution as _distribution
+from promote.analysis.drift import Bound, DriftMatch, bounds, find_drift
 from promote.analysis.evidence import Evidence, collect
 from promote.analysis.secrets import secret_literals
 from promote.analysis.statements import Context, Statement, called_name, split_statements
@@ -24,9 +25,11 @@ from promote.notebook import Cell, Notebook
 
 __all__ = [
     "Analysis",
+    "Bound",
     "CellAnalysis",
     "Definition",
     "Dependency",
+    "DriftMatch",
     "Evidence",
     "ImportBinding",
     "ModelFit",
@@ -106,6 +109,8 @@ class Analysis:
     string_literals: tuple[tuple[int, str], ...] = field(default=())  # (cell, value)
     dependencies: tuple[Dependency, ...] = field(default=())  # third-party, sorted by name
     evidence: Evidence = field(default=Evidence())  # versions and date the notebook shows
+    drift: tuple[DriftMatch, ...] = field(default=())  # uses of APIs that changed (api_drift.toml)
+    bounds: tuple[Bound, ...] = field(default=())  # per distribution, the versions they work with
 
     @property
     def errors(self) -> tuple[d.Diagnostic, ...]:
@@ -177,6 +182,9 @@ def analyse(
     definitions = _definitions(cells, imports, constants, diagnostics)
     diagnostics.extend(_undefined(cells, imports, definitions))
     diagnostics.extend(run_checks(notebook, cells))
+    drift = find_drift(cells)
+    version_bounds = bounds(drift)
+    diagnostics.extend(_drift_diagnostics(drift, version_bounds))
     requirements = tuple(r for c in cells for r in c.requirements)
     literals = tuple(
         (c.index, node.value)
@@ -204,7 +212,38 @@ def analyse(
             installed,
         ),
         evidence=collect(notebook, cells, ((c.index, r) for c in cells for r in c.requirements)),
+        drift=drift,
+        bounds=version_bounds,
     )
+
+
+def _drift_diagnostics(
+    drift: Sequence[DriftMatch], version_bounds: Sequence[Bound]
+) -> list[d.Diagnostic]:
+    out: list[d.Diagnostic] = [
+        d.ApiDrift(
+            match.cell,
+            line=match.line,
+            api=match.api.id,
+            used=match.api.shown,
+            distribution=match.api.distribution,
+            works=match.api.works,
+            removed_in=match.api.removed_in,
+            replacement=match.api.replacement,
+        )
+        for match in drift
+    ]
+    for bound in version_bounds:
+        if bound.conflict:
+            out.append(
+                d.ConflictingVersionBounds(
+                    bound.cells[0],
+                    distribution=bound.distribution,
+                    specifier=bound.specifier,
+                    apis=bound.apis,
+                )
+            )
+    return out
 
 
 def stage_tag(cell: Cell) -> str | None:
