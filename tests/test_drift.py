@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
-from helpers import CORPUS, analyse_cells
+from helpers import CORPUS, analyse_cells, notebook_json
 
 from promote import diagnostics as d
 from promote.analysis import analyse
-from promote.analysis.drift import DriftApi, load_envs, load_table, parse_table
+from promote.analysis.drift import DriftApi, bounds, find_drift, load_envs, load_table, parse_table
+from promote.cli import main
 from promote.notebook import read
 
 TABLE = load_table()
@@ -168,8 +172,6 @@ modern = "import pkg"
 source = "x"
 """
     )
-    from promote.analysis.drift import bounds, find_drift
-
     cells = analyse_cells("import pkg", "a = pkg.old\nb = pkg.newer").cells
     (bound,) = bounds(find_drift(cells, table), table, {})
     assert bound.conflict and bound.specifier in {"<1.0,>=2.0", ">=2.0,<1.0"}
@@ -201,3 +203,38 @@ def test_corpus_notebooks_that_fail_from_drift_get_bounds(relative: str) -> None
     found = {b.distribution: b.specifier for b in analyse(read(path)).bounds}
     for distribution, specifier in CORPUS_BOUNDS[relative].items():
         assert found.get(distribution) == specifier, found
+
+
+def test_check_modernize_lists_the_change_for_each_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "nb.ipynb"
+    path.write_text(
+        notebook_json(
+            "import pandas as pd\nfrom sklearn.preprocessing import OneHotEncoder",
+            "enc = OneHotEncoder(sparse=False)\nfor k, v in df.iteritems():\n    print(k)",
+        )
+    )
+    main(["check", str(path), "--modernize"])
+    out = capsys.readouterr().out
+    assert "Modernize: 2 changes to run on current libraries" in out
+    assert "cell 2, line 1: OneHotEncoder(sparse=...)" in out
+    assert "yours:  enc = OneHotEncoder(sparse=False)" in out
+    assert "change: sparse_output=" in out
+    assert "change: .items()" in out
+    main(["check", str(path), "--format", "json"])
+    data = json.loads(capsys.readouterr().out)
+    assert {b["distribution"]: b["specifier"] for b in data["bounds"]} == {
+        "pandas": "<2.0",
+        "scikit-learn": "<1.4",
+    }
+    assert {x["api"] for x in data["drift"]} == {"sklearn-onehot-sparse", "pandas-iteritems"}
+
+
+def test_check_modernize_without_findings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "nb.ipynb"
+    path.write_text(notebook_json("import pandas as pd\ndf = pd.read_csv('a.csv')"))
+    main(["check", str(path), "--modernize"])
+    assert "Modernize: nothing to change" in capsys.readouterr().out

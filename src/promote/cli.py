@@ -182,13 +182,21 @@ def update(directory: Path, notebook: Path | None, pretend: bool) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-def check(notebook: Path, fmt: str) -> None:
+@click.option(
+    "--modernize",
+    is_flag=True,
+    help="List, for each API-drift finding, the change that runs on current libraries.",
+)
+def check(notebook: Path, fmt: str, modernize: bool) -> None:
     """Report what promote sees in NOTEBOOK (roles, model, readiness, problems); write nothing.
 
     Exits 1 when something would stop promotion, 0 otherwise.
     """
     result = report.check_report(api.check(notebook))
     click.echo(report.check_json(result) if fmt == "json" else report.check_text(result))
+    if modernize and fmt == "text":
+        click.echo("")
+        click.echo(report.modernize_text(result.analysis))
     if result.blocking:
         sys.exit(1)
 

@@ -19,6 +19,7 @@ __all__ = [
     "check_report",
     "check_text",
     "diagnostic_line",
+    "modernize_text",
     "plan_text",
 ]
 
@@ -83,6 +84,7 @@ def check_text(result: CheckReport) -> str:
     else:
         lines.append("model: none found (no `.fit(...)` call)")
     lines += _evidence_lines(analysis)
+    lines += _bounds_lines(analysis)
     lines += ["", "Production readiness"]
     for item in result.readiness:
         lines.append(f"  [{'x' if item.ok else ' '}] {item.key:<10} {item.detail}")
@@ -133,6 +135,50 @@ def _evidence_lines(analysis: Analysis) -> list[str]:
     return lines
 
 
+def _bounds_lines(analysis: Analysis) -> list[str]:
+    """The versions the notebook's drifted calls work with, per library."""
+    if not analysis.bounds:
+        return []
+    lines = ["", "Version bounds from API drift (P040)"]
+    for bound in analysis.bounds:
+        cells = ", ".join(map(str, bound.cells))
+        note = "  CONFLICT: no single version" if bound.conflict else ""
+        lines.append(
+            f"  {bound.distribution + bound.specifier:<24} {len(bound.apis)} API(s), "
+            f"cell(s) {cells}{note}"
+        )
+    return lines
+
+
+def modernize_text(analysis: Analysis) -> str:
+    """``promote check --modernize``: for each drift finding, the change for current libraries."""
+    if not analysis.drift:
+        return "Modernize: nothing to change (no API in the drift table is used)."
+    lines = [f"Modernize: {_plural(len(analysis.drift), 'change')} to run on current libraries"]
+    sources = {c.index: c.cell.source.splitlines() for c in analysis.cells}
+    for match in analysis.drift:
+        api = match.api
+        lines.append(
+            f"  cell {match.cell}, line {match.line}: {api.shown} "
+            f"({api.distribution}{api.works}, changed in {api.removed_in})"
+        )
+        written = sources.get(match.cell, [])
+        if 0 < match.line <= len(written):
+            lines.append(f"      yours:  {written[match.line - 1].strip()}")
+        lines.append(f"      change: {api.replacement}")
+        lines.append("      before: " + "\n              ".join(_snippet(api.example)))
+        lines.append("      after:  " + "\n              ".join(_snippet(api.modern)))
+    return "\n".join(lines)
+
+
+def _snippet(code: str) -> list[str]:
+    return [
+        line
+        for line in code.strip().splitlines()
+        if not line.startswith("import matplotlib") and line.strip() != 'matplotlib.use("Agg")'
+    ]
+
+
 def check_json(result: CheckReport) -> str:
     """The machine-readable report of ``promote check --format json`` (docs/check-json.md)."""
     analysis = result.analysis
@@ -173,6 +219,30 @@ def check_json(result: CheckReport) -> str:
         ],
         "requirements": list(analysis.requirements),
         "evidence": analysis.evidence.as_dict(),
+        "bounds": [
+            {
+                "distribution": b.distribution,
+                "specifier": b.specifier,
+                "apis": list(b.apis),
+                "cells": list(b.cells),
+                "conflict": b.conflict,
+            }
+            for b in analysis.bounds
+        ],
+        "drift": [
+            {
+                "api": m.api.id,
+                "cell": m.cell,
+                "line": m.line,
+                "distribution": m.api.distribution,
+                "works": m.api.works,
+                "removed_in": m.api.removed_in,
+                "replacement": m.api.replacement,
+                "example": m.api.example.strip(),
+                "modern": m.api.modern.strip(),
+            }
+            for m in analysis.drift
+        ],
         "readiness": [{"key": x.key, "ok": x.ok, "detail": x.detail} for x in result.readiness],
         "diagnostics": [x.as_dict() for x in analysis.diagnostics],
     }
