@@ -86,6 +86,9 @@ def _installed_lock(requirements: Path, reason: str) -> str:
         except importlib.metadata.PackageNotFoundError:
             continue
         if "==" not in pins.get(name, "=="):
+            wanted = Requirement(pins[name])
+            if wanted.specifier and not wanted.specifier.contains(dist.version, prereleases=True):
+                continue  # a range the installed version is outside of (API drift): kept as is
             pins[name] = f"{name}=={dist.version}"
         for text in dist.requires or []:
             requirement = Requirement(text)

@@ -40,12 +40,14 @@ from packaging.version import InvalidVersion, Version
 from promote.analysis.checks import Located, qualified_names
 
 __all__ = [
+    "AbiRule",
     "Bound",
     "DriftApi",
     "DriftMatch",
     "VerifyEnv",
     "bounds",
     "find_drift",
+    "load_abi_rules",
     "load_envs",
     "load_table",
 ]
@@ -140,6 +142,25 @@ class VerifyEnv:
             if _normal(name) == _normal(distribution) and version:
                 return version.strip()
         return None
+
+
+@dataclass(frozen=True)
+class AbiRule:
+    """Versions of a compiled distribution that need another pinned too (``numpy<2``)."""
+
+    distribution: str
+    versions: str
+    requires: str
+    source: str
+
+
+@functools.cache
+def load_abi_rules() -> tuple[AbiRule, ...]:
+    """The table's ``[[abi]]`` rules."""
+    return tuple(
+        AbiRule(r["distribution"], r["versions"], r["requires"], r["source"])
+        for r in tomllib.loads(_text()).get("abi", [])
+    )
 
 
 @functools.cache
