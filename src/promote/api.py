@@ -150,9 +150,11 @@ def explain_pins(notebook: Path | str, *, index: bool = True) -> Resolution:
     """The pins ``promote`` would write for the notebook's third-party imports, and why."""
     analysis = analyse_in_environment(read(notebook))
     installed = installed_versions()
+    local = _local_modules(analysis, Path(notebook).resolve().parent)
     requirements = [
         f"{d.distribution}=={v}" if (v := installed.get(_normal(d.distribution))) else d.requirement
         for d in analysis.dependencies
+        if not set(d.modules) & local
     ]
     found = _resolve(analysis, requirements, index=index, always=True)
     assert found is not None
