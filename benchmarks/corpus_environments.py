@@ -5,8 +5,9 @@ Method. For every notebook of ../shared/corpus whose data is present (MANIFEST c
 
 1. promote's pins: ``promote.api.explain_pins`` (the resolver of ``promote`` and
    ``promote check --explain-pins``) resolves pins for the notebook's third-party imports;
-2. a fresh virtual environment (uv, Python 3.11, the project's Python) gets those pins plus
-   ipykernel and nbclient;
+2. a fresh virtual environment (uv, Python 3.11, the project's Python) gets what the generated
+   project installs at run time (those pins, then the service's own pins such as pandas and
+   numpy that the notebook's pins do not replace) plus ipykernel and nbclient;
 3. a scratch copy of the notebook's folder is run top to bottom with nbclient in a kernel of that
    environment, with the corpus's budget (120 s for the whole notebook, cwd = the notebook's
    folder), exactly as the MANIFEST's runs were made.
@@ -26,6 +27,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from promote.api import explain_pins
+from promote.api import explain_pins, service_pins
 from promote.lock import find_uv
 from promote.resolve import explain
 
@@ -64,6 +66,11 @@ def rows() -> list[dict[str, str]]:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
+def _key(requirement: str) -> str:
+    name = re.match(r"[A-Za-z0-9._-]+", requirement.strip())
+    return re.sub(r"[-_.]+", "-", name.group(0) if name else requirement).lower()
+
+
 def latest_ok(row: dict[str, str]) -> bool:
     return row["executed_ok"].split("|")[0].strip().startswith("latest-libs: yes")
 
@@ -73,12 +80,15 @@ def run_with_pins(row: dict[str, str], budget: int, work: Path) -> tuple[bool, s
     notebook = CORPUS / row["name"] / row["notebook_relpath"]
     started = time.monotonic()
     resolution = explain_pins(notebook)
+    ours = {_key(r) for r in resolution.requirements}
+    # What the generated project installs: the notebook's pins, then the service's own pins.
+    requirements = [*resolution.requirements, *(p for p in service_pins() if _key(p) not in ours)]
     uv = find_uv() or "uv"
     venv = work / f"venv-{row['name']}"
     subprocess.run([uv, "venv", "-q", "--python", "3.11", str(venv)], check=True)
     install = subprocess.run(
         [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
-         *resolution.requirements, "ipykernel", "nbclient", "nbformat"],
+         *requirements, "ipykernel", "nbclient", "nbformat"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if install.returncode != 0:

@@ -106,6 +106,11 @@ def test_entry_says_how_it_was_checked(entry: DriftApi) -> None:
             ("import matplotlib.pyplot as plt", "plt.style.use('ggplot')"), set(), id="other-style"
         ),
         pytest.param(
+            ("import pandas as pd", "df.fillna(0, inplace=True)\ndf['a'].fillna(0, inplace=False)"),
+            set(),
+            id="inplace-on-the-frame-itself",
+        ),
+        pytest.param(
             (
                 "import lightgbm as lgb\nimport xgboost as xgb",
                 "m = xgb.XGBClassifier()\nm.fit(X, y, early_stopping_rounds=5)",
@@ -186,7 +191,7 @@ CORPUS_BOUNDS = {
     "dipanjan-bike-dtree-regression/notebook.ipynb": {"scikit-learn": "<1.2"},
     "dipanjan-student-recommendation/notebook.ipynb": {"scikit-learn": "<0.23"},
     "kaggle-breast-cancer-featsel/notebook.ipynb": {"scikit-learn": "<1.2"},
-    "kaggle-titanic-logreg/notebook.ipynb": {"scikit-learn": "<1.2"},
+    "kaggle-titanic-logreg/notebook.ipynb": {"scikit-learn": "<1.2", "pandas": "<3.0"},
     "mlfb-kmeans-songs/2-K-Means/solution/notebook.ipynb": {"seaborn": "<0.12"},
     "mlfb-energy-arima/notebook.ipynb": {"pandas": "<3.0"},
     "kaggle-aquifer-timeseries/notebook.ipynb": {"statsmodels": "<0.13"},

@@ -485,7 +485,8 @@ class ApiDrift(Diagnostic):
     def message(self) -> str:
         return (
             f"`{self.used}` works only with {self.distribution}{self.works} "
-            f"(changed in {self.removed_in}); promote pins {self.distribution} accordingly"
+            f"(changed in {self.removed_in}); the project's pins keep to that range when wheels "
+            "for its Python exist"
         )
 
     @property

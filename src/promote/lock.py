@@ -2,6 +2,7 @@
 
 ``requirements.txt`` (runtime and dev) and ``requirements-runtime.txt`` (what the image installs)
 hold the direct pins. ``lock`` resolves each with ``uv pip compile --generate-hashes --universal``
+(or, when pins kept for API drift exist only for some Pythons, for the project's Python alone)
 into ``requirements.lock`` and ``requirements-runtime.lock``, which ``make install`` and the
 Dockerfile install exactly. Offline (no package index), it falls back to pinning every
 distribution the requirements need to the version installed where promote runs, found from the
@@ -45,11 +46,16 @@ def lock(project: Path, python_version: str = "3.11", timeout: int = 120) -> Loc
     if uv:
         failures = []
         for source in sources:
-            result = subprocess.run(
-                [uv, "pip", "compile", source, "--generate-hashes", "--universal",
-                 "--python-version", python_version, "--quiet", "-o", LOCKS[source]],
-                cwd=project, capture_output=True, text=True, timeout=timeout, check=False,
-            )  # fmt: skip
+            # Universal first (every platform, Python >= python_version); pins that only exist
+            # for some Pythons (old compiled wheels kept for API drift) get a lock for this one.
+            for scope in (["--universal"], []):
+                result = subprocess.run(
+                    [uv, "pip", "compile", source, "--generate-hashes", *scope,
+                     "--python-version", python_version, "--quiet", "-o", LOCKS[source]],
+                    cwd=project, capture_output=True, text=True, timeout=timeout, check=False,
+                )  # fmt: skip
+                if result.returncode == 0:
+                    break
             if result.returncode != 0:
                 failures.append(result.stderr.strip().splitlines()[-1:] or ["unknown error"])
         if not failures:

@@ -15,7 +15,8 @@ What an entry can match (``match``):
   (a parameter grid) matches too;
 - ``method``: a call whose dotted name ends with ``name`` (``.iteritems``,
   ``.label.set_fontsize``), with the same ``keyword``/``values``/``position`` conditions, or
-  ``min_args`` positional arguments, optionally only on objects made by one of ``receivers``;
+  ``min_args`` positional arguments, optionally only on objects made by one of ``receivers``,
+  or (``chained = true``) only on a selection such as ``df["a"]``;
 - ``attribute``: an attribute read (``.grid_scores_``), optionally only on objects made by one of
   ``receivers`` (``rfecv = RFECV(...)`` then ``rfecv.grid_scores_``).
 
@@ -77,6 +78,7 @@ class DriftApi:
     min_args: int = 0
     grid: bool = False
     receivers: tuple[str, ...] = ()
+    chained: bool = False  # only on a selection: ``df["a"].fillna(0, inplace=True)``
     verify: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -214,6 +216,7 @@ def parse_table(text: str) -> tuple[DriftApi, ...]:
                 min_args=int(raw.get("min_args", 0)),
                 grid=bool(raw.get("grid", False)),
                 receivers=tuple(raw.get("receivers", ())),
+                chained=bool(raw.get("chained", False)),
                 verify=dict(raw.get("verify", {})),
             )
             SpecifierSet(entry.works)
@@ -379,6 +382,11 @@ def _matches(
             not isinstance(node.func, ast.Attribute)
             or _made_by_receiver(entry, node.func.value, aliases, made_by)
         )
+        if entry.chained:
+            func = node.func
+            named = (
+                named and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Subscript)
+            )
     return named and _arguments_match(entry, node)
 
 
