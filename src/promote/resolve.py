@@ -292,7 +292,7 @@ def _abi_needs(compiled: Mapping[str, str]) -> dict[str, str]:
         ):
             continue
         out[rule.requires] = (
-            f"{rule.requires}: {rule.distribution} {version} is built for it ({rule.source})"
+            f"{rule.requires}: {rule.distribution} {version} needs it ({rule.source})"
         )
     return out
 
