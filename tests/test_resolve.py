@@ -63,6 +63,7 @@ def fake_index(monkeypatch: pytest.MonkeyPatch) -> FakeIndex:
             "pandas": ["1.5.3", "2.2.3", "3.1.1"],
             "fastapi": ["0.165.0"],
             "seaborn": ["0.11.2", "0.13.2"],
+            "matplotlib": ["3.8.4", "3.11.2"],
         }
     )
     monkeypatch.setattr(r, "_compile", fake)
@@ -102,6 +103,8 @@ def test_the_version_the_notebook_ran_with_wins_when_it_exists() -> None:
     result = resolve(analysis, ["seaborn==0.13.2"], SERVICE, installed={"seaborn": "0.13.2"})
     assert pins(result)["seaborn"] == "0.11.2"
     assert "pip freeze" in result.pins[0].reason
+    # seaborn 0.11 calls matplotlib APIs removed in 3.9: the project pins matplotlib too.
+    assert pins(result)["matplotlib"] == "3.8.4"
 
 
 @pytest.mark.usefixtures("index")

@@ -142,7 +142,7 @@ def resolve(
             if label != attempts[0][0]:
                 notes.append(f"resolved {label} (the stricter sets before it have no solution)")
             notes.extend(f"pinned {text}" for text in extra.values())
-            return _resolution(wants, service, compiled, python, notes, relaxed=label)
+            return _resolution(wants, service, compiled, python, notes, label, extra)
         if _offline_error(error):
             return _offline(wants, python, f"no package index ({error})")
     # Bounds that no wheel for this Python can meet are dropped, one report each.
@@ -162,7 +162,7 @@ def resolve(
     compiled, error = _compile_compatible(uv, lines, service, False, kept, python, timeout, extra)
     if compiled is not None:
         notes.extend(f"pinned {text}" for text in extra.values())
-        return _resolution(kept, service, compiled, python, notes, relaxed="fallback")
+        return _resolution(kept, service, compiled, python, notes, "fallback", extra)
     notes.append(f"uv could not resolve the notebook's requirements: {error}")
     return _offline(wants, python, "no consistent set found", notes)
 
@@ -354,6 +354,7 @@ def _resolution(
     python: str,
     notes: list[str],
     relaxed: str,
+    extra: Mapping[str, str] | None = None,
 ) -> Resolution:
     pins = []
     ours = set()
@@ -373,6 +374,13 @@ def _resolution(
                 f"the service pins {pin}; this version fits the notebook's pins",
             )
         )
+        ours.add(key)
+    for requirement, why in sorted((extra or {}).items()):
+        key = normal_name(_name(requirement))
+        version = compiled.get(key)
+        if key not in ours and key not in service and version is not None:
+            pins.append(Pin(_name(requirement), version, f"compatibility: {why}"))
+            ours.add(key)
     return Resolution(python, tuple(pins), "uv", tuple(notes))
 
 
