@@ -187,3 +187,11 @@ def test_promote_pretend_explains_the_pins(
     assert "scikit-learn<1.2" in out and "sklearn-criterion-mse" in out
     (dependencies,) = [line for line in out.splitlines() if "dependencies:" in line]
     assert "scikit-learn<1.2" in dependencies  # the plan carries the bound, not 1.9.1
+
+
+@pytest.mark.usefixtures("index")
+def test_a_pip_pin_without_wheels_for_this_python_gives_way_and_is_said() -> None:
+    analysis = analyse_cells("!pip install scikit-learn==0.22.1", "import sklearn")
+    result = resolve(analysis, ["scikit-learn==0.22.1"], SERVICE, installed={})
+    assert pins(result)["scikit-learn"] == "1.9.1"
+    assert any("scikit-learn==0.22.1" in note and "no wheels" in note for note in result.notes)

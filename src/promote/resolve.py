@@ -22,6 +22,7 @@ otherwise, and the reason says so.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import tempfile
@@ -145,18 +146,26 @@ def resolve(
             return _resolution(wants, service, compiled, python, notes, label, extra)
         if _offline_error(error):
             return _offline(wants, python, f"no package index ({error})")
-    # Bounds that no wheel for this Python can meet are dropped, one report each.
+    # Bounds (and pip pins) that no wheel for this Python can meet are dropped, each reported.
     kept = []
     for want in wants:
-        if want.bound and not _compiles(uv, want, python, timeout):
+        if (
+            want.pip_pin
+            and want.shown
+            and not _compiles(uv, want, f"=={want.shown}", python, timeout)
+        ):
+            notes.append(
+                f"{want.distribution}=={want.shown} ({want.shown_reason}) has no wheels for "
+                f"Python {python}: pinned a newer version instead"
+            )
+            want = dataclasses.replace(want, shown=None, shown_reason="", pip_pin=False)
+        if want.bound and not _compiles(uv, want, want.bound, python, timeout):
             notes.append(
                 f"{want.distribution}{want.bound} ({want.bound_reason}) has no wheels for "
                 f"Python {python}: pinned the newest version instead; the notebook needs the "
                 "changes `promote check --modernize` lists"
             )
-            want = _Want(
-                want.distribution, "", "", None, "", want.pip_pin, want.installed, want.planned
-            )
+            want = dataclasses.replace(want, bound="", bound_reason="", shown=None, shown_reason="")
         kept.append(want)
     lines = _lines(kept, shown=False, era=False, installed=False)
     compiled, error = _compile_compatible(uv, lines, service, False, kept, python, timeout, extra)
@@ -334,9 +343,10 @@ def _compile(
     return {normal_name(n): v for n, v in _PIN.findall(result.stdout)}, ""
 
 
-def _compiles(uv: str, want: _Want, python: str, timeout: int) -> bool:
-    found, _ = _compile(uv, {want.distribution: f"{want.distribution}{want.bound}"}, {}, False,
-                        [want], python, timeout)  # fmt: skip
+def _compiles(uv: str, want: _Want, specifier: str, python: str, timeout: int) -> bool:
+    """Whether ``want.distribution`` with ``specifier`` alone has wheels for ``python``."""
+    lines = {want.distribution: f"{want.distribution}{specifier}"}
+    found, _ = _compile(uv, lines, {}, False, [want], python, timeout)
     return found is not None
 
 
