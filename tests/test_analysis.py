@@ -146,9 +146,20 @@ def test_star_import_is_reported_and_silences_undefined_names() -> None:
     assert [type(x) for x in analysis.diagnostics] == [d.StarImport]
 
 
-def test_hard_coded_secret() -> None:
+def test_secret_the_project_cannot_read_from_the_environment_blocks() -> None:
+    analysis = analyse_cells(
+        "def client():\n    return Client(api_key='sk-1234567890abcdef')",
+        "greeting = f'key {name} ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'",
+    )
+    assert [(type(x), x.cell) for x in analysis.diagnostics if x.severity == "error"] == [
+        (d.HardcodedSecret, 1),
+        (d.HardcodedSecret, 2),
+    ]
+
+
+def test_secret_in_code_becomes_a_setting() -> None:
     analysis = analyse_cells("client = Client(api_key='sk-1234567890abcdef')")
-    assert d.HardcodedSecret in [type(x) for x in analysis.diagnostics]
+    assert [type(x) for x in analysis.diagnostics] == [d.UndefinedName, d.SecretSetting]
 
 
 def test_secret_constant_becomes_a_required_setting_not_a_refusal() -> None:
@@ -162,9 +173,9 @@ def test_secret_constant_becomes_a_required_setting_not_a_refusal() -> None:
     assert set(analysis.constants) == {"API_KEY", "api_token"}
 
 
-def test_secret_assigned_twice_stays_a_blocking_secret() -> None:
+def test_secret_assigned_twice_is_still_moved_out_of_the_code() -> None:
     analysis = analyse_cells("API_KEY = 'sk-1234567890abcdef'", "API_KEY = 'sk-abcdef1234567890'")
-    assert [type(x) for x in analysis.diagnostics] == [d.HardcodedSecret, d.HardcodedSecret]
+    assert [type(x) for x in analysis.diagnostics] == [d.SecretSetting, d.SecretSetting]
 
 
 @pytest.mark.parametrize(
@@ -224,6 +235,8 @@ def found(analysis, *kinds: type[d.Diagnostic]) -> list[tuple[type, int | None, 
 CHECKS = (
     d.HardcodedPath,
     d.HardcodedSecret,
+    d.SecretSetting,
+    d.ConnectionStringWithCredentials,
     d.SecretInOutput,
     d.MissingSeed,
     d.Redefinition,
@@ -251,19 +264,27 @@ CHECK_CASES = {
     # secrets in code
     "secret-name": (
         ("api_key = 'sk-1234567890abcdef'\napi_key += ''",),
-        [(d.HardcodedSecret, 1, 1)],
+        [(d.SecretSetting, 1, 1)],
     ),
     "secret-keyword": (
         ("client = Client(api_key='a8f9e7d6c5b4a3f2')",),
-        [(d.HardcodedSecret, 1, 1)],
+        [(d.SecretSetting, 1, 1)],
     ),
-    "secret-dict": (("cfg = {'password': 'hunter2hunter2'}",), [(d.HardcodedSecret, 1, 1)]),
-    "secret-shape": (("k = 'AKIAABCDEFGHIJKLMNOP'",), [(d.HardcodedSecret, 1, 1)]),
+    "secret-dict": (("cfg = {'password': 'hunter2hunter2'}",), [(d.SecretSetting, 1, 1)]),
+    "secret-shape": (("k = 'AKIAABCDEFGHIJKLMNOP'",), [(d.SecretSetting, 1, 1)]),
+    "secret-in-definition": (
+        ("def connect():\n    return Client(token='ghp_" + "a" * 36 + "')",),
+        [(d.HardcodedSecret, 1, 2)],
+    ),
     "secret-placeholder": (("API_KEY = 'YOUR_API_KEY_HERE'\nTOKEN = '<your token>'",), []),
     "secret-env-name": (("token = os.environ['HF_TOKEN']\nPASSWORD_VAR = 'DB_PASSWORD'",), []),
     "connection-string": (
         ("engine = create_engine('postgresql://user:pass@host/db')",),
-        [(d.ConnectionStringWithCredentials, 1, 1)],
+        [(d.SecretSetting, 1, 1)],
+    ),
+    "connection-string-in-definition": (
+        ("def engine():\n    return create_engine('postgresql://user:pass@host/db')",),
+        [(d.ConnectionStringWithCredentials, 1, 2)],
     ),
     "connection-no-password": (("engine = create_engine('postgresql://host/db')",), []),
     "connection-templated": (("url = 'postgresql://user:${PASSWORD}@host/db'",), []),

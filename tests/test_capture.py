@@ -82,11 +82,11 @@ def test_a_looping_cell_is_stopped_by_its_timeout(
 @pytest.mark.parametrize(
     ("cells", "options", "expected"),
     [
-        (("import os\nos._exit(3)",), [], "at cell 3: the kernel died while running the cell"),
+        (("import os\nos._exit(3)",), [], "at cell 1: the kernel died while running the cell"),
         (
-            ("import time\ntime.sleep(120)",),
+            ("import time\ntime.sleep(300)",),
             ["--total-timeout", "20"],
-            "at cell 3: the run exceeded its 20 s budget",
+            "at cell 1: the run exceeded its 20 s budget",
         ),
     ],
     ids=["kernel-dies", "a-cell-past-the-total-budget"],
@@ -98,11 +98,12 @@ def test_a_dead_kernel_or_an_exhausted_budget_is_reported_in_time(
     options: list[str],
     expected: str,
 ) -> None:
-    notebook = write(tmp_path, FIT, DATA, *cells, MODEL)
+    # The cells under test come first: the budget counts from the kernel's start.
+    notebook = write(tmp_path, *cells, FIT, DATA, MODEL)
     started = time.monotonic()
     code = main([str(notebook), "-o", str(tmp_path / "p"), "--execute", "--no-lock", *options])
     assert code == EXECUTION_FAILED
-    assert time.monotonic() - started < 60  # the budget, not the cell, decides when it stops
+    assert time.monotonic() - started < 150  # the budget, not the cell, decides when it stops
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
     assert (tmp_path / "p" / "Makefile").is_file()
@@ -123,8 +124,17 @@ def test_parity_test_passes_then_catches_a_changed_hyper_parameter(tmp_path: Pat
     )
     assert passed.returncode == 0, passed.stdout
     assert "4 passed" in passed.stdout
-    train = target / "src" / "diabetes_regressor" / "train.py"
-    train.write_text(train.read_text().replace("max_depth=2", "max_depth=3"))
+    # The hyper-parameter is a setting (settings.py) or a literal in the train module.
+    edited = []
+    for module in ("settings.py", "train.py"):
+        path = target / "src" / "diabetes_regressor" / module
+        text = path.read_text()
+        changed = text.replace("max_depth: int = 2", "max_depth: int = 3")
+        changed = changed.replace("max_depth=2", "max_depth=3")
+        if changed != text:
+            path.write_text(changed)
+            edited.append(module)
+    assert edited, "max_depth=2 is neither in settings.py nor in train.py"
     failed = subprocess.run(
         [pytest_bin, "-q", "tests/test_parity.py"], cwd=target, capture_output=True, text=True
     )
@@ -264,3 +274,15 @@ def test_parity_passes_without_the_personal_columns_in_the_sample(tmp_path: Path
     )
     assert tested.returncode == 0, tested.stdout
     assert "4 passed" in tested.stdout
+
+
+def test_a_frame_with_a_repeated_column_name_is_captured_without_its_values() -> None:
+    class Model:
+        def predict(self, rows: pd.DataFrame) -> list[int]:
+            return [0] * len(rows)
+
+    frame = pd.DataFrame([[1, "ann@example.com"], [2, "bob@example.org"]], columns=["a", "a"])
+    captured = kernel_capture.capture(Model(), frame, {}, 5)
+    assert captured["dropped"] == {"a": "values look like e-mail addresses"}
+    assert "example" not in json.dumps(captured)
+    assert [column["type"] for column in captured["schema"]["columns"]] == ["integer", "string"]

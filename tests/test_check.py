@@ -65,7 +65,8 @@ def test_json_of_a_problem_notebook_follows_the_schema(
     code, _ = run_check(
         tmp_path,
         "!pip install xgboost shap==0.45.0",
-        "import xgboost\nc = Client(api_key='a8f9e7d6c5b4a3f2')\ndf = load('/Users/ann/d.csv')",
+        "import xgboost\ndef c():\n    return Client(api_key='a8f9e7d6c5b4a3f2')\n"
+        "df = load('/Users/ann/d.csv')",
         "print x",
     )
     data = json.loads(capsys.readouterr().out)
@@ -73,7 +74,7 @@ def test_json_of_a_problem_notebook_follows_the_schema(
     assert code == 1 and data["blocking"] is True
     assert data["counts"]["error"] == 2
     secret = next(x for x in data["diagnostics"] if x["code"] == "P015")
-    assert (secret["name"], secret["cell"], secret["line"]) == ("HardcodedSecret", 2, 2)
+    assert (secret["name"], secret["cell"], secret["line"]) == ("HardcodedSecret", 2, 3)
     assert {x["distribution"]: x["requirement"] for x in data["dependencies"]} == {
         "shap": "shap==0.45.0",
         "xgboost": "xgboost",
@@ -104,7 +105,7 @@ def test_text_report_groups_by_severity_with_cell_line_and_fix(
         tmp_path,
         *TRAINS[:3],
         "model = LogisticRegression()\nmodel.fit(X_train, y_train)\n"
-        "hub = connect(token='ghp_" + "a" * 36 + "')",
+        "def hub():\n    return connect(token='ghp_" + "a" * 36 + "')",
         "import joblib\njoblib.dump(model, 'm.pkl')",
         fmt="text",
     )
@@ -112,7 +113,7 @@ def test_text_report_groups_by_severity_with_cell_line_and_fix(
     assert code == 1
     errors, infos = text.index("Errors (block promotion): 1"), text.index("Info: 1")
     assert errors < infos
-    assert re.search(r"cell 4, line 3\s+P015\s+.*\n\s+fix: Read it from an environment", text)
+    assert re.search(r"cell 4, line 4\s+P015\s+.*\n\s+fix: Read it from an environment", text)
     assert re.search(r"cell 5, line 2\s+P024\s+`joblib.dump\(model, 'm.pkl'\)` writes a file", text)
     assert "verdict: promote would refuse this notebook: `token` looks like a secret" in text
 

@@ -165,33 +165,68 @@ def test_check_exits_1_on_errors(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert (diagnostic["code"], diagnostic["cell"], diagnostic["severity"]) == ("P001", 1, "error")
 
 
-def test_a_secret_constant_becomes_a_required_variable_and_is_copied_nowhere(
+PLANTED = {  # kind → a credential of that kind, as a notebook would hold it
+    "OpenAI-style key": "sk-live-1234567890abcdef1234",
+    "AWS access key": "AKIAQWERTYUIOPASDFGHJ",
+    "database password": "s3cr3t-Passw0rd",
+    "GitHub token": "ghp_" + "k" * 36,
+    "Slack token": "xoxb-123456789012-1234567890123-abcdefghijklmnopqrstuvwx",
+    "Stripe key": "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "JWT": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+    "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "SendGrid key": "SG." + "a" * 22 + "." + "b" * 43,
+    "private key body": "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw",
+    "password in a dict": "hunter2hunter2",
+}
+
+
+def test_planted_secrets_become_required_variables_and_are_copied_nowhere(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    secret = "sk-live-1234567890abcdef"
+    s = PLANTED
     notebook = tmp_path / "churn.ipynb"
     notebook.write_text(
         notebook_json(
-            "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression",
-            f"API_KEY = '{secret}'",
-            "df = pd.read_csv('https://example.org/d.csv', storage_options={'token': API_KEY})",
+            f"# md: # Churn\n\nOur Slack bot token is {s['Slack token']}, do not share.",
+            "import pandas as pd\nimport stripe\nfrom github import Github\n"
+            "from sqlalchemy import create_engine\n"
+            "from sklearn.linear_model import LogisticRegression",
+            f"API_KEY = '{s['OpenAI-style key']}'\n"
+            f'PRIVATE_KEY = """-----BEGIN RSA PRIVATE KEY-----\n{s["private key body"]}\n'
+            '-----END RSA PRIVATE KEY-----"""',
+            f"aws = {{'key': '{s['AWS access key']}', 'region': 'eu-west-1'}}\n"
+            f"engine = create_engine('postgresql://ann:{s['database password']}@db.internal/x')\n"
+            f"hub = Github('{s['GitHub token']}')\n"
+            f"stripe.api_key = '{s['Stripe key']}'\n"
+            f"db = {{'user': 'ann', 'password': '{s['password in a dict']}'}}",
+            "df = pd.read_sql('select * from churn', engine, params={'k': API_KEY})",
+            f"print('{s['JWT']}', '{s['SendGrid key']}', PRIVATE_KEY, aws, hub, db)",
             "X = df[['a']]\ny = df.b",
             "model = LogisticRegression()\nmodel.fit(X, y)",
         )
     )
     target = tmp_path / "churn"
     assert main([str(notebook), "-o", str(target), "--no-lock"]) == 0
-    assert "P026" in capsys.readouterr().err
-    settings = (target / "src" / "churn" / "settings.py").read_text()
+    assert capsys.readouterr().err.count("P026") >= 8
+    package = target / "src" / "churn"
+    settings = (package / "settings.py").read_text()
     assert "api_key: SecretStr  # required: set CHURN_API_KEY" in settings
-    data = (target / "src" / "churn" / "data.py").read_text()
-    assert "settings.api_key.get_secret_value()" in data
-    leaks = [
-        path
-        for path in target.rglob("*")
-        if path.is_file() and ".git" not in path.parts and secret.encode() in path.read_bytes()
-    ]
-    assert leaks == []
+    assert "private_key: SecretStr  # required: set CHURN_PRIVATE_KEY" in settings
+    code = "".join(path.read_text() for path in package.glob("*.py"))
+    assert "engine = create_engine(settings.postgresql_url.get_secret_value())" in code
+    exploration = (target / "notebooks" / "exploration.ipynb").read_text()
+    assert "stripe.api_key = settings.stripe_api_key.get_secret_value()" in exploration
+    for path in package.glob("*.py"):
+        compile(path.read_text(), str(path), "exec")  # rewritten code is still Python
+    leaks = {
+        kind: sorted(
+            str(path.relative_to(target))
+            for path in target.rglob("*")
+            if path.is_file() and ".git" not in path.parts and value.encode() in path.read_bytes()
+        )
+        for kind, value in s.items()
+    }
+    assert {kind: paths for kind, paths in leaks.items() if paths} == {}
     history = subprocess.run(
         ["git", "log", "--all", "-p", "--format="],
         cwd=target,
@@ -199,4 +234,5 @@ def test_a_secret_constant_becomes_a_required_variable_and_is_copied_nowhere(
         text=True,
         check=True,
     ).stdout
-    assert history and secret not in history
+    assert history
+    assert [kind for kind, value in s.items() if value in history] == []

@@ -10,7 +10,9 @@ For each notebook in examples/notebooks:
 3. the project's own ``ruff check``, ``ruff format --check`` and ``pytest`` pass;
 4. its settings take the notebook's values, overridden by settings.toml and the environment;
 5. ``<project>-train`` writes the model, ``<project>-serve`` serves it, and POST /predict
-   over real HTTP returns the notebook's predictions for those records.
+   over real HTTP returns the notebook's predictions for those records;
+6. schemathesis, run against the service's OpenAPI schema, finds no server error, undocumented
+   status code or response that breaks the schema.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import nbformat
 import pytest
 from helpers import EXAMPLES
 from nbclient import NotebookClient
-from project_harness import http, install_project, run, serving, venv_command
+from project_harness import find_tool, http, install_project, run, serving, venv_command
 
 from promote.api import promote
 from promote.cli import main
@@ -138,3 +140,9 @@ def test_promoted_project_serves_the_notebook_model(notebook: Path, tmp_path: Pa
             status, body = http("POST", f"{url}/predict", record)
             assert status == 200, body
             assert_same_prediction(body["prediction"], expected, record)
+
+        # 8. Hostile input: schemathesis, from the service's own OpenAPI schema, finds no
+        # server error, no undocumented status code and no response off its schema.
+        schemathesis = find_tool("st", "schemathesis is not installed (it is a dev dependency)")
+        options = ["--checks", "all", "--max-examples", "25", "--seed", "1", "--no-color"]
+        run([schemathesis, "run", f"{url}/openapi.json", *options], project)

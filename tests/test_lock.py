@@ -30,7 +30,7 @@ def test_lock_resolves_everything_with_hashes(tmp_path: Path) -> None:
 def test_offline_the_lock_pins_what_is_installed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(lock_module, "_uv", lambda: None)
+    monkeypatch.setattr(lock_module, "find_uv", lambda: None)
     project = project_with(tmp_path, "click", "pytest")
     locked = lock(project)
     assert (locked.method, locked.reason) == ("installed", "uv is not installed")
@@ -42,3 +42,15 @@ def test_offline_the_lock_pins_what_is_installed(
     assert f"click=={click.__version__}" in text
     assert f"pluggy=={pluggy.__version__}" in text
     assert "--hash" not in text
+
+
+def test_offline_a_range_the_installed_version_breaks_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API-drift bound (click<1) is not replaced by the installed click 8."""
+    monkeypatch.setattr(lock_module, "find_uv", lambda: None)
+    project = project_with(tmp_path, "click<1", "pytest")
+    lock(project)
+    lines = (project / "requirements.lock").read_text().splitlines()
+    assert "click<1" in lines
+    assert not any(line.startswith("click==") for line in lines)

@@ -203,7 +203,10 @@ def test_stages_read_settings_from_a_parameter_not_a_global() -> None:
         "settings.api_key.get_secret_value()})" in files["data.py"]
     )
     assert "LogisticRegression(C=settings.c, random_state=settings.seed)" in files["train.py"]
-    assert "settings = Settings() if settings is None else settings" in files["pipeline.py"]
+    assert (
+        "if settings is None:\n        settings = Settings()  # type: ignore[call-arg]"
+        in files["pipeline.py"]
+    )
     assert "def run(settings: Settings | None = None) -> TrainingResult:" in files["pipeline.py"]
     for name, text in files.items():
         assert "DATA_PATH" not in text.replace("DEMO_DATA_PATH", ""), name
@@ -284,16 +287,22 @@ def test_literal_hyper_parameters_in_calls_become_settings() -> None:
     assert "C=0.5" in plan.model_source  # the model card quotes the notebook
 
 
-def test_one_keyword_with_different_values_gets_one_setting_per_call() -> None:
+def test_a_keyword_s_usual_value_is_one_setting_and_the_others_are_named_after_their_call() -> None:
     plan = plan_cells(
         "from sklearn.ensemble import RandomForestClassifier as RF, ExtraTreesClassifier as ET",
         "import pandas as pd\ndf = pd.read_csv('d.csv')\nX = df[['a']]\ny = df.b",
-        "small = RF(max_depth=2)\nsmall.fit(X, y)\nmodel = ET(max_depth=8)\nmodel.fit(X, y)",
+        "small = RF(max_depth=2, random_state=1)\nsmall.fit(X, y)\n"
+        "big = ET(max_depth=8, random_state=1)\nbig.fit(X, y)\n"
+        "model = RF(max_depth=2, random_state=2)\nmodel.fit(X, y)",
     )
     assert [(x.field, x.default) for x in plan.settings] == [
-        ("rf_max_depth", "2"),
+        ("max_depth", "2"),
+        ("random_state", "1"),
         ("et_max_depth", "8"),
+        ("rf_random_state", "2"),
     ]
+    (train,) = [c.function for c in plan.calls if c.function.stage == "train"]
+    assert "RF(max_depth=settings.max_depth, random_state=settings.rf_random_state)" in train.body
 
 
 def test_a_constant_keeps_its_name_and_an_inline_value_of_the_same_keyword_is_qualified() -> None:

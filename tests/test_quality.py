@@ -5,6 +5,8 @@
   with no network); it runs with an empty configuration and no ``HADOLINT_*`` variables, so
   a config file on the machine cannot hide a finding, and every finding fails the test, down
   to the ``info`` and ``style`` levels.
+* bandit on the generated package (fast: the same promoted example, no install): no finding of
+  medium severity or above, and a planted ``shell=True`` is found, so the gate can fail.
 * mypy on the generated package (slow: each example notebook is promoted, and the template
   alone rendered as ``promote new`` does, then installed in a fresh venv): the project's own
   mypy, with the project's own settings (``[tool.mypy]`` in its pyproject.toml: strict on the
@@ -145,3 +147,42 @@ def test_generated_package_passes_its_mypy(notebook: Path | None, tmp_path: Path
     assert len(errors) == 2, errors
     assert any("pipeline.py" in e and "[assignment]" in e for e in errors), errors
     assert any("inference.py" in e and "[no-untyped-def]" in e for e in errors), errors
+
+
+# --- bandit ------------------------------------------------------------------------------
+
+
+def bandit(source: Path) -> subprocess.CompletedProcess[str]:
+    """bandit on ``source``, findings of medium severity and confidence or above, as JSON."""
+    binary = find_tool("bandit", "bandit is not installed (it is a dev dependency)")
+    levels = ["--severity-level", "medium", "--confidence-level", "medium"]
+    return subprocess.run(
+        [binary, "-r", "-q", *levels, "-f", "json", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_generated_package_has_no_bandit_findings(promoted: Path) -> None:
+    done = bandit(promoted / "src")
+    report = json.loads(done.stdout)
+    found = [
+        f"{r['filename']}:{r['line_number']} {r['test_id']} {r['issue_text']}"
+        for r in report["results"]
+    ]
+    assert found == [] and done.returncode == 0, "\n".join(found) or done.stderr
+    assert report["metrics"]["_totals"]["loc"] > 1000  # it read the package
+
+
+def test_bandit_gate_catches_a_planted_finding(tmp_path: Path) -> None:
+    package = tmp_path / "src"
+    package.mkdir()
+    (package / "run.py").write_text(
+        "import subprocess\n\n\ndef run(command: str) -> None:\n"
+        "    subprocess.call(command, shell=True)\n"
+    )
+    done = bandit(package)
+    assert done.returncode == 1
+    assert [r["test_id"] for r in json.loads(done.stdout)["results"]] == ["B602"]

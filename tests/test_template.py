@@ -68,7 +68,8 @@ def test_makefile_lists_its_targets(project: Path) -> None:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     output = run(["make"], project)
-    for target in ("install", "test", "lint", "train", "serve", "image"):
+    targets = ("install", "test", "lint", "train", "retrain", "promote-model", "rollback", "serve")
+    for target in (*targets, "image"):
         assert target in output
 
 
@@ -88,6 +89,7 @@ def trained(project: Path) -> Path:
     written = ("model.json", "model.skops", "schema.json", "sample.json", "metrics.json")
     for name in (*written, "reference.json"):
         assert (artifacts / name).is_file(), name
+    assert json.loads((artifacts / "registry" / "serving.json").read_text())["version"]
     return artifacts
 
 
@@ -121,6 +123,10 @@ def test_train_then_serve_over_http(server: str, project: Path) -> None:
     assert status == 200
     assert body["package"] == PACKAGE_NAME
     assert len(body["model_sha256"]) == 64
+    assert (
+        body["model_version"]
+        == json.loads((project / "artifacts" / "version.json").read_text())["version"]
+    )
 
     with urllib.request.urlopen(f"{server}/metrics", timeout=10) as response:
         metrics = response.read().decode()

@@ -4,7 +4,7 @@ Fast: the template is rendered (no notebook, no install) and its files are valid
 
 * ``deploy/k8s/*.yaml`` with kubernetes-validate (strict, against the schemas it ships:
   no network);
-* ``.github/workflows/ci.yml`` with actionlint (see ``actionlint_dir``);
+* ``.github/workflows/ci.yml`` and ``retrain.yml`` with actionlint (see ``actionlint_dir``);
 * ``monitoring/alerts.yml`` with promtool (Debian's ``prometheus`` package): ``check rules``,
   and ``test rules`` on the unit tests the project ships (``monitoring/alerts.test.yml``).
 """
@@ -180,8 +180,12 @@ def actionlint(directory: Path, workflow: Path) -> list[dict[str, Any]]:
     return results
 
 
-def test_ci_workflow_passes_actionlint(project: Path, actionlint_dir: Path) -> None:
-    results = actionlint(actionlint_dir, project / ".github" / "workflows" / "ci.yml")
+WORKFLOWS = ("ci.yml", "retrain.yml")
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_workflows_pass_actionlint(project: Path, actionlint_dir: Path, workflow: str) -> None:
+    results = actionlint(actionlint_dir, project / ".github" / "workflows" / workflow)
 
     assert results == [], "\n".join(
         f"{error['line']}:{error['column']}: {error['message']} [{error['kind']}]"
@@ -200,8 +204,9 @@ def test_actionlint_catches_a_broken_workflow(actionlint_dir: Path, tmp_path: Pa
     assert len(actionlint(actionlint_dir, workflow)) >= 2
 
 
-def test_ci_workflow_pins_its_actions(project: Path) -> None:
-    workflow = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_workflows_pin_their_actions(project: Path, name: str) -> None:
+    workflow = yaml.safe_load((project / ".github" / "workflows" / name).read_text())
 
     uses = [
         step["uses"] for job in workflow["jobs"].values() for step in job["steps"] if "uses" in step

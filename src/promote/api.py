@@ -6,11 +6,14 @@ distributions, and hands plain data to the pure stages (analyse → plan → gen
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from promote.analysis import Analysis, analyse
 from promote.capture import Capture, ExecutionFailure, capture_json
@@ -19,6 +22,8 @@ from promote.codegen import model_card
 from promote.notebook import Notebook, read
 from promote.planning import Plan, plan
 from promote.render import Rendered, render
+from promote.resolve import Resolution, needed, resolve
+from promote.store import template_path
 
 __all__ = [
     "PARITY_FILE",
@@ -27,6 +32,7 @@ __all__ = [
     "capture_into",
     "check",
     "default_name",
+    "explain_pins",
     "installed_versions",
     "promote",
 ]
@@ -49,6 +55,7 @@ class Promotion:
     data_files: dict[Path, str]
     captured: Capture | None = None
     execution_failure: ExecutionFailure | None = None
+    resolution: Resolution | None = None  # the pins and why, when the notebook constrains them
 
 
 @dataclass(frozen=True)
@@ -116,8 +123,11 @@ def promote(
         data_paths={literal: project for literal, (_, project) in data_files.items()},
     )
     copies = {source: project for source, project in data_files.values()}
+    resolution = _resolve(analysis, result.dependencies, index=lock and not pretend)
+    if resolution is not None:
+        result = dataclasses.replace(result, dependencies=resolution.requirements)
     if pretend:
-        return Promotion(result, target, None, copies)
+        return Promotion(result, target, None, copies, resolution=resolution)
     ran = _execute(path, result, execute) if execute else None
     extra = {PARITY_FILE: capture_json(ran, result)} if isinstance(ran, Capture) else {}
     captured = json.loads(extra[PARITY_FILE]) if extra else None
@@ -132,7 +142,53 @@ def promote(
         copies,
         captured=ran if isinstance(ran, Capture) else None,
         execution_failure=ran if isinstance(ran, ExecutionFailure) else None,
+        resolution=resolution,
     )
+
+
+def explain_pins(notebook: Path | str, *, index: bool = True) -> Resolution:
+    """The pins ``promote`` would write for the notebook's third-party imports, and why."""
+    analysis = analyse_in_environment(read(notebook))
+    installed = installed_versions()
+    local = _local_modules(analysis, Path(notebook).resolve().parent)
+    requirements = [
+        f"{d.distribution}=={v}" if (v := installed.get(_normal(d.distribution))) else d.requirement
+        for d in analysis.dependencies
+        if not set(d.modules) & local
+    ]
+    found = _resolve(analysis, requirements, index=index, always=True)
+    assert found is not None
+    return found
+
+
+def _resolve(
+    analysis: Analysis,
+    requirements: tuple[str, ...] | list[str],
+    *,
+    index: bool,
+    always: bool = False,
+) -> Resolution | None:
+    """Pins from the notebook's drift bounds and evidence; None when it says nothing of them."""
+    if not requirements or not (always or needed(analysis)):
+        return None
+    return resolve(
+        analysis,
+        requirements,
+        service_pins(),
+        installed=installed_versions(),
+        index=index,
+    )
+
+
+def service_pins() -> list[str]:
+    """The template's own runtime pins (FastAPI, pandas, numpy, ...), from its copier.yml."""
+    data = yaml.safe_load((template_path() / "copier.yml").read_text(encoding="utf-8"))
+    pins = data.get("service_pins", {}).get("default", []) if isinstance(data, dict) else []
+    return [str(p) for p in pins]
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def capture_into(

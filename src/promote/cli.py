@@ -11,6 +11,7 @@ import click
 from promote import __version__, api, lifecycle, report
 from promote.capture import ExecutionFailure as CaptureFailure
 from promote.errors import PromoteError
+from promote.resolve import explain
 
 __all__ = ["EXECUTION_FAILED", "UPDATE_CONFLICTS", "main"]
 
@@ -62,6 +63,11 @@ def cli() -> None:
     show_default=True,
     help="Resolve hashed lock files now (uv; offline: pin what is installed here).",
 )
+@click.option(
+    "--explain-pins",
+    is_flag=True,
+    help="Say where each pinned version of the notebook's code comes from.",
+)
 def build(
     notebook: Path,
     output: Path | None,
@@ -73,6 +79,7 @@ def build(
     total_timeout: int,
     kernel: str,
     lock: bool,
+    explain_pins: bool,
 ) -> None:
     """Promote NOTEBOOK into a project."""
     run = api.Execution(timeout, total_timeout, kernel) if execute else None
@@ -82,6 +89,16 @@ def build(
     path = str(notebook)
     for diagnostic in result.plan.diagnostics:
         click.echo(report.diagnostic_line(path, diagnostic), err=True)
+    if result.resolution:
+        for note in result.resolution.notes:
+            click.secho(f"warning: {note}", fg="yellow", err=True)
+    if explain_pins:
+        click.echo(
+            explain(result.resolution)
+            if result.resolution
+            else "Pins: the versions installed where promote runs (the notebook uses no drifted "
+            "API and shows no versions)."
+        )
     if pretend:
         click.echo(report.plan_text(result.plan))
         click.echo(f"would write {result.target} (nothing written: --pretend)")
@@ -182,13 +199,29 @@ def update(directory: Path, notebook: Path | None, pretend: bool) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-def check(notebook: Path, fmt: str) -> None:
+@click.option(
+    "--modernize",
+    is_flag=True,
+    help="List, for each API-drift finding, the change that runs on current libraries.",
+)
+@click.option(
+    "--explain-pins",
+    is_flag=True,
+    help="Resolve the pins promote would write (needs PyPI) and say where each comes from.",
+)
+def check(notebook: Path, fmt: str, modernize: bool, explain_pins: bool) -> None:
     """Report what promote sees in NOTEBOOK (roles, model, readiness, problems); write nothing.
 
     Exits 1 when something would stop promotion, 0 otherwise.
     """
     result = report.check_report(api.check(notebook))
     click.echo(report.check_json(result) if fmt == "json" else report.check_text(result))
+    if modernize and fmt == "text":
+        click.echo("")
+        click.echo(report.modernize_text(result.analysis))
+    if explain_pins and fmt == "text":
+        click.echo("")
+        click.echo(explain(api.explain_pins(notebook)))
     if result.blocking:
         sys.exit(1)
 

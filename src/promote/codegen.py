@@ -58,7 +58,7 @@ def exploration_notebook(plan: Plan) -> str:
         state[:0] = [f"{parameter} = Settings()"] + [
             f"{x.name} = {x.expression.replace('settings.', f'{parameter}.', 1)}"
             for x in plan.settings
-            if not x.module_level
+            if x.name and not x.module_level
         ]
     cells = [
         nbformat.v4.new_markdown_cell(
@@ -135,7 +135,7 @@ from __future__ import annotations
                 f"{setting.field}: SecretStr  # required: set {prefix}{setting.field.upper()}"
             )
             continue
-        default = setting.default.replace("\n", "\n    ")
+        default = _indent(setting.default).lstrip()  # not inside a multi-line string
         trailing = f"  {setting.trailing}" if setting.trailing else ""
         body.append(f"{setting.field}: {setting.annotation} = {default}{trailing}")
     body += [
@@ -299,7 +299,11 @@ def _pipeline(plan: Plan) -> str:
         text += f"from {plan.package_name}.settings import Settings\n"
     lines: list[str] = []
     if takes:
-        lines.append(f"{parameter} = Settings() if {parameter} is None else {parameter}")
+        build = "Settings()"
+        if any(x.secret and not x.module_level for x in plan.settings):
+            # mypy cannot know that pydantic-settings fills required fields from the environment
+            build += "  # type: ignore[call-arg]"
+        lines.append(f"if {parameter} is None:\n    {parameter} = {build}")
     rebound = _rebound_after_fit(plan)
     for call in plan.calls:
         if not call.keep:

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 __all__ = [
+    "ApiDrift",
     "CellMagic",
     "ChangesDirectory",
+    "ConflictingVersionBounds",
     "ConnectionStringWithCredentials",
     "Diagnostic",
     "ExternalNotebook",
@@ -464,3 +466,51 @@ class SecretSetting(Diagnostic):
             "Set the variable where the project runs (see its settings.py); remove the value "
             "from the notebook and rotate it, since it is in the file's history."
         )
+
+
+@dataclass(frozen=True)
+class ApiDrift(Diagnostic):
+    """A call of an API that works only with some versions of its library (api_drift.toml)."""
+
+    code: ClassVar[str] = "P040"
+    severity: ClassVar[str] = "warning"
+    api: str = ""  # the entry's id
+    used: str = ""  # how the old use looks: ``DecisionTreeRegressor(criterion='mse')``
+    distribution: str = ""
+    works: str = ""  # the specifier in which it works
+    removed_in: str = ""
+    replacement: str = ""
+
+    @property
+    def message(self) -> str:
+        return (
+            f"`{self.used}` works only with {self.distribution}{self.works} "
+            f"(changed in {self.removed_in}); the project's pins keep to that range when wheels "
+            "for its Python exist"
+        )
+
+    @property
+    def hint(self) -> str:
+        return f"To run on current {self.distribution}: {self.replacement}"
+
+
+@dataclass(frozen=True)
+class ConflictingVersionBounds(Diagnostic):
+    """Drifted APIs of one library that no single version supports together."""
+
+    code: ClassVar[str] = "P041"
+    severity: ClassVar[str] = "warning"
+    distribution: str = ""
+    specifier: str = ""
+    apis: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        return (
+            f"no version of {self.distribution} supports all of {', '.join(self.apis)} "
+            f"(they need {self.specifier}); promote pins the newest version instead"
+        )
+
+    @property
+    def hint(self) -> str:
+        return "Modernize the older calls (`promote check --modernize` lists the changes)."

@@ -76,7 +76,7 @@ def capture(
     head = fit_input[:rows] if not hasattr(fit_input, "head") else fit_input.head(rows)
     predictions = [plain(value) for value in model.predict(head)]
     return {
-        "schema": schema(fit_input, kind, dropped),
+        "schema": optional(schema, fit_input, kind, dropped) or {"kind": kind},
         "records": records(head, kind, dropped),
         "predictions": predictions,
         "dropped": dropped,
@@ -161,13 +161,13 @@ def personal_columns(fit_input: Any, kind: str) -> dict[str, str]:
         return dropped
     if kind != "table":
         return dropped
-    for column in fit_input.columns:
+    for position, column in enumerate(fit_input.columns):
         name = str(column)
         words = [word for word in name_words(name) if word in PII_WORDS]
         if words:
             dropped[name] = f"the name says it holds {PII_WORDS[words[0]]} ({words[0]!r})"
             continue
-        values = fit_input[column].dropna().head(PII_SCAN_ROWS).tolist()
+        values = fit_input.iloc[:, position].dropna().head(PII_SCAN_ROWS).tolist()
         reason = value_reason(values)
         if reason:
             dropped[name] = reason
@@ -219,8 +219,8 @@ def schema(fit_input: Any, kind: str, dropped: dict[str, str]) -> dict[str, Any]
         return {
             "kind": "table",
             "columns": [
-                column_schema(str(name), fit_input[name], str(name) in dropped)
-                for name in fit_input.columns
+                column_schema(str(name), fit_input.iloc[:, position], str(name) in dropped)
+                for position, name in enumerate(fit_input.columns)
             ],
         }
     if kind == "text":

@@ -2,6 +2,7 @@
 
 ``requirements.txt`` (runtime and dev) and ``requirements-runtime.txt`` (what the image installs)
 hold the direct pins. ``lock`` resolves each with ``uv pip compile --generate-hashes --universal``
+(or, when pins kept for API drift exist only for some Pythons, for the project's Python alone)
 into ``requirements.lock`` and ``requirements-runtime.lock``, which ``make install`` and the
 Dockerfile install exactly. Offline (no package index), it falls back to pinning every
 distribution the requirements need to the version installed where promote runs, found from the
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-__all__ = ["LOCKS", "Locked", "lock"]
+__all__ = ["LOCKS", "Locked", "find_uv", "lock"]
 
 LOCKS = {
     "requirements.txt": "requirements.lock",
@@ -40,16 +41,21 @@ class Locked:
 def lock(project: Path, python_version: str = "3.11", timeout: int = 120) -> Locked:
     """Write the lock files of ``project`` next to its requirements files."""
     sources = [s for s in LOCKS if (project / s).is_file()]
-    uv = _uv()
+    uv = find_uv()
     reason = "uv is not installed"
     if uv:
         failures = []
         for source in sources:
-            result = subprocess.run(
-                [uv, "pip", "compile", source, "--generate-hashes", "--universal",
-                 "--python-version", python_version, "--quiet", "-o", LOCKS[source]],
-                cwd=project, capture_output=True, text=True, timeout=timeout, check=False,
-            )  # fmt: skip
+            # Universal first (every platform, Python >= python_version); pins that only exist
+            # for some Pythons (old compiled wheels kept for API drift) get a lock for this one.
+            for scope in (["--universal"], []):
+                result = subprocess.run(
+                    [uv, "pip", "compile", source, "--generate-hashes", *scope,
+                     "--python-version", python_version, "--quiet", "-o", LOCKS[source]],
+                    cwd=project, capture_output=True, text=True, timeout=timeout, check=False,
+                )  # fmt: skip
+                if result.returncode == 0:
+                    break
             if result.returncode != 0:
                 failures.append(result.stderr.strip().splitlines()[-1:] or ["unknown error"])
         if not failures:
@@ -60,7 +66,8 @@ def lock(project: Path, python_version: str = "3.11", timeout: int = 120) -> Loc
     return Locked(tuple(LOCKS[s] for s in sources), "installed", reason)
 
 
-def _uv() -> str | None:
+def find_uv() -> str | None:
+    """The uv executable: the one installed with promote, else one on PATH."""
     try:
         from uv import find_uv_bin
 
@@ -85,6 +92,9 @@ def _installed_lock(requirements: Path, reason: str) -> str:
         except importlib.metadata.PackageNotFoundError:
             continue
         if "==" not in pins.get(name, "=="):
+            wanted = Requirement(pins[name])
+            if wanted.specifier and not wanted.specifier.contains(dist.version, prereleases=True):
+                continue  # a range the installed version is outside of (API drift): kept as is
             pins[name] = f"{name}=={dist.version}"
         for text in dist.requires or []:
             requirement = Requirement(text)

@@ -32,6 +32,7 @@ class Cell:
     tags: tuple[str, ...] = ()
     execution_count: int | None = None
     outputs: tuple[dict[str, Any], ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,7 @@ def _cell(index: int, node: Any) -> Cell:
         tags=tags,
         execution_count=node.get("execution_count"),
         outputs=tuple(dict(o) for o in node.get("outputs", []) or []),
+        metadata=dict(metadata),
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from promote.analysis import Analysis, CellAnalysis
+from promote.analysis.evidence import normal_name
 from promote.analysis.readiness import ReadinessItem, readiness
 from promote.diagnostics import Diagnostic
 from promote.errors import RefusedNotebookError
@@ -18,6 +19,7 @@ __all__ = [
     "check_report",
     "check_text",
     "diagnostic_line",
+    "modernize_text",
     "plan_text",
 ]
 
@@ -81,6 +83,8 @@ def check_text(result: CheckReport) -> str:
         )
     else:
         lines.append("model: none found (no `.fit(...)` call)")
+    lines += _evidence_lines(analysis)
+    lines += _bounds_lines(analysis)
     lines += ["", "Production readiness"]
     for item in result.readiness:
         lines.append(f"  [{'x' if item.ok else ' '}] {item.key:<10} {item.detail}")
@@ -105,6 +109,74 @@ def check_text(result: CheckReport) -> str:
             f"{_plural(counts['info'], 'note')})"
         )
     return "\n".join(lines)
+
+
+def _evidence_lines(analysis: Analysis) -> list[str]:
+    """The versions the notebook shows: Python, then the distributions it imports."""
+    evidence = analysis.evidence
+    if not evidence.versions and not evidence.saved:
+        return ["", "Evidence of versions: none (no kernel version, pins or versions in outputs)"]
+    used = {normal_name(x.distribution) for x in analysis.dependencies} | {"python"}
+    shown = [v for v in evidence.versions if v.distribution in used]
+    lines = ["", "Evidence of versions"]
+    for item in shown:
+        where = "notebook metadata" if item.cell is None else f"cell {item.cell}"
+        lines.append(
+            f"  {item.distribution + ' ' + item.version:<24} {item.source}, {where}: {item.detail}"
+        )
+    others = {v.distribution for v in evidence.versions} - used
+    if others:
+        lines.append(
+            f"  (and {_plural(len(others), 'other distribution')} named in outputs; "
+            "--format json lists them)"
+        )
+    if evidence.saved:
+        lines.append(f"  last run {evidence.saved} ({evidence.saved_source})")
+    return lines
+
+
+def _bounds_lines(analysis: Analysis) -> list[str]:
+    """The versions the notebook's drifted calls work with, per library."""
+    if not analysis.bounds:
+        return []
+    lines = ["", "Version bounds from API drift (P040)"]
+    for bound in analysis.bounds:
+        cells = ", ".join(map(str, bound.cells))
+        note = "  CONFLICT: no single version" if bound.conflict else ""
+        lines.append(
+            f"  {bound.distribution + bound.specifier:<24} {len(bound.apis)} API(s), "
+            f"cell(s) {cells}{note}"
+        )
+    return lines
+
+
+def modernize_text(analysis: Analysis) -> str:
+    """``promote check --modernize``: for each drift finding, the change for current libraries."""
+    if not analysis.drift:
+        return "Modernize: nothing to change (no API in the drift table is used)."
+    lines = [f"Modernize: {_plural(len(analysis.drift), 'change')} to run on current libraries"]
+    sources = {c.index: c.cell.source.splitlines() for c in analysis.cells}
+    for match in analysis.drift:
+        api = match.api
+        lines.append(
+            f"  cell {match.cell}, line {match.line}: {api.shown} "
+            f"({api.distribution}{api.works}, changed in {api.removed_in})"
+        )
+        written = sources.get(match.cell, [])
+        if 0 < match.line <= len(written):
+            lines.append(f"      yours:  {written[match.line - 1].strip()}")
+        lines.append(f"      change: {api.replacement}")
+        lines.append("      before: " + "\n              ".join(_snippet(api.example)))
+        lines.append("      after:  " + "\n              ".join(_snippet(api.modern)))
+    return "\n".join(lines)
+
+
+def _snippet(code: str) -> list[str]:
+    return [
+        line
+        for line in code.strip().splitlines()
+        if not line.startswith("import matplotlib") and line.strip() != 'matplotlib.use("Agg")'
+    ]
 
 
 def check_json(result: CheckReport) -> str:
@@ -146,6 +218,31 @@ def check_json(result: CheckReport) -> str:
             for x in analysis.dependencies
         ],
         "requirements": list(analysis.requirements),
+        "evidence": analysis.evidence.as_dict(),
+        "bounds": [
+            {
+                "distribution": b.distribution,
+                "specifier": b.specifier,
+                "apis": list(b.apis),
+                "cells": list(b.cells),
+                "conflict": b.conflict,
+            }
+            for b in analysis.bounds
+        ],
+        "drift": [
+            {
+                "api": m.api.id,
+                "cell": m.cell,
+                "line": m.line,
+                "distribution": m.api.distribution,
+                "works": m.api.works,
+                "removed_in": m.api.removed_in,
+                "replacement": m.api.replacement,
+                "example": m.api.example.strip(),
+                "modern": m.api.modern.strip(),
+            }
+            for m in analysis.drift
+        ],
         "readiness": [{"key": x.key, "ok": x.ok, "detail": x.detail} for x in result.readiness],
         "diagnostics": [x.as_dict() for x in analysis.diagnostics],
     }

@@ -16,15 +16,21 @@ from promote.analysis.bindings import BUILTINS, function_free_names
 from promote.analysis.checks import run_checks
 from promote.analysis.dependencies import Dependency, dependencies
 from promote.analysis.dependencies import distribution as _distribution
+from promote.analysis.drift import Bound, DriftMatch, bounds, find_drift
+from promote.analysis.evidence import Evidence, collect
+from promote.analysis.secrets import secret_literals
 from promote.analysis.statements import Context, Statement, called_name, split_statements
 from promote.normalize import normalize
 from promote.notebook import Cell, Notebook
 
 __all__ = [
     "Analysis",
+    "Bound",
     "CellAnalysis",
     "Definition",
     "Dependency",
+    "DriftMatch",
+    "Evidence",
     "ImportBinding",
     "ModelFit",
     "analyse",
@@ -102,6 +108,9 @@ class Analysis:
     diagnostics: tuple[d.Diagnostic, ...]
     string_literals: tuple[tuple[int, str], ...] = field(default=())  # (cell, value)
     dependencies: tuple[Dependency, ...] = field(default=())  # third-party, sorted by name
+    evidence: Evidence = field(default=Evidence())  # versions and date the notebook shows
+    drift: tuple[DriftMatch, ...] = field(default=())  # uses of APIs that changed (api_drift.toml)
+    bounds: tuple[Bound, ...] = field(default=())  # per distribution, the versions they work with
 
     @property
     def errors(self) -> tuple[d.Diagnostic, ...]:
@@ -172,7 +181,10 @@ def analyse(
     constants = _constants(cells)
     definitions = _definitions(cells, imports, constants, diagnostics)
     diagnostics.extend(_undefined(cells, imports, definitions))
-    diagnostics.extend(run_checks(notebook, cells, constants))
+    diagnostics.extend(run_checks(notebook, cells))
+    drift = find_drift(cells)
+    version_bounds = bounds(drift)
+    diagnostics.extend(_drift_diagnostics(drift, version_bounds))
     requirements = tuple(r for c in cells for r in c.requirements)
     literals = tuple(
         (c.index, node.value)
@@ -199,7 +211,39 @@ def analyse(
             packages,
             installed,
         ),
+        evidence=collect(notebook, cells, ((c.index, r) for c in cells for r in c.requirements)),
+        drift=drift,
+        bounds=version_bounds,
     )
+
+
+def _drift_diagnostics(
+    drift: Sequence[DriftMatch], version_bounds: Sequence[Bound]
+) -> list[d.Diagnostic]:
+    out: list[d.Diagnostic] = [
+        d.ApiDrift(
+            match.cell,
+            line=match.line,
+            api=match.api.id,
+            used=match.api.shown,
+            distribution=match.api.distribution,
+            works=match.api.works,
+            removed_in=match.api.removed_in,
+            replacement=match.api.replacement,
+        )
+        for match in drift
+    ]
+    for bound in version_bounds:
+        if bound.conflict:
+            out.append(
+                d.ConflictingVersionBounds(
+                    bound.cells[0],
+                    distribution=bound.distribution,
+                    specifier=bound.specifier,
+                    apis=bound.apis,
+                )
+            )
+    return out
 
 
 def stage_tag(cell: Cell) -> str | None:
@@ -316,7 +360,14 @@ def _constants(cells: list[CellAnalysis]) -> dict[str, int]:
             or cell.role == "config"
             or tables.SECRET_NAME.search(stmt.binds[0])
         )
+        and not _holds_nested_secret(stmt)
     }
+
+
+def _holds_nested_secret(stmt: Statement) -> bool:
+    """``CONFIG = {"password": "..."}``: not a setting; the credential inside becomes one."""
+    value = getattr(stmt.node, "value", None)
+    return any(found.node is not value for found in secret_literals(list(ast.walk(stmt.node))))
 
 
 def _definitions(

@@ -8,16 +8,17 @@ network, which estimators are random, what a token looks like) lives in ``tables
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from promote import diagnostics as d
 from promote.analysis import tables
+from promote.analysis.secrets import SecretLiteral, looks_secret, secret_kind, secret_literals
 from promote.analysis.statements import Statement, called_name
 from promote.notebook import Cell, Notebook
 
-__all__ = ["Located", "qualified_names", "run_checks"]
+__all__ = ["Located", "movable_secret", "qualified_names", "run_checks"]
 
 
 class Located(Protocol):
@@ -48,14 +49,8 @@ class _Call:
         return self.name.rsplit(".", 1)[-1]
 
 
-def run_checks(
-    notebook: Notebook, cells: Sequence[Located], constants: Mapping[str, int] | None = None
-) -> list[d.Diagnostic]:
-    """Every whole-notebook check, in a stable order.
-
-    ``constants`` are the notebook's settings constants: a secret assigned to one becomes a
-    required setting of the generated project (P026) instead of blocking promotion (P015).
-    """
+def run_checks(notebook: Notebook, cells: Sequence[Located]) -> list[d.Diagnostic]:
+    """Every whole-notebook check, in a stable order."""
     walks = _Walks()
     aliases = qualified_names(cells)
     calls = list(_calls(cells, aliases, walks))
@@ -63,7 +58,7 @@ def run_checks(
     out: list[d.Diagnostic] = []
     out.extend(_never_executed(notebook))
     out.extend(_paths(cells, walks))
-    out.extend(_code_secrets(cells, walks, constants or {}))
+    out.extend(_code_secrets(cells, walks))
     out.extend(_output_secrets(notebook))
     out.extend(_network(calls, strings))
     out.extend(_writes(calls))
@@ -185,81 +180,45 @@ def _is_fixed_path(value: str) -> bool:
 
 
 # -- secrets -------------------------------------------------------------------------------------
-def _code_secrets(
-    cells: Sequence[Located], walks: _Walks, constants: Mapping[str, int]
-) -> list[d.Diagnostic]:
+def _code_secrets(cells: Sequence[Located], walks: _Walks) -> list[d.Diagnostic]:
+    """Credentials in the code. One the generated project can read from a required environment
+    variable instead is a warning (P026); one it cannot (inside a function or class the notebook
+    defines, which is moved verbatim, or part of an f-string) blocks promotion (P015, P021)."""
     out: list[d.Diagnostic] = []
     for cell in cells:
         for stmt in cell.statements:
             lines: set[int] = set()  # one finding per line
-            nodes = walks.of(stmt.node)
-            setting = stmt.binds[0] if stmt.kind == "constant" else None
-            for name, value, line in _named_strings(nodes):
-                if tables.SECRET_NAME.search(name) and _looks_secret(value):
-                    if name == setting and constants.get(name) == cell.index:
-                        out.append(d.SecretSetting(cell.index, line=cell.line(line), name=name))
-                    else:
-                        out.append(d.HardcodedSecret(cell.index, line=cell.line(line), name=name))
-                    lines.add(line)
-            for lineno, value in _strings(nodes):
+            for found in secret_literals(walks.of(stmt.node)):
+                lineno = found.node.lineno
                 if lineno in lines:
                     continue
+                lines.add(lineno)
                 line = cell.line(lineno)
-                match = tables.CREDENTIALS_URL.search(value)
-                if match and not tables.PLACEHOLDER.search(match.group(3)):
+                if movable_secret(stmt, found):
+                    direct = stmt.kind == "constant" and found.node is getattr(
+                        stmt.node, "value", None
+                    )
+                    name = stmt.binds[0] if direct else found.name
+                    out.append(d.SecretSetting(cell.index, line=line, name=name))
+                elif found.name.endswith("_url") and "connection string" in found.kind:
+                    scheme = found.name.removesuffix("_url")
                     out.append(
                         d.ConnectionStringWithCredentials(
-                            cell.index, line=line, name=match.group(1), scheme=match.group(1)
+                            cell.index, line=line, name=scheme, scheme=scheme
                         )
                     )
-                    continue
-                for kind, pattern in tables.SECRET_PATTERNS:
-                    if pattern.search(value):
-                        out.append(d.HardcodedSecret(cell.index, line=line, name=kind))
-                        break
+                else:
+                    out.append(d.HardcodedSecret(cell.index, line=line, name=found.name))
     return out
 
 
-def _named_strings(nodes: list[ast.AST]) -> Iterator[tuple[str, str, int]]:
-    """(name, string, line) for ``name = "..."``, ``f(name="...")`` and ``{"name": "..."}``."""
-    for inner in nodes:
-        if isinstance(inner, ast.Assign | ast.AnnAssign) and _is_str(inner.value):
-            targets = inner.targets if isinstance(inner, ast.Assign) else [inner.target]
-            for target in targets:
-                name = _target_name(target)
-                if name:
-                    yield name, inner.value.value, inner.lineno  # type: ignore[union-attr]
-        elif isinstance(inner, ast.Call):
-            for keyword in inner.keywords:
-                if keyword.arg and _is_str(keyword.value):
-                    yield keyword.arg, keyword.value.value, keyword.value.lineno  # type: ignore[attr-defined]
-        elif isinstance(inner, ast.Dict):
-            for key, value in zip(inner.keys, inner.values, strict=True):
-                if _is_str(key) and _is_str(value):
-                    yield key.value, value.value, value.lineno  # type: ignore[union-attr,attr-defined]
+def movable_secret(stmt: Statement, found: SecretLiteral) -> bool:
+    """Whether promote can replace the literal with a setting read from the environment: not
+    inside a definition (moved verbatim) or an f-string."""
+    return stmt.kind != "definition" and not found.in_fstring
 
 
-def _is_str(node: ast.AST | None) -> bool:
-    return isinstance(node, ast.Constant) and isinstance(node.value, str)
-
-
-def _target_name(target: ast.expr) -> str:
-    if isinstance(target, ast.Name):
-        return target.id
-    if isinstance(target, ast.Attribute):
-        return target.attr
-    if isinstance(target, ast.Subscript) and _is_str(target.slice):
-        return str(target.slice.value)  # type: ignore[attr-defined]
-    return ""
-
-
-def _looks_secret(value: str) -> bool:
-    return (
-        len(value) >= 8
-        and " " not in value.strip()
-        and not tables.ENV_VAR_NAME.match(value)
-        and not tables.PLACEHOLDER.search(value)
-    )
+_OUTPUT_SCAN_CHARS = 200_000  # detect-secrets reads this much of a cell's outputs; our patterns all
 
 
 def _output_secrets(notebook: Notebook) -> list[d.Diagnostic]:
@@ -268,12 +227,11 @@ def _output_secrets(notebook: Notebook) -> list[d.Diagnostic]:
         text = "\n".join(_output_text(cell))
         if not text:
             continue
-        kinds = [kind for kind, pattern in tables.SECRET_PATTERNS if pattern.search(text)]
-        url = tables.CREDENTIALS_URL.search(text)
-        if url and not tables.PLACEHOLDER.search(url.group(3)):
-            kinds.append("a connection string with a password")
+        kind = secret_kind(text[:_OUTPUT_SCAN_CHARS])
+        kinds = [kind] if kind else []
+        kinds += [kind for kind, pattern in tables.SECRET_PATTERNS if pattern.search(text)]
         for match in tables.SECRET_ASSIGNMENT.finditer(text):
-            if _looks_secret(match.group(2)):
+            if looks_secret(match.group(2)):
                 kinds.append(f"a {match.group(1).lower()}")
                 break
         if kinds:

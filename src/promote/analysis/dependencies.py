@@ -14,16 +14,15 @@ import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from promote.analysis import tables
 from promote.analysis.checks import Located
+from promote.analysis.evidence import printed_versions
 from promote.notebook import Cell
 
 __all__ = ["Dependency", "dependencies", "distribution", "is_standard_library", "pinned"]
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)$")
-_VERSION = re.compile(r"(?<![\w.])(\d+\.\d+(?:\.\d+)*(?:(?:a|b|rc|\.post|\.dev)\d+)?)(?![\w.])")
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,9 @@ def dependencies(
     version, both for the environment promote runs in.
     """
     found: dict[str, Dependency] = {}
-    printed = _printed_versions(cells, raw_cells)
+    printed: dict[str, str] = {}
+    for _, printed_module, printed_version in printed_versions(cells, raw_cells):
+        printed.setdefault(printed_module, printed_version)
     for cell, module in _imported_modules(cells):
         resolved = distribution(module, packages)
         if resolved is None:
@@ -146,51 +147,3 @@ def _imported_modules(cells: Sequence[Located]) -> list[tuple[int, str]]:
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     out.append((cell.index, node.module.split(".")[0]))
     return out
-
-
-def _printed_versions(cells: Sequence[Located], raw_cells: Iterable[Cell]) -> dict[str, str]:
-    """Top-level module → the version a cell printed for it (``print(np.__version__)``)."""
-    aliases = _module_aliases(cells)
-    outputs = {c.index: c.outputs for c in raw_cells}
-    found: dict[str, str] = {}
-    for cell in cells:
-        asked = [
-            aliases[node.value.id]
-            for stmt in cell.statements
-            for node in ast.walk(stmt.node)
-            if isinstance(node, ast.Attribute)
-            and node.attr == "__version__"
-            and isinstance(node.value, ast.Name)
-            and node.value.id in aliases
-        ]
-        if not asked:
-            continue
-        versions = _VERSION.findall(_output_text(outputs.get(cell.index, ())))
-        if len(versions) == len(asked):
-            for module, version in zip(asked, versions, strict=True):
-                found.setdefault(module, version)
-    return found
-
-
-def _module_aliases(cells: Sequence[Located]) -> dict[str, str]:
-    aliases: dict[str, str] = {}
-    for cell in cells:
-        for stmt in cell.statements:
-            node = stmt.node
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    aliases[alias.asname or alias.name.split(".")[0]] = alias.name.split(".")[0]
-    return aliases
-
-
-def _output_text(outputs: Iterable[Mapping[str, Any]]) -> str:
-    parts = []
-    for output in outputs:
-        data = output.get("data")
-        shown = data.get("text/plain") if isinstance(data, dict) else None
-        for value in (output.get("text"), shown):
-            if isinstance(value, list):
-                parts.append("".join(str(v) for v in value))
-            elif isinstance(value, str):
-                parts.append(value)
-    return "\n".join(parts)

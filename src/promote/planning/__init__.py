@@ -16,13 +16,15 @@ from dataclasses import dataclass, field, replace
 from promote import diagnostics as d
 from promote.analysis import Analysis, CellAnalysis, stage_tag, tables
 from promote.analysis.bindings import BUILTINS
-from promote.analysis.checks import qualified_names
+from promote.analysis.checks import movable_secret, qualified_names
 from promote.analysis.readiness import readiness
+from promote.analysis.secrets import secret_kind, secret_literals
 from promote.analysis.statements import Statement, called_name, changes_state, source_lines
 from promote.errors import RefusedNotebookError
 from promote.planning.model import Call, Function, Module, Plan
 from promote.planning.settings import (
     Setting,
+    field_name,
     inline_literals,
     make_setting,
     name_inline,
@@ -78,6 +80,7 @@ def plan(
     sources = {c.index: _rewrite_literals(c, data_paths) for c in analysis.cells}
     settings = _settings(analysis, sources)
     parameter = _settings_parameter(analysis)
+    secrets = _secret_settings(analysis, sources, settings, parameter)
     pure = {n for n, x in analysis.definitions.items() if x.pure}
     kept = _kept_statements(analysis)
     hoisted = (set(analysis.imports) | set(analysis.constants) | pure | BUILTINS) - _rebound(kept)
@@ -109,7 +112,7 @@ def plan(
         package_name=package_name(project_name),
         notebook_name=analysis.notebook.path.name,
         modules=modules,
-        settings=(*settings.values(), *inline),
+        settings=(*settings.values(), *secrets, *inline),
         setting_names=frozenset(analysis.constants),
         settings_parameter=parameter,
         imports={n: b.statement for n, b in analysis.imports.items()},
@@ -146,7 +149,7 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
             raise RefusedNotebookError(
                 notebook.path, diagnostic.message, diagnostic.hint, cell=diagnostic.cell
             )
-        if isinstance(diagnostic, d.HardcodedSecret):
+        if isinstance(diagnostic, d.HardcodedSecret | d.ConnectionStringWithCredentials):
             raise RefusedNotebookError(
                 notebook.path, diagnostic.message, diagnostic.hint, cell=diagnostic.cell
             )
@@ -591,7 +594,7 @@ def _fixpoint(step: Callable[[], bool]) -> None:
 def _title(analysis: Analysis) -> str:
     for cell in analysis.notebook.cells:
         if cell.kind == "markdown":
-            match = re.search(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", cell.source, re.MULTILINE)
+            match = re.search(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", redact(cell.source), re.MULTILINE)
             if match:
                 return match.group(1)
     return ""
@@ -605,7 +608,9 @@ def _intro(analysis: Analysis, limit: int = 1200) -> str:
             break
         if cell.kind == "markdown":
             text = "\n".join(
-                line for line in cell.source.splitlines() if not line.lstrip().startswith("#")
+                line
+                for line in redact(cell.source).splitlines()
+                if not line.lstrip().startswith("#")
             ).strip()
             if text:
                 paragraphs.append(text)
@@ -641,13 +646,13 @@ def _exploration(
     out: list[tuple[str, str]] = []
     for cell in analysis.notebook.cells:
         if cell.kind == "markdown":
-            out.append(("markdown", cell.source))
+            out.append(("markdown", redact(cell.source)))
             continue
         if cell.kind != "code" or not cell.source.strip():
             continue
         info = analysed.get(cell.index)
         if info is None or info.syntax_error:  # skipped or not Python: kept as written
-            out.append(("code", cell.source))
+            out.append(("code", redact(cell.source, comment="# ")))
             continue
         package = {id(s) for s in kept[cell.index]}
         left = [  # what was shown, and what was computed only to be shown
@@ -759,6 +764,89 @@ def _inline_settings(
     if unique:
         unique[0] = replace(unique[0], comments=("# written inline in the notebook's calls",))
     return tuple(unique)
+
+
+def _secret_settings(
+    analysis: Analysis,
+    sources: dict[int, list[str]],
+    settings: Mapping[str, Setting],
+    parameter: str,
+) -> tuple[Setting, ...]:
+    """Credentials written into the code become required ``SecretStr`` settings.
+
+    ``sources`` is rewritten in place, in the package's statements and in those left for the
+    exploration notebook alike: ``connect(token="ghp_...")`` becomes
+    ``connect(token=settings.token.get_secret_value())``; the same value is one setting.
+    """
+    taken = {x.field for x in settings.values()}
+    by_value: dict[str, Setting] = {}
+    for cell in analysis.cells:
+        edits: list[tuple[ast.Constant, str]] = []
+        for stmt in cell.statements:
+            if stmt.kind == "constant" and stmt.binds[0] in settings:
+                continue  # the constant itself is a setting (a secret one if it holds one)
+            for found in secret_literals(list(ast.walk(stmt.node))):
+                if not movable_secret(stmt, found):
+                    continue  # refused with P015 / P021
+                value = str(found.node.value)
+                if value not in by_value:
+                    field = re.sub(r"\W+", "_", found.name).strip("_").lower() or "secret"
+                    by_value[value] = Setting(
+                        name="",
+                        field=field_name(field, taken),
+                        annotation="SecretStr",
+                        default="",
+                        comments=(),
+                        trailing="",
+                        secret=True,
+                    )
+                expression = by_value[value].expression.replace("settings.", f"{parameter}.", 1)
+                edits.append((found.node, expression))
+        for node, expression in sorted(
+            edits, key=lambda e: (e[0].lineno, e[0].col_offset), reverse=True
+        ):
+            _replace_node(analysis, cell, sources[cell.index], node, expression)
+    return tuple(by_value.values())
+
+
+def _replace_node(
+    analysis: Analysis, cell: CellAnalysis, lines: list[str], node: ast.expr, new: str
+) -> None:
+    """Replace ``node``'s source in ``lines`` by ``new``, keeping the number of lines."""
+    first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+    start, end = node.col_offset, node.end_col_offset or 0
+    head, tail = lines[first].encode()[:start], lines[last].encode()[end:]
+    if first == last:
+        old = lines[first].encode()[start:end]
+    else:
+        middle = [line.encode() for line in lines[first + 1 : last]]
+        old = b"\n".join([lines[first].encode()[start:], *middle, lines[last].encode()[:end]])
+    try:
+        same = ast.literal_eval(old.decode()) == getattr(node, "value", None)
+    except (ValueError, SyntaxError, UnicodeDecodeError):
+        same = False
+    if not same:
+        raise RefusedNotebookError(
+            analysis.notebook.path,
+            "a credential shares a line with a data file path promote rewrites, so promote "
+            "cannot move it out of the code safely",
+            "Read the credential from an environment variable (os.environ) on its own line.",
+            cell=cell.index,
+        )
+    lines[first] = (head + new.encode() + tail).decode()
+    for index in range(first + 1, last + 1):
+        lines[index] = ""
+
+
+def redact(text: str, comment: str = "") -> str:
+    """``text`` with each line that holds a credential replaced by a note saying so."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        kind = secret_kind(line)
+        if kind:
+            indent = line[: len(line) - len(line.lstrip())]
+            lines[index] = f"{indent}{comment}(promote removed a line holding {kind})"
+    return "\n".join(lines) if lines != text.splitlines() else text
 
 
 def _settings_parameter(analysis: Analysis) -> str:

@@ -88,7 +88,7 @@ def make_setting(
     else:
         annotation = literal_type(ast.literal_eval(value))
     source = "\n".join(lines[start : node.end_lineno or node.lineno])
-    field = _field_name(name, taken)
+    field = field_name(name, taken)
     if secret:
         return Setting(name, field, "SecretStr", "", comments, "", secret=True, source="")
     return Setting(name, field, annotation, default, comments, trailing, source=source)
@@ -168,9 +168,12 @@ def _common(values: Iterable[object]) -> str:
     return "Any"
 
 
-def _field_name(name: str, taken: set[str]) -> str:
+def field_name(name: str, taken: set[str]) -> str:
+    """A valid, unused settings field name for ``name`` (``TEST_SIZE`` → ``test_size``)."""
     field = name.lower() if name.isupper() else name
     field = field.lstrip("_") or "value"
+    if not field.isidentifier():
+        field = f"setting_{field}"
     if keyword.iskeyword(field) or field in _RESERVED or field.startswith("model_"):
         field += "_"
     base, number = field, 2
@@ -251,37 +254,45 @@ def inline_literals(
 def name_inline(
     literals: list[InlineLiteral], taken: set[str]
 ) -> list[tuple[InlineLiteral, Setting]]:
-    """A setting for each literal. A keyword used with one value everywhere is one field named
-    after it (``max_iter``); otherwise, or when that name is taken or cryptic (``C``), the field
-    is named after the call too (``logistic_regression_c``). ``taken`` is updated."""
-    values: dict[str, set[object]] = {}
+    """A setting for each literal; equal values share one.
+
+    A keyword's most frequent value is one field named after the keyword (``random_state``, for
+    every ``random_state=42``); its other values, and cryptic keywords (``C``) or names already
+    taken, are named after the call too (``decision_tree_classifier_max_depth``), one field per
+    call and value. ``taken`` is updated.
+    """
+    counts: dict[str, dict[str, int]] = {}
     for literal in literals:
-        values.setdefault(literal.keyword, set()).add(repr(ast.literal_eval(literal.value)))
-    shared: dict[str, Setting] = {}
+        by_value = counts.setdefault(literal.keyword, {})
+        value = _value_key(literal)
+        by_value[value] = by_value.get(value, 0) + 1
+    shared: dict[tuple[str, ...], Setting] = {}
     out = []
     for literal in literals:
-        keyword = literal.keyword
-        plain = keyword.lower()
-        one_value = len(values[keyword]) == 1
-        if one_value and keyword in shared:
-            out.append((literal, shared[keyword]))
-            continue
-        if one_value and len(plain) > 2 and plain not in taken and plain not in _RESERVED:
-            field = _field_name(plain, taken)
+        keyword, plain, value = literal.keyword, literal.keyword.lower(), _value_key(literal)
+        frequent = max(counts[keyword].items(), key=lambda item: (item[1], item[0] == value))[0]
+        plain_ok = len(plain) > 2 and plain not in _RESERVED
+        if value == frequent and plain_ok and ((keyword, value) in shared or plain not in taken):
+            key: tuple[str, ...] = (keyword, value)
+            name = plain
         else:
-            field = _field_name(f"{_snake(literal.callee)}_{plain}".strip("_"), taken)
-        setting = Setting(
-            name="",
-            field=field,
-            annotation=literal_type(ast.literal_eval(literal.value)),
-            default=literal.value,
-            comments=(),
-            trailing=f"# {literal.callee}({keyword}=...), cell {literal.cell}",
-        )
-        if one_value:
-            shared[keyword] = setting
-        out.append((literal, setting))
+            key = (literal.callee, keyword, value)
+            name = f"{_snake(literal.callee)}_{plain}".strip("_")
+        if key not in shared:
+            shared[key] = Setting(
+                name="",
+                field=field_name(name, taken),
+                annotation=literal_type(ast.literal_eval(literal.value)),
+                default=literal.value,
+                comments=(),
+                trailing=f"# {literal.callee}({keyword}=...), cell {literal.cell}",
+            )
+        out.append((literal, shared[key]))
     return out
+
+
+def _value_key(literal: InlineLiteral) -> str:
+    return repr(ast.literal_eval(literal.value))
 
 
 def _callee(func: ast.expr) -> str:

@@ -30,7 +30,8 @@ def run(settings: Settings | None = None) -> TrainingResult:
     ``settings`` defaults to ``Settings()``: the notebook's values, overridden by the
     environment and settings.toml.
     """
-    settings = Settings() if settings is None else settings
+    if settings is None:
+        settings = Settings()
     df = load_data()
     X, y = feature_engineering(df, settings)
     model, X_test, y_test, y_train, X_train = train(X, y, settings)

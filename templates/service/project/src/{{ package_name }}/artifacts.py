@@ -7,7 +7,10 @@ An artifacts directory holds six files:
 * ``model.json``: the model file's name, format, SHA-256 and the library versions it was
   saved with, and for skops the types it needs beyond skops' defaults (``MANIFEST_FILE``);
 * ``schema.json``: the model input, inferred from the features it was fitted on
-  (``table``: named, typed columns; ``text``: one string; ``array``: n numbers);
+  (``table``: named, typed columns; ``text``: one string; ``array``: n numbers). Each
+  column of a table also records what training saw of it: missing values, the range of
+  its numbers and the categories of its strings and booleans (``validation.py`` checks
+  new training data and requests against them);
 * ``sample.json``: the first rows of those features as JSON records, with the
   model's predictions for them (the service's tests replay them);
 * ``metrics.json``: the metrics reported by the pipeline;
@@ -57,16 +60,19 @@ TRUSTED_MODULES = (
     "imblearn",
 )
 # Distributions whose versions are recorded beside the model. A different major or minor
-# version of scikit-learn or Python refuses to load it (scikit-learn does not support models
-# across versions); any other difference is a warning.
+# version of scikit-learn refuses to load it (scikit-learn does not support models across
+# versions), and for a pickle (joblib) of Python too; any other difference is a warning.
 RECORDED_VERSIONS = ("scikit-learn", "numpy", "pandas", "scipy", "skops", "joblib")
-STRICT_VERSIONS = ("python", "scikit-learn")
+STRICT_VERSIONS = ("scikit-learn",)
+STRICT_PICKLE_VERSIONS = ("python", "scikit-learn")
 SCHEMA_FILE = "schema.json"
 SAMPLE_FILE = "sample.json"
 METRICS_FILE = "metrics.json"
 REFERENCE_FILE = "reference.json"
 ARTIFACT_FILES = (MANIFEST_FILE, SCHEMA_FILE, SAMPLE_FILE, METRICS_FILE)  # required to serve
 SAMPLE_ROWS = 5
+# A string or boolean column with more distinct values than this keeps no category list.
+MAX_CATEGORIES = 50
 
 TEXT_FIELD = "text"
 ARRAY_FIELD = "features"
@@ -96,6 +102,11 @@ class Column:
     dtype: str  # pandas dtype name, restored when building the model input
     type: JsonType  # JSON type accepted for the field
     nullable: bool = False  # the training data had missing values in this column
+    minimum: float | None = None  # numbers: the smallest value seen in training
+    maximum: float | None = None  # numbers: the largest value seen in training
+    # strings and booleans: the values seen in training, as strings (None: not recorded,
+    # more than MAX_CATEGORIES of them)
+    categories: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +129,7 @@ class Schema:
     def from_json(cls, data: Mapping[str, Any]) -> "Schema":
         return cls(
             kind=data["kind"],
-            columns=tuple(Column(**column) for column in data.get("columns", ())),
+            columns=tuple(_column_from_json(column) for column in data.get("columns", ())),
             n_features=data.get("n_features", 0),
             dtype=data.get("dtype", ""),
         )
@@ -236,8 +247,11 @@ def load_model(directory: Path) -> tuple[Any, str]:
             "the model file was changed or replaced after training. Run `make train` again "
             "(or restore the file) rather than serving a model nobody can trace."
         )
-    check_versions(manifest.get("versions", {}), path)
-    if manifest["format"] == "joblib":
+    pickled = manifest["format"] == "joblib"
+    check_versions(
+        manifest.get("versions", {}), path, STRICT_PICKLE_VERSIONS if pickled else STRICT_VERSIONS
+    )
+    if pickled:
         logger.warning("%s is a pickle (skops could not save this model)", path)
         return joblib.load(path), sha256
     needed = sio.get_untrusted_types(file=path)
@@ -264,9 +278,11 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def check_versions(saved: Mapping[str, str], path: Path) -> None:
-    """Refuse a model saved with another minor version of ``STRICT_VERSIONS``; warn for
-    any other library version that differs from the one installed."""
+def check_versions(
+    saved: Mapping[str, str], path: Path, strict: Sequence[str] = STRICT_VERSIONS
+) -> None:
+    """Refuse a model saved with another major or minor version of a library in ``strict``;
+    warn for any other library version that differs from the one installed."""
     current = library_versions()
     differ = {
         name: (version, current[name])
@@ -279,7 +295,7 @@ def check_versions(saved: Mapping[str, str], path: Path) -> None:
     strict = [
         name
         for name, (old, new) in differ.items()
-        if name in STRICT_VERSIONS and old.split(".")[:2] != new.split(".")[:2]
+        if name in strict and old.split(".")[:2] != new.split(".")[:2]
     ]
     if strict:
         raise ModelArtifactError(
@@ -363,12 +379,34 @@ def _column(frame: pd.DataFrame, name: Any) -> Column:
     values = frame[name]
     if isinstance(values, pd.DataFrame):
         raise ValueError(f"column {name!r} appears more than once in the features")
+    json_type = _json_type(values)
+    minimum = maximum = None
+    categories = None
+    present = values.dropna()
+    if json_type in ("number", "integer") and not isinstance(values.dtype, pd.CategoricalDtype):
+        finite = pd.to_numeric(present, errors="coerce")
+        finite = finite[np.isfinite(finite.to_numpy(dtype=float))]
+        if len(finite):
+            minimum, maximum = float(finite.min()), float(finite.max())
+    elif json_type in ("string", "boolean") or isinstance(values.dtype, pd.CategoricalDtype):
+        if not ptypes.is_datetime64_any_dtype(values.dtype):
+            labels = sorted(set(ref.category_labels(present)))
+            categories = tuple(labels) if len(labels) <= MAX_CATEGORIES else None
     return Column(
         name=name,
         dtype=values.dtype.name,
-        type=_json_type(values),
+        type=json_type,
         nullable=bool(values.isna().any()),
+        minimum=minimum,
+        maximum=maximum,
+        categories=categories,
     )
+
+
+def _column_from_json(data: Mapping[str, Any]) -> Column:
+    """A column of schema.json; those written before ranges and categories load too."""
+    categories = data.get("categories")
+    return Column(**{**data, "categories": None if categories is None else tuple(categories)})
 
 
 def _json_type(values: pd.Series) -> JsonType:

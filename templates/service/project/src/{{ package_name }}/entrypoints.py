@@ -1,4 +1,14 @@
-"""Command-line entry points, installed as ``<project>-train`` and ``<project>-serve``.
+"""Command-line entry points, installed as ``<project>-train``, ``<project>-serve`` and
+``<project>-model``.
+
+``<project>-train`` records the trained model as a new version in the registry
+(``registry.py``); it serves only if its data check and the promotion gate pass. It exits
+with 0 when the new version serves, 3 when the gate keeps it as a candidate, 1 when the
+data check failed (the version is kept as a candidate too). ``--report FILE`` also writes
+the report to FILE (Markdown).
+
+``<project>-model`` manages the versions: ``list``, ``show [VERSION]``, ``promote
+[VERSION]`` (the newest candidate by default) and ``rollback``.
 
 Configuration comes from the environment (see ``service/config.py``), among others:
 
@@ -8,18 +18,24 @@ Configuration comes from the environment (see ``service/config.py``), among othe
 * ``WORKERS``: server processes (default 1).
 """
 
+import argparse
+import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import uvicorn
-from fastapi import FastAPI
-
+from .registry import GateSettings, Registry, RegistryError, TrainingOutcome, record_training
 from .service.config import ServiceSettings
 from .service.logs import configure_logging
 from .service.metrics import MULTIPROCESS_DIR_VARIABLE
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 logger = logging.getLogger(__name__)
 
@@ -28,21 +44,115 @@ logger = logging.getLogger(__name__)
 WORKER_HEALTHCHECK_TIMEOUT = 30
 
 
-def train() -> None:
-    """Run the training pipeline and save the model artifacts."""
+EXIT_SERVING = 0
+EXIT_DATA_CHECK_FAILED = 1
+EXIT_CANDIDATE = 3
+
+
+def train(argv: Sequence[str] | None = None) -> None:
+    """Run the training pipeline, record the model as a new version and gate it."""
+    parser = argparse.ArgumentParser(description="Train the model and record a new version.")
+    parser.add_argument("--report", type=Path, help="also write the report to this file")
+    options = parser.parse_args(argv)
     settings = ServiceSettings()
     configure_logging(settings.log_level)
     # Imported here so that serving never imports the training code.
     from . import pipeline
-    from .artifacts import save
 
-    directory = settings.artifacts_dir
     logger.info("training: running pipeline.run()")
     result = pipeline.run()
     for name, value in sorted(result.metrics.items()):
         logger.info("metric %s = %s", name, value)
-    save(result, directory)
-    logger.info("saved the model artifacts to %s", directory.resolve())
+    registry = registry_from(settings)
+    outcome = record_training(
+        result,
+        registry,
+        GateSettings(
+            training_data_checks=settings.training_data_checks,
+            data_range_margin=settings.data_range_margin,
+            promotion_tolerance=settings.promotion_tolerance,
+            promotion_metrics=settings.promotion_metrics,
+        ),
+    )
+    fields = {
+        "model_version": outcome.version,
+        "serving": outcome.serving,
+        "data_check_passed": outcome.data_report.passed,
+        "gate_passed": outcome.gate_report.passed,
+    }
+    logger.info(
+        "recorded model version %s in %s",
+        outcome.version,
+        registry.root.resolve(),
+        extra={"fields": fields},
+    )
+    print(outcome.text())
+    if options.report is not None:
+        options.report.write_text(markdown_report(outcome, registry), encoding="utf-8")
+    if not outcome.data_report.passed and settings.training_data_checks == "enforce":
+        sys.exit(EXIT_DATA_CHECK_FAILED)
+    sys.exit(EXIT_SERVING if outcome.serving else EXIT_CANDIDATE)
+
+
+def model(argv: Sequence[str] | None = None) -> None:
+    """Manage the model versions: list, show, promote, rollback."""
+    parser = argparse.ArgumentParser(description="Manage the model versions in the registry.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="list the versions, their status and metrics")
+    show = commands.add_parser("show", help="print a version's version.json")
+    show.add_argument("version", nargs="?", help="default: the serving version")
+    promote = commands.add_parser("promote", help="make a version serve, without the gate")
+    promote.add_argument("version", nargs="?", help="default: the newest candidate")
+    commands.add_parser("rollback", help="serve the version that served before")
+    options = parser.parse_args(argv)
+    settings = ServiceSettings()
+    configure_logging(settings.log_level)
+    registry = registry_from(settings)
+    try:
+        if options.command == "list":
+            print(version_table(registry))
+        elif options.command == "show":
+            version = options.version or registry.serving()
+            if version is None:
+                raise RegistryError("no version serves yet: run make train")
+            print(json.dumps(registry.info(version), indent=2))
+        elif options.command == "promote":
+            version = options.version or registry.latest_candidate()
+            if version is None:
+                raise RegistryError("no candidate newer than the serving version to promote")
+            registry.set_serving(version, "promoted by hand")
+            print(f"{version} now serves; restart the service to load it")
+        else:
+            before, after = registry.rollback()
+            print(f"rolled back from {before} to {after}; restart the service to load it")
+    except RegistryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+def registry_from(settings: ServiceSettings) -> Registry:
+    return Registry(settings.registry_dir, settings.artifacts_dir)
+
+
+def version_table(registry: Registry) -> str:
+    """One line per version: name, status, creation time and metrics."""
+    lines = []
+    for version in registry.versions():
+        info = registry.info(version)
+        status = registry.status(version)
+        metrics = ", ".join(f"{name}={value:.4g}" for name, value in info["metrics"].items())
+        lines.append(f"{version:6} {status:13} {info['created']}  {metrics}")
+    return "\n".join(lines) or "no versions yet: run make train"
+
+
+def markdown_report(outcome: TrainingOutcome, registry: Registry) -> str:
+    """The training report in Markdown (for a CI job summary or a pull request)."""
+    status = "serves now" if outcome.serving else "is kept as a candidate"
+    return (
+        f"## Model version {outcome.version} {status}\n\n"
+        f"```text\n{outcome.text()}\n```\n\n"
+        f"### Versions\n\n```text\n{version_table(registry)}\n```\n"
+    )
 
 
 def serve() -> None:
@@ -55,6 +165,9 @@ def serve() -> None:
     dies); their metrics go through files in ``PROMETHEUS_MULTIPROC_DIR``, emptied first (a
     temporary directory, removed at exit, when the variable is unset).
     """
+    # Imported here so that the other commands start quickly.
+    import uvicorn
+
     settings = ServiceSettings()
     configure_logging(settings.log_level)
     given = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
@@ -90,7 +203,7 @@ def serve() -> None:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def worker_app() -> FastAPI:
+def worker_app() -> "FastAPI":
     """The application of one worker process: uvicorn imports and calls this in each."""
     from .service.app import create_app
 

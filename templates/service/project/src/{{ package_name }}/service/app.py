@@ -3,10 +3,12 @@
 * ``GET /health``: liveness, always 200 while the process is up;
 * ``GET /ready``: 200 once the model is loaded and warmed, 503 with the reason before;
 * ``GET /schema``: the input the model expects, with an example record;
-* ``POST /predict``: one JSON record in, ``{"prediction": ..., "probabilities": ...}`` out;
+* ``POST /predict``: one JSON record in, ``{"prediction": ..., "probabilities": ...,
+  "model_version": ...}`` out (``warnings`` too when values lie outside what training saw);
 * ``POST /predict/batch``: a JSON array of records in (at most ``MAX_BATCH_SIZE``), a
   JSON array of predictions out, in the same order;
-* ``GET /version``: project, package and model versions (the model's SHA-256);
+* ``GET /version``: project, package and model versions (the model's SHA-256, its version
+  in the registry, the candidate's);
 * ``GET /metrics``: Prometheus metrics (see ``metrics.py``), with the drift of the live
   input and predictions from the training data (``monitoring.py``);
 * ``POST /feedback``: ``{"request_id", "label"}``, the true label of a prediction made
@@ -19,9 +21,12 @@ Invalid input is answered with 422 naming the field (and the record's index in a
 an oversized body with 413, a missing or wrong API key (when ``API_KEY`` is set) with 401,
 no model with 503. Settings come from the environment (``config.py``).
 
-The model is loaded from the artifacts directory when the application starts (in its
-lifespan), never at import time. If the artifacts are missing the service still starts,
-and reports why it is not ready.
+The model is loaded when the application starts (in its lifespan), never at import time:
+the version the registry's ``serving.json`` points at (``registry.py``), else the artifacts
+directory itself. A promotion or a rollback takes effect when the service restarts. A
+candidate (shadow or canary), the previous version (fallback) and the circuit breakers are
+set up by ``lifecycle.py``. If the artifacts are missing the service still starts, and
+reports why it is not ready.
 """
 
 import json
@@ -47,12 +52,16 @@ from ..inference import (
     record_json_schema,
     validate_record,
 )
+from ..registry import VERSION_FILE, Registry, RegistryError
+from ..validation import check_record
 from . import hooks
 from .config import ServiceSettings
-from .logs import request_id
+from .lifecycle import CircuitBreaker, ModelUnavailableError, Router, Slot
+from .logs import model_version, request_id
 from .metrics import Metrics
 from .middleware import (
     API_KEY_HEADER,
+    MODEL_VERSION_HEADER,
     ApiKeyMiddleware,
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -67,13 +76,16 @@ from .monitoring import (
 logger = logging.getLogger(__name__)
 
 NOT_TRAINED = "model not trained: run make train"
+UNVERSIONED = "unversioned"  # an artifacts directory outside the registry, without version.json
 # Answered without an API key even when one is required (probes of the orchestrator).
 OPEN_PATHS = frozenset({"/health", "/ready"})
 
 # OpenAPI responses, typed as FastAPI's ``responses`` parameter expects them.
 NOT_LOADED: dict[int | str, dict[str, Any]] = {503: {"description": "The model is not loaded"}}
 INVALID: dict[int | str, dict[str, Any]] = {
-    422: {"description": "The input does not match the model input (fields named)"}
+    400: {"description": "The body cannot be decoded (not UTF-8 JSON)"},
+    413: {"description": "The body is larger than MAX_BODY_BYTES"},
+    422: {"description": "The input does not match the model input (fields named)"},
 }
 
 
@@ -84,6 +96,8 @@ class Health(BaseModel):
 class Prediction(BaseModel):
     prediction: Any
     probabilities: dict[str, float | None] | None = None
+    model_version: str | None = None  # the version that answered (always set)
+    warnings: list[str] | None = None  # values training never saw (INPUT_CHECKS=warn)
 
 
 class Feedback(BaseModel):
@@ -108,6 +122,9 @@ class Version(BaseModel):
     model_sha256: str | None  # of the model file; null while no model is loaded
     promote_version: str
     template_version: str
+    model_version: str | None = None  # in the registry; null while no model is loaded
+    candidate_version: str | None = None  # loaded beside it (CANDIDATE_MODE)
+    candidate_mode: str = "off"
 
 
 @dataclass
@@ -118,6 +135,8 @@ class ModelState:
     reason: str = "model not loaded yet"
     monitor: DriftMonitor | None = None  # with MONITORING_ENABLED, once loaded
     task: ref.Task = "classification"  # or regression: how /feedback labels are scored
+    version: str | None = None  # the serving version's name in the registry
+    router: Router | None = None  # which version answers (lifecycle.py), once loaded
 
     def require(self) -> LoadedModel:
         if self.loaded is None:
@@ -158,6 +177,64 @@ def load_model(state: ModelState, directory: Path) -> None:
         )
 
 
+def serving_source(registry: Registry, directory: Path) -> tuple[Path, str]:
+    """Where the serving model is, and its version: the registry's pointer, else
+    ``directory`` (named by its version.json, if any)."""
+    version = registry.serving()
+    if version is not None:
+        try:
+            return registry.path(version), version
+        except RegistryError:
+            logger.exception("serving.json points at a missing version")
+    try:
+        published = json.loads((directory / VERSION_FILE).read_text()).get("version")
+    except (OSError, ValueError, AttributeError):
+        published = None
+    return directory, str(published or UNVERSIONED)
+
+
+def load_version(registry: Registry, version: str | None, role: str) -> LoadedModel | None:
+    """Load and warm up one more version (candidate, previous); None, logged, on failure."""
+    if version is None:
+        logger.warning("no %s version to load from %s", role, registry.root)
+        return None
+    try:
+        loaded = load(registry.path(version))
+        records = loaded.sample.get("records", [])[:1]
+        if records:
+            predict(loaded, records)
+    except Exception:
+        logger.exception("failed to load the %s version %s", role, version)
+        return None
+    logger.info("loaded the %s version %s", role, version, extra={"fields": {"role": role}})
+    return loaded
+
+
+def build_router(
+    settings: ServiceSettings, metrics: Metrics, registry: Registry, state: ModelState
+) -> Router:
+    """The serving version, and the candidate and previous ones the settings ask for."""
+    assert state.loaded is not None and state.version is not None
+
+    def slot(version: str, loaded: LoadedModel) -> Slot:
+        breaker = CircuitBreaker(
+            settings.circuit_breaker_failures, settings.circuit_breaker_reset_seconds
+        )
+        return Slot(version, loaded, breaker)
+
+    candidate = previous = None
+    if settings.candidate_mode != "off":
+        name = settings.candidate_version or registry.latest_candidate()
+        loaded = load_version(registry, name, settings.candidate_mode)
+        candidate = slot(name, loaded) if name and loaded else None
+    if settings.model_fallback == "previous":
+        history = registry.history()
+        name = history[-1] if history else None
+        loaded = load_version(registry, name, "previous")
+        previous = slot(name, loaded) if name and loaded else None
+    return Router(settings, metrics, slot(state.version, state.loaded), candidate, previous)
+
+
 def field_errors(errors: Sequence[FieldError], *where: int) -> list[dict[str, Any]]:
     """422 details in FastAPI's shape: ``loc`` is ``["body", (index,) field]``."""
     return [
@@ -176,19 +253,27 @@ def create_app(
     """
     settings = settings if settings is not None else ServiceSettings()
     directory = artifacts_dir if artifacts_dir is not None else settings.artifacts_dir
+    registry = Registry(settings.model_registry_dir or directory / "registry")
     state = ModelState()
     metrics = Metrics()
     feedback = feedback_tracker(settings, metrics) if settings.monitoring_enabled else None
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(load_model, state, directory)
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        source, version = serving_source(registry, directory)
+        await run_in_threadpool(load_model, state, source)
         if state.loaded is not None:
+            state.version = version
+            logger.info("serving model version %s", version, extra={"fields": {"version": version}})
+            state.router = await run_in_threadpool(build_router, settings, metrics, registry, state)
+            application.state.router = state.router
             metrics.model_loaded.set(1)
             metrics.model_info.labels(__version__, state.loaded.model_sha256).set(1)
             start_monitoring(state.loaded)
         yield
         logger.info("shutting down")
+        if state.router is not None:
+            state.router.close()
         if state.monitor is not None:
             state.monitor.stop()
         metrics.process_stopped()
@@ -206,6 +291,7 @@ def create_app(
     def after_prediction(
         endpoint: str,
         loaded: LoadedModel,
+        version: str,
         records: Sequence[Mapping[str, Any]],
         results: Sequence[dict[str, Any]],
     ) -> None:
@@ -218,7 +304,7 @@ def create_app(
             feedback.remember(current, answers)
         for index, (record, result) in enumerate(zip(records, results, strict=True)):
             context = hooks.PredictionContext(
-                current, endpoint, index, loaded.model_sha256, settings
+                current, endpoint, index, loaded.model_sha256, settings, version
             )
             try:
                 hooks.on_prediction(dict(record), result, context)
@@ -240,20 +326,71 @@ def create_app(
             logger.warning("the model rejected the input: %s", error)
         return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
+    def check_values(
+        endpoint: str, loaded: LoadedModel, records: Sequence[Mapping[str, Any]], batch: bool
+    ) -> list[list[str]]:
+        """Values training never saw (``validation.py``): counted and returned as warnings,
+        or answered 422 with INPUT_CHECKS=reject."""
+        if settings.input_checks == "off":
+            return [[] for _ in records]
+        found = [
+            check_record(loaded.schema, record, settings.data_range_margin) for record in records
+        ]
+        if settings.input_checks == "reject" and any(found):
+            where = [[index] if batch else [] for index in range(len(records))]
+            detail = [
+                {
+                    "loc": ["body", *where[index], item.field],
+                    "msg": item.message,
+                    "type": item.check,
+                }
+                for index, violations in enumerate(found)
+                for item in violations
+            ]
+            raise reject(endpoint, "out_of_training_range", detail, ValueError("unseen values"))
+        for violations in found:
+            for item in violations:
+                metrics.input_violations.labels(item.field, item.check).inc()
+        if any(found):
+            fields = sorted({item.field for violations in found for item in violations})
+            logger.warning(
+                "request values training never saw, in %s",
+                ", ".join(fields),
+                extra={"fields": {"features": fields}},
+            )
+        return [[f"{item.field}: {item.message}" for item in violations] for violations in found]
+
     def run_model(
-        endpoint: str, records: Sequence[Mapping[str, Any]], validated: bool = False
+        endpoint: str, records: Sequence[Mapping[str, Any]], response: Response, batch: bool
     ) -> list[Prediction]:
         loaded = state.require()
+        router = state.router
+        assert router is not None  # set with the loaded model
+        warnings = check_values(endpoint, loaded, records, batch)
         try:
-            results = predict(loaded, records, validate=not validated)
+            answer = router.predict(records, request_id.get() or "")
         except InvalidRecordError as error:
             raise reject(endpoint, "invalid", field_errors(error.errors), error) from error
         except (TypeError, ValueError) as error:
             detail = [{"loc": ["body"], "msg": f"the model rejected the input: {error}"}]
             raise reject(endpoint, "rejected", detail, error) from error
-        metrics.predictions.labels(endpoint).inc(len(results))
-        after_prediction(endpoint, loaded, records, results)
-        return [Prediction(**result) for result in results]
+        except ModelUnavailableError as error:
+            metrics.prediction_errors.labels(endpoint, "model_failed").inc()
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
+        model_version.set(answer.version)
+        response.headers[MODEL_VERSION_HEADER] = answer.version
+        metrics.predictions.labels(endpoint).inc(len(answer.results))
+        after_prediction(endpoint, answer.loaded, answer.version, records, answer.results)
+        return [
+            Prediction.model_validate(
+                {
+                    **result,
+                    "model_version": answer.version,
+                    **({"warnings": found} if found else {}),
+                }
+            )
+            for result, found in zip(answer.results, warnings, strict=True)
+        ]
 
     @app.get("/health")
     def health() -> Health:
@@ -273,8 +410,8 @@ def create_app(
     # Plain `def` endpoints: FastAPI runs them in its threadpool, so the CPU-bound
     # prediction does not block the event loop.
     @app.post("/predict", response_model_exclude_unset=True, responses={**INVALID, **NOT_LOADED})
-    def predict_record(record: Annotated[dict[str, Any], Body()]) -> Prediction:
-        [result] = run_model("/predict", [record])
+    def predict_record(record: Annotated[dict[str, Any], Body()], response: Response) -> Prediction:
+        [result] = run_model("/predict", [record], response, batch=False)
         return result
 
     @app.post(
@@ -282,7 +419,9 @@ def create_app(
         response_model_exclude_unset=True,
         responses={**INVALID, **NOT_LOADED},
     )
-    def predict_batch(records: Annotated[list[dict[str, Any]], Body()]) -> list[Prediction]:
+    def predict_batch(
+        records: Annotated[list[dict[str, Any]], Body()], response: Response
+    ) -> list[Prediction]:
         loaded = state.require()
         endpoint = "/predict/batch"
         if not 1 <= len(records) <= settings.max_batch_size:
@@ -296,7 +435,7 @@ def create_app(
         ]
         if errors:
             raise reject(endpoint, "invalid", errors, ValueError("invalid records"))
-        return run_model(endpoint, records, validated=True)
+        return run_model(endpoint, records, response, batch=True)
 
     @app.get("/version")
     def version() -> Version:
@@ -307,6 +446,11 @@ def create_app(
             model_sha256=state.loaded.model_sha256 if state.loaded is not None else None,
             promote_version=PROMOTE_VERSION,
             template_version=TEMPLATE_VERSION,
+            model_version=state.version,
+            candidate_version=candidate.version
+            if state.router is not None and (candidate := state.router.candidate) is not None
+            else None,
+            candidate_mode=state.router.mode if state.router is not None else "off",
         )
 
     @app.post(
@@ -339,7 +483,12 @@ def create_app(
             errors = [{"loc": ["body", "label"], "msg": str(error), "type": "value_error"}]
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=errors) from error
         context = hooks.PredictionContext(
-            body.request_id, "/feedback", body.index, loaded.model_sha256, settings
+            body.request_id,
+            "/feedback",
+            body.index,
+            loaded.model_sha256,
+            settings,
+            state.version or "",
         )
         try:
             hooks.on_feedback(body.label, outcome.prediction, context)

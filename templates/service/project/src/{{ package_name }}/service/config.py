@@ -33,6 +33,31 @@ Monitoring (``monitoring.py``, ``hooks.py``):
 | ``PREDICTION_LOG``           | (unset) | JSON-lines file the default hook appends sampled    |
 |                              |         | predictions and feedback to; unset: no log          |
 | ``PREDICTION_LOG_SAMPLE_RATE``| 1.0    | share of the predictions written to the log         |
+
+Model lifecycle (``registry.py``, ``gate.py``, ``validation.py``, ``service/lifecycle.py``):
+
+| Variable                        | Default   | Meaning                                          |
+|---------------------------------|-----------|--------------------------------------------------|
+| ``MODEL_REGISTRY_DIR``          | (unset)   | the model versions; unset: ARTIFACTS_DIR/registry |
+| ``TRAINING_DATA_CHECKS``        | enforce   | new training data against the serving schema:    |
+|                                 |           | enforce (a failure keeps the model a candidate), |
+|                                 |           | warn (report only) or off                        |
+| ``DATA_RANGE_MARGIN``           | 0.1       | share of a number's training range tolerated     |
+|                                 |           | beyond it, at training and in requests           |
+| ``PROMOTION_TOLERANCE``         | 0.01      | relative worsening of a metric the gate accepts  |
+| ``PROMOTION_METRICS``           | (unset)   | metrics the gate compares, ``mae:lower,r2``;     |
+|                                 |           | unset: those whose name tells the direction      |
+| ``INPUT_CHECKS``                | warn      | request values out of range / unknown category:  |
+|                                 |           | warn (counted, answered), reject (422) or off    |
+| ``CANDIDATE_MODE``              | off       | shadow: a candidate predicts too, never answers; |
+|                                 |           | canary: it answers CANARY_SHARE of the requests  |
+| ``CANDIDATE_VERSION``           | (unset)   | the candidate; unset: the newest that never served |
+| ``CANARY_SHARE``                | 0.1       | share of requests the canary answers (0 to 1)    |
+| ``MODEL_FALLBACK``              | error     | when the model fails: error (503), previous (the |
+|                                 |           | version served before answers) or default        |
+| ``FALLBACK_VALUE``              | (unset)   | the prediction answered with ``default`` (JSON)  |
+| ``CIRCUIT_BREAKER_FAILURES``    | 5         | consecutive failures that stop calling a model   |
+| ``CIRCUIT_BREAKER_RESET_SECONDS``| 30       | then, seconds before it is tried again           |
 """
 
 from pathlib import Path
@@ -67,6 +92,27 @@ class ServiceSettings(BaseSettings):
     feedback_window: int = Field(default=1000, ge=1)
     prediction_log: Path | None = None
     prediction_log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    # Model lifecycle
+    model_registry_dir: Path | None = None
+    training_data_checks: Literal["enforce", "warn", "off"] = "enforce"
+    data_range_margin: float = Field(default=0.1, ge=0.0)
+    promotion_tolerance: float = Field(default=0.01, ge=0.0)
+    promotion_metrics: str = ""
+    input_checks: Literal["warn", "reject", "off"] = "warn"
+    candidate_mode: Literal["off", "shadow", "canary"] = "off"
+    candidate_version: str | None = None
+    canary_share: float = Field(default=0.1, ge=0.0, le=1.0)
+    model_fallback: Literal["error", "previous", "default"] = "error"
+    fallback_value: str | None = None
+    circuit_breaker_failures: int = Field(default=5, ge=1)
+    circuit_breaker_reset_seconds: float = Field(default=30.0, ge=0.0)
+
+    @property
+    def registry_dir(self) -> Path:
+        """Where the model versions are: MODEL_REGISTRY_DIR, else ARTIFACTS_DIR/registry."""
+        if self.model_registry_dir is not None:
+            return self.model_registry_dir
+        return self.artifacts_dir / "registry"
 
     @property
     def requires_api_key(self) -> bool:

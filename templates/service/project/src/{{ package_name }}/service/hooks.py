@@ -8,9 +8,10 @@ retraining set, a data lake or a queue.
 The defaults append JSON lines to the file ``PREDICTION_LOG`` (nothing when it is unset):
 
 * ``{"type": "prediction", "time", "request_id", "endpoint", "index", "model_sha256",
-  "record", "prediction"}`` for a share ``PREDICTION_LOG_SAMPLE_RATE`` of the predictions;
-* ``{"type": "feedback", "time", "request_id", "index", "model_sha256", "label",
-  "prediction"}`` for every label.
+  "model_version", "record", "prediction"}`` for a share ``PREDICTION_LOG_SAMPLE_RATE`` of
+  the predictions;
+* ``{"type": "feedback", "time", "request_id", "index", "model_sha256", "model_version",
+  "label", "prediction"}`` for every label.
 
 Join the two on ``(request_id, index)`` to build a labelled data set from live traffic.
 
@@ -41,6 +42,7 @@ class PredictionContext:
     index: int  # position of the record in its batch (0 for /predict)
     model_sha256: str  # the model that answered
     settings: ServiceSettings
+    model_version: str = ""  # its version in the registry (registry.py)
 
 
 def on_prediction(
@@ -60,6 +62,7 @@ def on_prediction(
             "endpoint": context.endpoint,
             "index": context.index,
             "model_sha256": context.model_sha256,
+            "model_version": context.model_version,
             "record": record,
             "prediction": prediction,
         },
@@ -79,6 +82,7 @@ def on_feedback(label: Any, prediction: Any, context: PredictionContext) -> None
             "request_id": context.request_id,
             "index": context.index,
             "model_sha256": context.model_sha256,
+            "model_version": context.model_version,
             "label": label,
             "prediction": prediction,
         },

@@ -2,7 +2,8 @@
 
 Every record carries ``time``, ``level``, ``logger``, ``pid`` (the worker process) and
 ``message``; records logged while a request is served also carry its ``request_id`` (the
-``X-Request-ID`` header the client sent, else a generated one, echoed in the response). Fields passed with
+``X-Request-ID`` header the client sent, else a generated one, echoed in the response), and
+once a model version answered it, its ``model_version``. Fields passed with
 ``extra={"fields": {...}}`` are merged into the object.
 """
 
@@ -14,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+# The model version answering the request being served (service/lifecycle.py).
+model_version: ContextVar[str | None] = ContextVar("model_version", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,6 +31,9 @@ class JsonFormatter(logging.Formatter):
         current = request_id.get()
         if current is not None:
             entry["request_id"] = current
+        version = model_version.get()
+        if version is not None:
+            entry["model_version"] = version
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)

@@ -20,6 +20,14 @@
   live input and predictions from the training data (see ``monitoring.py``);
 * ``model_live_accuracy`` or ``model_live_mae``, ``model_feedback_labels``,
   ``model_feedback_total{result}``: quality on the labels sent to ``POST /feedback``;
+* ``model_version_info{version, role}``, ``model_version_predictions_total{version, role}``,
+  ``model_version_prediction_duration_seconds{version, role}``,
+  ``model_version_failures_total{version, reason}``, ``model_circuit_open{version}``,
+  ``model_fallbacks_total{fallback}``, ``model_shadow_comparisons_total{version, result}``,
+  ``model_shadow_abs_difference{version}``: each model version loaded (serving, canary,
+  shadow, previous) and what it answered (see ``lifecycle.py``);
+* ``model_input_violations_total{feature, check}``: request values out of the training
+  range or of unknown category (``validation.py``);
 * ``process_*`` / ``python_*``: the process's CPU, memory, file descriptors and GC.
 
 ``endpoint`` is the route's path (``/predict``), or ``unmatched`` for unknown paths, so
@@ -209,6 +217,65 @@ class Metrics:
             "model_feedback",
             "Labels received by POST /feedback: joined, unknown (request id) or duplicate",
             ["result"],
+            registry=self.registry,
+        )
+
+        # Model versions (lifecycle.py) and request value checks (validation.py).
+        self.version_info = Gauge(
+            "model_version_info",
+            "The model versions loaded, by role: serving, canary, shadow, previous (always 1)",
+            ["version", "role"],
+            registry=self.registry,
+        )
+        self.version_predictions = Counter(
+            "model_version_predictions",
+            "Records predicted by each model version, by role (serving, canary, shadow, "
+            "previous or default: the fallbacks)",
+            ["version", "role"],
+            registry=self.registry,
+        )
+        self.version_latency = Histogram(
+            "model_version_prediction_duration_seconds",
+            "Time a model version takes to predict the records of a request, in seconds",
+            ["version", "role"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.version_failures = Counter(
+            "model_version_failures",
+            "Calls of a model version that failed (error), were not made (circuit_open) or "
+            "were skipped (shadow_skipped)",
+            ["version", "reason"],
+            registry=self.registry,
+        )
+        self.circuit_open = Gauge(
+            "model_circuit_open",
+            "1 while a version's circuit breaker is open: the version is not called",
+            ["version"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "model_fallbacks",
+            "Requests the serving model failed, by fallback: previous, default or error (503)",
+            ["fallback"],
+            registry=self.registry,
+        )
+        self.shadow_comparisons = Counter(
+            "model_shadow_comparisons",
+            "Shadow predictions compared with the served ones: agree or disagree",
+            ["version", "result"],
+            registry=self.registry,
+        )
+        self.shadow_difference = Histogram(
+            "model_shadow_abs_difference",
+            "Absolute difference of a numeric shadow prediction from the served one",
+            ["version"],
+            registry=self.registry,
+        )
+        self.input_violations = Counter(
+            "model_input_violations",
+            "Request values training never saw, by feature: out of range or unknown category",
+            ["feature", "check"],
             registry=self.registry,
         )
 

@@ -22,6 +22,7 @@ from .metrics import UNMATCHED, Metrics
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
+MODEL_VERSION_HEADER = "x-model-version"  # set by the prediction endpoints; logged here
 API_KEY_HEADER = "x-api-key"
 # A client's request id is reused only when it is short and plain (it goes into logs).
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -68,11 +69,15 @@ class RequestContextMiddleware:
         endpoint = path if path in self.endpoints else UNMATCHED
         method = scope["method"]
         status = 500  # what the client gets if the application fails before answering
+        version: str | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, version
             if message["type"] == "http.response.start":
                 status = message["status"]
+                for name, value in message.get("headers", []):
+                    if name.lower() == MODEL_VERSION_HEADER.encode():
+                        version = value.decode("latin-1")
                 headers = [
                     (name, value)
                     for name, value in message.get("headers", [])
@@ -98,6 +103,8 @@ class RequestContextMiddleware:
                 "status": status,
                 "duration_ms": round(elapsed * 1000, 3),
             }
+            if version is not None:
+                fields["model_version"] = version
             logger.info("%s %s %s", method, path, status, extra={"fields": fields})
             request_id.reset(token)
 

@@ -1,0 +1,372 @@
+"""A local model registry: immutable model versions and a pointer to the one that serves.
+
+``make train`` records every trained model as a new version, in a folder of its own that is
+never written again (its files are made read-only)::
+
+    <registry>/                  MODEL_REGISTRY_DIR, by default <ARTIFACTS_DIR>/registry
+      versions/v1/               the artifacts (artifacts.save) and version.json
+      versions/v2/ ...
+      serving.json               {"version": "v2", "history": ["v1"], "rolled_back": [],
+                                  "updated": ...}
+      events.jsonl               one line per registration, promotion and rollback
+
+``version.json`` describes the version: ``version``, ``created`` (UTC), ``metrics``,
+``data_fingerprint`` (SHA-256, rows and columns of the features the model was fitted on),
+``code_version`` (the git commit, and whether the work tree had changes; null outside
+git), ``libraries`` (Python and the versions of the libraries the model needs),
+``parent`` (the version serving when it was trained), ``data_check`` and ``gate`` (the
+reports of ``validation.py`` and ``gate.py``) and ``files``.
+
+A version serves once ``serving.json`` points at it: the gate does that after training
+when the version passes, ``make promote-model`` by hand, ``make rollback`` goes back to the
+version that served before (``history``). Each change also copies the serving version's
+files into ``ARTIFACTS_DIR`` itself (with its ``version.json``), for what reads that
+directory directly (``make image``, older tools). The service reads ``serving.json`` when
+it starts (``service/app.py``): after a promotion or a rollback, restart it.
+"""
+
+import contextlib
+import errno
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import gate
+
+if TYPE_CHECKING:
+    from . import validation
+    from .artifacts import Schema, TrainingOutput
+
+# The artifacts, the data checks, numpy and pandas (and through them scikit-learn and skops)
+# are imported where they are needed, so that `<project>-model rollback` and the other
+# pointer changes start in a fraction of a second.
+
+logger = logging.getLogger(__name__)
+
+VERSIONS_DIR = "versions"
+SERVING_FILE = "serving.json"
+EVENTS_FILE = "events.jsonl"
+VERSION_FILE = "version.json"
+VERSION_PREFIX = "v"
+# Libraries recorded with every version, besides the one the model's class comes from.
+RECORDED_LIBRARIES = ("numpy", "pandas", "scikit-learn", "scipy", "joblib", "pandera")
+
+
+class RegistryError(Exception):
+    """A registry operation that cannot be done (unknown version, nothing to roll back)."""
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What ``record_training`` did with a newly trained model."""
+
+    version: str
+    serving: bool  # the version serves now
+    data_report: "validation.DataReport"
+    gate_report: gate.GateReport
+
+    def text(self) -> str:
+        verdict = (
+            f"{self.version} now serves"
+            if self.serving
+            else f"{self.version} is kept as a candidate and does not serve: "
+            f"promote it by hand with `make promote-model VERSION={self.version}`"
+        )
+        return "\n".join([self.data_report.text(), self.gate_report.text(), verdict])
+
+
+class Registry:
+    """The versions under ``root``; the serving one is also published to ``artifacts_dir``."""
+
+    def __init__(self, root: Path, artifacts_dir: Path | None = None) -> None:
+        self.root = root
+        self.artifacts_dir = artifacts_dir
+
+    # --- reading ---------------------------------------------------------------------
+
+    def versions(self) -> list[str]:
+        """Every version, oldest first."""
+        folder = self.root / VERSIONS_DIR
+        if not folder.is_dir():
+            return []
+        found = [path.name for path in folder.iterdir() if _number(path.name)]
+        return sorted(found, key=_number)
+
+    def path(self, version: str) -> Path:
+        """The folder of ``version``; RegistryError when there is none."""
+        folder = self.root / VERSIONS_DIR / version
+        if not _number(version) or not (folder / VERSION_FILE).is_file():
+            known = ", ".join(self.versions()) or "none yet: run make train"
+            raise RegistryError(f"no model version {version!r} in {self.root} (versions: {known})")
+        return folder
+
+    def info(self, version: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.path(version) / VERSION_FILE).read_text())
+        return data
+
+    def pointer(self) -> dict[str, Any]:
+        """The content of serving.json (``{}`` when nothing serves yet)."""
+        try:
+            data: dict[str, Any] = json.loads((self.root / SERVING_FILE).read_text())
+        except FileNotFoundError:
+            return {}
+        return data
+
+    def serving(self) -> str | None:
+        """The serving version, or None."""
+        version = self.pointer().get("version")
+        return str(version) if version else None
+
+    def history(self) -> list[str]:
+        """The versions that served before the current one, oldest first."""
+        return [str(version) for version in self.pointer().get("history", [])]
+
+    def rolled_back(self) -> list[str]:
+        """The versions rolled back from, oldest first."""
+        return [str(version) for version in self.pointer().get("rolled_back", [])]
+
+    def status(self, version: str) -> str:
+        """serving, served before, rolled back or candidate."""
+        if version == self.serving():
+            return "serving"
+        if version in self.history():
+            return "served before"
+        return "rolled back" if version in self.rolled_back() else "candidate"
+
+    def candidates(self) -> list[str]:
+        """Versions that never served, oldest first."""
+        served = {*self.history(), *self.rolled_back(), self.serving()}
+        return [version for version in self.versions() if version not in served]
+
+    def latest_candidate(self) -> str | None:
+        """The newest version that never served and is newer than the serving one."""
+        serving = _number(self.serving() or "")
+        newer = [version for version in self.candidates() if _number(version) > serving]
+        return newer[-1] if newer else None
+
+    def schema(self, version: str) -> "Schema":
+        from .artifacts import SCHEMA_FILE, Schema
+
+        return Schema.from_json(json.loads((self.path(version) / SCHEMA_FILE).read_text()))
+
+    # --- writing ---------------------------------------------------------------------
+
+    def add(self, write: Callable[[Path], None], info: Mapping[str, Any]) -> str:
+        """Record a new version: ``write(folder)`` writes its artifacts, ``info`` goes into
+        its version.json. Returns the version's name; its files are then read-only."""
+        versions = self.root / VERSIONS_DIR
+        versions.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".new-", dir=versions))
+        try:
+            write(staging)
+            files = sorted([*(path.name for path in staging.iterdir()), VERSION_FILE])
+            while True:
+                version = f"{VERSION_PREFIX}{max(map(_number, self.versions()), default=0) + 1}"
+                content = {"version": version, **info, "files": files}
+                _write_json(staging / VERSION_FILE, content)
+                for path in staging.iterdir():
+                    path.chmod(0o444)
+                try:
+                    staging.rename(versions / version)
+                except OSError as error:
+                    if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+                    (staging / VERSION_FILE).chmod(0o644)  # another run took the name
+                    continue
+                break
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self._event("registered", version)
+        return version
+
+    def set_serving(self, version: str, event: str, reason: str = "") -> None:
+        """Make ``version`` the serving one; the current one goes onto the history."""
+        self.path(version)
+        current = self.serving()
+        history = self.history()
+        if current is not None and current != version:
+            history.append(current)
+        rolled_back = [item for item in self.rolled_back() if item != version]
+        self._point(version, [item for item in history if item != version], rolled_back)
+        self._event(event, version, previous=current, reason=reason)
+
+    def rollback(self) -> tuple[str, str]:
+        """Serve the version that served before the current one: ``(from, to)``."""
+        current, history = self.serving(), self.history()
+        if current is None or not history:
+            raise RegistryError(
+                "nothing to roll back to: "
+                + ("no version serves yet" if current is None else f"{current} is the first")
+            )
+        target = history.pop()
+        self._point(target, history, [*self.rolled_back(), current])
+        self._event("rolled back", target, previous=current)
+        return current, target
+
+    def publish(self) -> None:
+        """Copy the serving version's files into the artifacts directory."""
+        version = self.serving()
+        if self.artifacts_dir is None or version is None:
+            return
+        source = self.path(version)
+        target = self.artifacts_dir
+        target.mkdir(parents=True, exist_ok=True)
+        before: list[str] = []
+        with contextlib.suppress(OSError, ValueError):
+            before = json.loads((target / VERSION_FILE).read_text()).get("files", [])
+        files = self.info(version)["files"]
+        for name in files:
+            temporary = target / f".{name}.publishing"
+            shutil.copyfile(source / name, temporary)
+            os.replace(temporary, target / name)
+        for name in set(before) - set(files):
+            (target / name).unlink(missing_ok=True)
+
+    def _point(self, version: str, history: list[str], rolled_back: list[str]) -> None:
+        pointer = {
+            "version": version,
+            "history": history,
+            "rolled_back": rolled_back,
+            "updated": _now(),
+        }
+        temporary = self.root / f".{SERVING_FILE}.new"
+        _write_json(temporary, pointer)
+        os.replace(temporary, self.root / SERVING_FILE)
+        self.publish()
+
+    def _event(self, event: str, version: str, **fields: Any) -> None:
+        entry = {"time": _now(), "event": event, "version": version, **fields}
+        with (self.root / EVENTS_FILE).open("a", encoding="utf-8") as file:
+            file.write(json.dumps(entry) + "\n")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """The settings of the data check and the gate (``service/config.py``)."""
+
+    training_data_checks: str = "enforce"  # enforce, warn or off
+    data_range_margin: float = 0.1  # validation.DEFAULT_RANGE_MARGIN
+    promotion_tolerance: float = 0.01
+    promotion_metrics: str = ""
+
+
+def record_training(
+    result: "TrainingOutput", registry: Registry, settings: GateSettings
+) -> TrainingOutcome:
+    """Check, register and gate a newly trained model; it serves if it passes."""
+    from . import validation
+    from .artifacts import save, to_json_safe
+
+    serving = registry.serving()
+    metrics = {str(name): float(value) for name, value in result.metrics.items()}
+    if serving is None or settings.training_data_checks == "off":
+        against = "" if serving is None else validation.OFF
+        data_report = validation.DataReport(against, len(result.features))
+    else:
+        data_report = validation.check_training_data(
+            result.features,
+            registry.schema(serving),
+            against=serving,
+            margin=settings.data_range_margin,
+        )
+    data_passed = data_report.passed or settings.training_data_checks == "warn"
+    gate_report = gate.evaluate(
+        metrics,
+        registry.info(serving)["metrics"] if serving is not None else None,
+        against=serving or "",
+        data_passed=data_passed,
+        tolerance=settings.promotion_tolerance,
+        metrics_setting=settings.promotion_metrics,
+    )
+    info = {
+        "created": _now(),
+        "metrics": to_json_safe(metrics),
+        "data_fingerprint": data_fingerprint(result.features),
+        "code_version": code_version(),
+        "libraries": library_versions(result.model),
+        "parent": serving,
+        "data_check": data_report.to_json(),
+        "gate": gate_report.to_json(),
+    }
+    version = registry.add(lambda folder: save(result, folder), info)
+    if gate_report.passed:
+        registry.set_serving(version, "promoted", reason="passed the gate")
+    return TrainingOutcome(version, gate_report.passed, data_report, gate_report)
+
+
+def data_fingerprint(features: Any) -> dict[str, Any]:
+    """SHA-256 of the model input, with its number of rows and its columns."""
+    import numpy as np
+    import pandas as pd
+
+    digest = hashlib.sha256()
+    columns: list[str] = []
+    if isinstance(features, pd.DataFrame):
+        columns = [str(name) for name in features.columns]
+        digest.update(json.dumps([columns, [str(t) for t in features.dtypes]]).encode())
+        digest.update(pd.util.hash_pandas_object(features, index=True).to_numpy().tobytes())
+    elif isinstance(features, np.ndarray):
+        digest.update(f"{features.shape}{features.dtype}".encode())
+        digest.update(np.ascontiguousarray(features).tobytes())
+    else:
+        for item in features:
+            digest.update(str(item).encode() + b"\0")
+    return {"sha256": digest.hexdigest(), "rows": len(features), "columns": columns}
+
+
+def code_version() -> dict[str, Any] | None:
+    """The git commit of the working directory and whether it has changes; None outside
+    git (``GITHUB_SHA`` is used when git is not installed)."""
+    try:
+        commit = _git("rev-parse", "HEAD")
+        dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        sha = os.environ.get("GITHUB_SHA")
+        return {"commit": sha, "dirty": None} if sha else None
+    return {"commit": commit, "dirty": dirty}
+
+
+def library_versions(model: Any) -> dict[str, str]:
+    """Python's version and the installed versions of the libraries the model needs."""
+    root = type(model).__module__.partition(".")[0]
+    names = {*metadata.packages_distributions().get(root, []), *RECORDED_LIBRARIES}
+    versions = {"python": platform.python_version()}
+    for name in sorted(names):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def _git(*args: str) -> str:
+    completed = subprocess.run(
+        ["git", *args], capture_output=True, text=True, timeout=10, check=True
+    )
+    return completed.stdout.strip()
+
+
+def _number(version: str) -> int:
+    """The number of a version's name (``v12``: 12); 0 for a name that is not a version."""
+    digits = version[len(VERSION_PREFIX) :]
+    if not version.startswith(VERSION_PREFIX) or not digits.isdigit():
+        return 0
+    return int(digits)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
