@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 NOTEBOOK ?= examples/notebooks/breast_cancer_classifier.ipynb
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint demo clean
+.PHONY: help setup test test-fast lint docs demo clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,8 +22,8 @@ $(BIN)/promote: pyproject.toml requirements-dev.lock
 setup: $(BIN)/promote ## Create .venv with promote and its pinned development tools
 
 lint: setup ## ruff (lint + format check) and mypy
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests docs/hooks.py
+	$(BIN)/ruff format --check src tests docs/hooks.py
 	$(BIN)/mypy
 
 test: lint ## Set up, lint, and run every test (unit, CLI, corpus, end to end)
@@ -32,8 +32,11 @@ test: lint ## Set up, lint, and run every test (unit, CLI, corpus, end to end)
 test-fast: setup ## Only the quick tests (no generated-project installs)
 	$(BIN)/pytest -m "not slow"
 
+docs: setup ## Build the documentation site into site/ (mkdocs, warnings are errors)
+	$(BIN)/mkdocs build --strict
+
 demo: setup ## Promote NOTEBOOK, install the project, test it, train it, serve it and call /predict
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh $(NOTEBOOK)
 
 clean: ## Remove the virtual environment and the demo project
-	rm -rf $(VENV) demo
+	rm -rf $(VENV) demo site

@@ -15,9 +15,7 @@ from helpers import CORPUS, EXAMPLES, ROOT, analyse_cells, notebook_json
 from promote.cli import main
 from promote.report import check_report
 
-SCHEMA = json.loads(
-    re.search(r"```json\n(.*?)```", (ROOT / "docs" / "check-json.md").read_text(), re.S).group(1)  # type: ignore[union-attr]
-)
+SCHEMA = json.loads((ROOT / "docs" / "reference" / "check.schema.json").read_text())
 
 TRAINS = (
     "import pandas as pd\nfrom sklearn.model_selection import train_test_split\n"

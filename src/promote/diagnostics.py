@@ -51,6 +51,17 @@ class Diagnostic:
     code: ClassVar[str] = "P000"
     severity: ClassVar[str] = "warning"  # "error" blocks promotion, "warning" and "info" do not
 
+    # A notebook that produces this finding and the same notebook fixed, for the reference page
+    # (docs/reference/diagnostics.md is generated from them; tests/test_docs.py checks that
+    # `example` really produces the finding and `fixed` does not). Cells are written in the
+    # percent format: a line `# %%` starts a code cell, `# %% [markdown]` a markdown cell;
+    # `# %% count=N` gives the cell an execution count, `# %% output=TEXT` a saved output, and
+    # `# %% file=PATH` puts the text in a file beside the notebook instead of a cell.
+    example: ClassVar[str] = """\
+"""
+    fixed: ClassVar[str] = """\
+"""
+
     cell: int | None
     line: int | None = field(default=None, kw_only=True)
 
@@ -81,6 +92,16 @@ class Diagnostic:
 class SyntaxErrorInCell(Diagnostic):
     code: ClassVar[str] = "P001"
     severity: ClassVar[str] = "error"
+    example: ClassVar[str] = """\
+# %%
+x = 1
+print x
+"""
+    fixed: ClassVar[str] = """\
+# %%
+x = 1
+print(x)
+"""
     detail: str = ""
 
     @property
@@ -96,6 +117,16 @@ class SyntaxErrorInCell(Diagnostic):
 class UndefinedName(Diagnostic):
     code: ClassVar[str] = "P002"
     severity: ClassVar[str] = "warning"
+    example: ClassVar[str] = """\
+# %%
+total = eps_diff * 2
+"""
+    fixed: ClassVar[str] = """\
+# %%
+eps_diff = 0.5
+# %%
+total = eps_diff * 2
+"""
     name: str = ""
 
     @property
@@ -111,6 +142,18 @@ class UndefinedName(Diagnostic):
 class UseBeforeDefinition(Diagnostic):
     code: ClassVar[str] = "P003"
     severity: ClassVar[str] = "warning"
+    example: ClassVar[str] = """\
+# %%
+b = a + 1
+# %%
+a = 1
+"""
+    fixed: ClassVar[str] = """\
+# %%
+a = 1
+# %%
+b = a + 1
+"""
     name: str = ""
     defined_in: int = 0
 
@@ -127,6 +170,22 @@ class UseBeforeDefinition(Diagnostic):
 class OutOfOrderExecution(Diagnostic):
     code: ClassVar[str] = "P004"
     severity: ClassVar[str] = "info"
+    example: ClassVar[str] = """\
+# %% count=1
+a = 1
+# %% count=3
+b = a + 1
+# %% count=2
+c = b + 1
+"""
+    fixed: ClassVar[str] = """\
+# %% count=1
+a = 1
+# %% count=2
+b = a + 1
+# %% count=3
+c = b + 1
+"""
     count: int = 0
     previous: int = 0
 
@@ -145,6 +204,16 @@ class OutOfOrderExecution(Diagnostic):
 @dataclass(frozen=True)
 class StarImport(Diagnostic):
     code: ClassVar[str] = "P005"
+    example: ClassVar[str] = """\
+# %%
+from math import *
+r = sqrt(2)
+"""
+    fixed: ClassVar[str] = """\
+# %%
+from math import sqrt
+r = sqrt(2)
+"""
     module: str = ""
 
     @property
@@ -159,6 +228,15 @@ class StarImport(Diagnostic):
 @dataclass(frozen=True)
 class ShellCommand(Diagnostic):
     code: ClassVar[str] = "P006"
+    example: ClassVar[str] = """\
+# %%
+!ls -la
+"""
+    fixed: ClassVar[str] = """\
+# %%
+from pathlib import Path
+files = sorted(Path('.').iterdir())
+"""
     command: str = ""
 
     @property
@@ -173,6 +251,17 @@ class ShellCommand(Diagnostic):
 @dataclass(frozen=True)
 class NetworkAccess(Diagnostic):
     code: ClassVar[str] = "P007"
+    example: ClassVar[str] = """\
+# %%
+import requests
+URL = 'https://example.com/data.csv'
+text = requests.get(URL).text
+"""
+    fixed: ClassVar[str] = """\
+# %%
+import pandas as pd
+df = pd.read_csv('data/data.csv')
+"""
     command: str = ""
 
     @property
@@ -190,6 +279,14 @@ class NetworkAccess(Diagnostic):
 @dataclass(frozen=True)
 class ExternalNotebook(Diagnostic):
     code: ClassVar[str] = "P008"
+    example: ClassVar[str] = """\
+# %%
+%run helpers.ipynb
+"""
+    fixed: ClassVar[str] = """\
+# %%
+from helpers import clean
+"""
     target: str = ""
 
     @property
@@ -205,6 +302,14 @@ class ExternalNotebook(Diagnostic):
 class PipInstall(Diagnostic):
     code: ClassVar[str] = "P009"
     severity: ClassVar[str] = "info"
+    example: ClassVar[str] = """\
+# %%
+%pip install xgboost==2.0.3
+"""
+    fixed: ClassVar[str] = """\
+# %%
+import xgboost
+"""
     requirements: tuple[str, ...] = ()
 
     @property
@@ -215,6 +320,15 @@ class PipInstall(Diagnostic):
 @dataclass(frozen=True)
 class UnknownMagic(Diagnostic):
     code: ClassVar[str] = "P010"
+    example: ClassVar[str] = """\
+# %%
+result = 1
+%store result
+"""
+    fixed: ClassVar[str] = """\
+# %%
+result = 1
+"""
     magic: str = ""
 
     @property
@@ -225,6 +339,15 @@ class UnknownMagic(Diagnostic):
 @dataclass(frozen=True)
 class WritesFile(Diagnostic):
     code: ClassVar[str] = "P011"
+    example: ClassVar[str] = """\
+# %%
+%%writefile app.py
+print('hello')
+"""
+    fixed: ClassVar[str] = """\
+# %%
+print('hello')
+"""
     path: str = ""
 
     @property
@@ -239,6 +362,15 @@ class WritesFile(Diagnostic):
 @dataclass(frozen=True)
 class ChangesDirectory(Diagnostic):
     code: ClassVar[str] = "P012"
+    example: ClassVar[str] = """\
+# %%
+%cd data
+"""
+    fixed: ClassVar[str] = """\
+# %%
+from pathlib import Path
+DATA = Path('data')
+"""
     command: str = ""
 
     @property
@@ -249,6 +381,18 @@ class ChangesDirectory(Diagnostic):
 @dataclass(frozen=True)
 class LocalModule(Diagnostic):
     code: ClassVar[str] = "P013"
+    example: ClassVar[str] = """\
+# %% file=common/utils.py
+def load(path):
+    return path
+# %%
+from common.utils import load
+"""
+    fixed: ClassVar[str] = """\
+# %%
+def load(path):
+    return path
+"""
     module: str = ""
 
     @property
@@ -263,6 +407,22 @@ class LocalModule(Diagnostic):
 @dataclass(frozen=True)
 class FunctionReadsGlobal(Diagnostic):
     code: ClassVar[str] = "P014"
+    example: ClassVar[str] = """\
+# %%
+import pandas as pd
+df = pd.DataFrame({'a': [1, 2]})
+# %%
+def mean_a():
+    return df['a'].mean()
+"""
+    fixed: ClassVar[str] = """\
+# %%
+import pandas as pd
+df = pd.DataFrame({'a': [1, 2]})
+# %%
+def mean_a(df):
+    return df['a'].mean()
+"""
     function: str = ""
     name: str = ""
 
@@ -282,6 +442,15 @@ class FunctionReadsGlobal(Diagnostic):
 class HardcodedSecret(Diagnostic):
     code: ClassVar[str] = "P015"
     severity: ClassVar[str] = "error"
+    example: ClassVar[str] = """\
+# %%
+API_KEY = 'sk-proj-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c'
+"""
+    fixed: ClassVar[str] = """\
+# %%
+import os
+API_KEY = os.environ['API_KEY']
+"""
     name: str = ""
 
     @property
@@ -296,6 +465,16 @@ class HardcodedSecret(Diagnostic):
 @dataclass(frozen=True)
 class CellMagic(Diagnostic):
     code: ClassVar[str] = "P016"
+    example: ClassVar[str] = """\
+# %%
+%%html
+<b>hello</b>
+"""
+    fixed: ClassVar[str] = """\
+# %%
+from IPython.display import HTML
+HTML('<b>hello</b>')
+"""
     magic: str = ""
 
     @property
@@ -307,6 +486,16 @@ class CellMagic(Diagnostic):
 class NoCode(Diagnostic):
     code: ClassVar[str] = "P017"
     severity: ClassVar[str] = "error"
+    example: ClassVar[str] = """\
+# %% [markdown]
+# Notes only
+"""
+    fixed: ClassVar[str] = """\
+# %% [markdown]
+# Notes
+# %%
+x = 1
+"""
 
     @property
     def message(self) -> str:
@@ -316,6 +505,19 @@ class NoCode(Diagnostic):
 @dataclass(frozen=True)
 class UnpinnedDependency(Diagnostic):
     code: ClassVar[str] = "P018"
+    example: ClassVar[str] = """\
+# %%
+import xgboost
+X, y = [[0], [1]], [0, 1]
+model = xgboost.XGBRegressor().fit(X, y)
+"""
+    fixed: ClassVar[str] = """\
+# %%
+%pip install xgboost==2.0.3
+import xgboost
+X, y = [[0], [1]], [0, 1]
+model = xgboost.XGBRegressor().fit(X, y)
+"""
     distribution: str = ""
 
     @property
@@ -333,6 +535,16 @@ class UnpinnedDependency(Diagnostic):
 @dataclass(frozen=True)
 class HardcodedPath(Diagnostic):
     code: ClassVar[str] = "P019"
+    example: ClassVar[str] = """\
+# %%
+import pandas as pd
+df = pd.read_csv('/Users/ann/data.csv')
+"""
+    fixed: ClassVar[str] = """\
+# %%
+import pandas as pd
+df = pd.read_csv('data.csv')
+"""
     path: str = ""
 
     @property
@@ -351,6 +563,16 @@ class HardcodedPath(Diagnostic):
 @dataclass(frozen=True)
 class SecretInOutput(Diagnostic):
     code: ClassVar[str] = "P020"
+    example: ClassVar[str] = """\
+# %% output=token: sk-proj-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c
+import os
+print('token:', os.environ['OPENAI_API_KEY'])
+"""
+    fixed: ClassVar[str] = """\
+# %%
+import os
+print('token set:', 'OPENAI_API_KEY' in os.environ)
+"""
     kind: str = ""
 
     @property
@@ -366,6 +588,17 @@ class SecretInOutput(Diagnostic):
 class ConnectionStringWithCredentials(HardcodedSecret):
     code: ClassVar[str] = "P021"
     severity: ClassVar[str] = "error"
+    example: ClassVar[str] = """\
+# %%
+from sqlalchemy import create_engine
+engine = create_engine('postgresql://ann:s3cret@db/prod')
+"""
+    fixed: ClassVar[str] = """\
+# %%
+import os
+from sqlalchemy import create_engine
+engine = create_engine(os.environ['DATABASE_URL'])
+"""
     scheme: str = ""
 
     @property
@@ -382,6 +615,22 @@ class ConnectionStringWithCredentials(HardcodedSecret):
 @dataclass(frozen=True)
 class MissingSeed(Diagnostic):
     code: ClassVar[str] = "P022"
+    example: ClassVar[str] = """\
+# %%
+from sklearn.model_selection import train_test_split
+from sklearn.linear_model import LinearRegression
+X, y = [[0], [1], [2], [3]], [0, 1, 2, 3]
+X_train, X_test, y_train, y_test = train_test_split(X, y)
+model = LinearRegression().fit(X_train, y_train)
+"""
+    fixed: ClassVar[str] = """\
+# %%
+from sklearn.model_selection import train_test_split
+from sklearn.linear_model import LinearRegression
+X, y = [[0], [1], [2], [3]], [0, 1, 2, 3]
+X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+model = LinearRegression().fit(X_train, y_train)
+"""
     call: str = ""
     fix: str = ""
 
@@ -397,6 +646,20 @@ class MissingSeed(Diagnostic):
 @dataclass(frozen=True)
 class Redefinition(Diagnostic):
     code: ClassVar[str] = "P023"
+    example: ClassVar[str] = """\
+# %%
+import pandas as pd
+df = pd.read_csv('data.csv')
+# %%
+df = 3
+"""
+    fixed: ClassVar[str] = """\
+# %%
+import pandas as pd
+df = pd.read_csv('data.csv')
+# %%
+n_folds = 3
+"""
     name: str = ""
     was: str = ""
     now: str = ""
@@ -420,6 +683,15 @@ class Redefinition(Diagnostic):
 class WritesFileAtRunTime(Diagnostic):
     code: ClassVar[str] = "P024"
     severity: ClassVar[str] = "info"
+    example: ClassVar[str] = """\
+# %%
+import joblib
+joblib.dump({'a': 1}, 'm.pkl')
+"""
+    fixed: ClassVar[str] = """\
+# %%
+params = {'a': 1}
+"""
     call: str = ""
 
     @property
@@ -438,6 +710,18 @@ class WritesFileAtRunTime(Diagnostic):
 class NeverExecuted(Diagnostic):
     code: ClassVar[str] = "P025"
     severity: ClassVar[str] = "info"
+    example: ClassVar[str] = """\
+# %% count=1
+a = 1
+# %%
+b = a + 1
+"""
+    fixed: ClassVar[str] = """\
+# %% count=1
+a = 1
+# %% count=2
+b = a + 1
+"""
 
     @property
     def message(self) -> str:
