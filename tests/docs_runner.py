@@ -21,7 +21,7 @@ A page marks each block with an HTML comment just above it (invisible on the sit
 
 All blocks of a page run in one bash process, in order, so ``cd``, ``export`` and background jobs
 carry over; the process group is killed at the end. The host ports ``8000`` and ``8001`` in
-commands and outputs are replaced by free ports, so pages can run beside other tests.
+commands (not in outputs) are replaced by free ports, so pages can run beside other tests.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def test_site_builds_with_warnings_as_errors(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={"NO_MKDOCS_2_WARNING": "1", "PATH": str(Path(sys.executable).parent)},
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
         check=False,
     )
     assert built.returncode == 0, built.stderr[-4000:]

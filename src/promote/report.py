@@ -36,7 +36,7 @@ SEVERITIES = (
     ("warning", "Warnings"),
     ("info", "Info"),
 )
-SCHEMA_VERSION = 1  # bump when docs/check-json.md changes incompatibly
+SCHEMA_VERSION = 1  # bump when docs/reference/check.schema.json changes incompatibly
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def _snippet(code: str) -> list[str]:
 
 
 def check_json(result: CheckReport) -> str:
-    """The machine-readable report of ``promote check --format json`` (docs/check-json.md)."""
+    """The report of ``promote check --format json`` (docs/reference/check.schema.json)."""
     analysis = result.analysis
     model = analysis.model
     data: dict[str, Any] = {
