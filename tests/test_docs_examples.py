@@ -186,7 +186,7 @@ def test_tutorial(
 ) -> None:
     """A reader with only the notebook follows the tutorial to a container answering /predict."""
     folder, _, lines = tutorial
-    assert (folder / PROJECT / "artifacts" / "model.joblib").is_file()
+    assert (folder / PROJECT / "artifacts" / "model.json").is_file()
     report(capsys, lines)
 
 
