@@ -332,29 +332,75 @@ def _generated_settings() -> str:
     raise LookupError(f"promote wrote no settings.py for {SETTINGS_EXAMPLE.name}")
 
 
+def model_settings(source: str) -> list[dict[str, str]]:
+    """The fields of a generated ``Settings`` class: variable, type, default."""
+    tree = ast.parse(source)
+    prefix = ""
+    fields: list[dict[str, str]] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.ClassDef) and node.name == "Settings"):
+            continue
+        for item in node.body:
+            if isinstance(item, ast.Assign) and ast.unparse(item.targets[0]) == "model_config":
+                for keyword in getattr(item.value, "keywords", []):
+                    if keyword.arg == "env_prefix":
+                        prefix = str(ast.literal_eval(keyword.value))
+            if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                fields.append(
+                    {
+                        "field": item.target.id,
+                        "type": ast.unparse(item.annotation),
+                        "default": _default(item.value),
+                    }
+                )
+    for field in fields:
+        field["variable"] = prefix + field["field"].upper()
+    return fields
+
+
 def settings_page() -> str:
     """reference/settings.md."""
+    source = _generated_settings()
     out = [
         "# Settings of a generated project",
         "",
-        "A generated project has two kinds of settings.",
+        "A generated project has two kinds of settings, both read from the environment.",
         "",
         "## The model's settings: `settings.py`",
         "",
-        "promote moves the notebook's upper-case constants, and cells of plain literals, into",
-        "`src/<package>/settings.py`. The stage functions read them from there; `make train` uses",
-        "them. They are your code: edit them, and `promote update` merges your edits with a",
-        "regenerated version. For `examples/notebooks/review_sentiment.ipynb` promote writes:",
+        "promote turns the notebook's upper-case constants, cells of plain literals, and the",
+        "literal hyper-parameters written in its calls into the typed fields of one `Settings`",
+        "class (pydantic-settings) in `src/<package>/settings.py`. `pipeline.run()` builds it and",
+        "passes it to the stage functions. Each field is read from, in this order: an environment",
+        "variable named after it with the package's name as prefix, a `settings.toml` in the",
+        "working directory (`field = value`), then the value the notebook used. A constant that",
+        "looks like a secret becomes a required `SecretStr` field with no default (its value is",
+        "not copied, see [P026](diagnostics.md#p026)).",
+        "",
+        "For `examples/notebooks/review_sentiment.ipynb`:",
+        "",
+        "| field | environment variable | type | default |",
+        "|---|---|---|---|",
+    ]
+    for field in model_settings(source):
+        out.append(
+            f"| `{field['field']}` | `{field['variable']}` | `{_cell(field['type'])}` | "
+            f"`{_cell(field['default'])}` |"
+        )
+    out += [
+        "",
+        "The file promote writes for it (yours to edit; `promote update` merges your edits with",
+        "a regenerated version):",
         "",
         "```python",
-        _generated_settings().rstrip("\n"),
+        source.rstrip("\n"),
         "```",
         "",
-        "## The service's settings: environment variables",
+        "## The service's settings",
         "",
         "The service and the `train`/`serve` commands read these from the environment (names are",
-        "case-insensitive), through `src/<package>/service/config.py`, the same in every project.",
-        "An invalid value stops the service at start with the variable named.",
+        "case-insensitive, no prefix), through `src/<package>/service/config.py`, the same in",
+        "every project. An invalid value stops the service at start with the variable named.",
         "",
         "| variable | type | default | meaning |",
         "|---|---|---|---|",

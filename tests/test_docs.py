@@ -89,7 +89,7 @@ def test_every_diagnostic_has_an_example_that_produces_it_and_a_fix_that_does_no
 
 def test_diagnostics_page_lists_every_code_with_the_message_promote_prints() -> None:
     page = HOOKS.diagnostics_page()
-    assert "notebook.ipynb, cell 1: P015 error: `API_KEY` looks like a secret" in page
+    assert "notebook.ipynb, cell 1: P015 error: `api_key` looks like a secret" in page
     for cls in CLASSES:
         assert f"| [{cls.code}](#{cls.code.lower()}) | {cls.severity} | `{cls.__name__}` |" in page
 
@@ -116,7 +116,7 @@ def test_settings_reference_documents_every_service_setting() -> None:
     port = next(f for f in fields if f["variable"] == "PORT")
     assert port["default"] == "8000 (ge 1, le 65535)" and port["type"] == "int"
     page = HOOKS.settings_page()
-    assert 'DATA_PATH = "data/reviews.csv"' in page  # the example's generated settings.py
+    assert "| `data_path` | `REVIEW_SENTIMENT_DATA_PATH` | `str` | `'data/reviews.csv'` |" in page
 
 
 def test_cell_tags_reference_names_every_stage() -> None:

@@ -444,12 +444,14 @@ class HardcodedSecret(Diagnostic):
     severity: ClassVar[str] = "error"
     example: ClassVar[str] = """\
 # %%
-API_KEY = 'sk-proj-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c'
+from openai import OpenAI
+client = OpenAI(api_key='sk-proj-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c')
 """
     fixed: ClassVar[str] = """\
 # %%
 import os
-API_KEY = os.environ['API_KEY']
+from openai import OpenAI
+client = OpenAI(api_key=os.environ['OPENAI_API_KEY'])
 """
     name: str = ""
 
@@ -735,6 +737,15 @@ b = a + 1
 @dataclass(frozen=True)
 class SecretSetting(Diagnostic):
     code: ClassVar[str] = "P026"
+    example: ClassVar[str] = """\
+# %%
+API_KEY = 'sk-proj-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c'
+"""
+    fixed: ClassVar[str] = """\
+# %%
+import os
+API_KEY = os.environ['API_KEY']
+"""
     name: str = ""
 
     @property
