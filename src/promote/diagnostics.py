@@ -445,13 +445,20 @@ class HardcodedSecret(Diagnostic):
     example: ClassVar[str] = """\
 # %%
 from openai import OpenAI
-client = OpenAI(api_key='sk-proj-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c')
+
+
+def make_client():
+    return OpenAI(api_key='sk-proj-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c')
 """
     fixed: ClassVar[str] = """\
 # %%
 import os
+
 from openai import OpenAI
-client = OpenAI(api_key=os.environ['OPENAI_API_KEY'])
+
+
+def make_client():
+    return OpenAI(api_key=os.environ['OPENAI_API_KEY'])
 """
     name: str = ""
 
@@ -593,13 +600,20 @@ class ConnectionStringWithCredentials(HardcodedSecret):
     example: ClassVar[str] = """\
 # %%
 from sqlalchemy import create_engine
-engine = create_engine('postgresql://ann:s3cret@db/prod')
+
+
+def make_engine():
+    return create_engine('postgresql://ann:s3cret@db/prod')
 """
     fixed: ClassVar[str] = """\
 # %%
 import os
+
 from sqlalchemy import create_engine
-engine = create_engine(os.environ['DATABASE_URL'])
+
+
+def make_engine():
+    return create_engine(os.environ['DATABASE_URL'])
 """
     scheme: str = ""
 
