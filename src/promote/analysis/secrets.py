@@ -153,7 +153,8 @@ def _detectors() -> tuple[tuple[re.Pattern[str], str], ...]:
     except ImportError:  # pragma: no cover - a declared dependency
         return ()
     found = []
-    for name, plugin in sorted(get_mapping_from_secret_type_to_class().items()):
+    detectors: dict[str, object] = dict(get_mapping_from_secret_type_to_class())
+    for name, plugin in sorted(detectors.items()):
         if name in _UNUSED_DETECTORS:
             continue
         for pattern in getattr(plugin, "denylist", ()):
