@@ -783,6 +783,18 @@ class ApiDrift(Diagnostic):
 
     code: ClassVar[str] = "P040"
     severity: ClassVar[str] = "warning"
+    example: ClassVar[str] = """\
+# %%
+from sklearn.tree import DecisionTreeRegressor
+X, y = [[0.0], [1.0]], [0.0, 1.0]
+model = DecisionTreeRegressor(criterion='mse').fit(X, y)
+"""
+    fixed: ClassVar[str] = """\
+# %%
+from sklearn.tree import DecisionTreeRegressor
+X, y = [[0.0], [1.0]], [0.0, 1.0]
+model = DecisionTreeRegressor(criterion='squared_error').fit(X, y)
+"""
     api: str = ""  # the entry's id
     used: str = ""  # how the old use looks: ``DecisionTreeRegressor(criterion='mse')``
     distribution: str = ""
@@ -809,6 +821,18 @@ class ConflictingVersionBounds(Diagnostic):
 
     code: ClassVar[str] = "P041"
     severity: ClassVar[str] = "warning"
+    example: ClassVar[str] = """\
+# %%
+import numpy as np
+flags = np.zeros(2, dtype=np.bool)
+values = np.zeros(2, dtype=np.float)
+"""
+    fixed: ClassVar[str] = """\
+# %%
+import numpy as np
+flags = np.zeros(2, dtype=bool)
+values = np.zeros(2, dtype=float)
+"""
     distribution: str = ""
     specifier: str = ""
     apis: tuple[str, ...] = ()

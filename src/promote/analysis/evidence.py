@@ -99,7 +99,7 @@ class Evidence:
         return next((v for v in self.versions if v.distribution == key), None)
 
     def as_dict(self) -> dict[str, object]:
-        """A JSON-ready view (docs/check-json.md, key ``evidence``)."""
+        """A JSON-ready view (docs/reference/check-json.md, key ``evidence``)."""
         return {
             "python": self.python,
             "saved": self.saved,
