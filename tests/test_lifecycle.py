@@ -137,6 +137,40 @@ def test_pretend_writes_nothing(
     assert changed(project) == set()
 
 
+def test_pretend_template_upgrade_lists_the_files_it_would_change(
+    project: Path,
+    template_v1: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    make_v2(template_v1, tmp_path, monkeypatch)
+    assert main(["update", str(project), "--pretend"]) == 0
+    out = capsys.readouterr().out
+    assert "updated   Makefile" in out and "added     CHANGELOG.md" in out
+    assert changed(project) == set()
+    assert "# added in template v2" not in (project / "Makefile").read_text()
+
+
+def test_pretend_predicts_a_conflict_and_writes_nothing(
+    project: Path,
+    template_v1: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    makefile = project / "Makefile"
+    makefile.write_text(makefile.read_text() + "\n# my own last line\n")
+    git(project, "commit", "-qam", "my makefile line")
+    make_v2(template_v1, tmp_path, monkeypatch)
+    assert main(["update", str(project), "--pretend"]) == UPDATE_CONFLICTS
+    captured = capsys.readouterr()
+    assert "conflict  Makefile" in captured.out
+    assert "would be left as <<<<<<< markers in Makefile" in captured.err
+    assert changed(project) == set()
+    assert "<<<<<<<" not in makefile.read_text()
+
+
 def test_dirty_project_is_refused(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (project / "scratch.txt").write_text("work in progress")
     assert main(["update", str(project)]) == 1

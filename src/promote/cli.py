@@ -182,10 +182,13 @@ def update(directory: Path, notebook: Path | None, pretend: bool) -> None:
     for change in result.changes:
         click.echo(f"  {change.status:<9} {change.path}")
     if result.conflicts:
+        files = ", ".join(result.conflicts)
         click.secho(
-            f"{len(result.conflicts)} conflict(s): resolve the <<<<<<< markers in "
-            + ", ".join(result.conflicts)
-            + ", then commit.",
+            f"{len(result.conflicts)} conflict(s) would be left as <<<<<<< markers in {files} "
+            "(nothing written: --pretend)."
+            if pretend
+            else f"{len(result.conflicts)} conflict(s): resolve the <<<<<<< markers in {files}, "
+            "then commit.",
             fg="yellow",
             err=True,
         )

@@ -200,13 +200,36 @@ def _template_update(
 ) -> list[FileChange]:
     if tag == answers.get("_commit") and dependencies == answers.get("dependencies"):
         return []
+    if pretend:
+        # copier's own pretend mode reports nothing useful: apply the update to a throwaway
+        # clone of the (clean) project and report what it changed there.
+        with tempfile.TemporaryDirectory(prefix="promote-pretend-") as scratch:
+            clone = Path(scratch) / project.name
+            git(project, "clone", "--quiet", "--no-hardlinks", str(project), str(clone))
+            _run_copier_update(clone, tag, dependencies, report_as=project)
+            changes = _changes_since(clone)
+        if any(c.path in LOCKS and c.status != "conflict" for c in changes):
+            listed = {c.path for c in changes}
+            relock = [path for path in LOCKS.values() if path not in listed]
+            changes += [FileChange(path, "resolved again") for path in relock]
+        return changes
+    _run_copier_update(project, tag, dependencies, report_as=project)
+    changes = _changes_since(project)
+    if any(c.path in LOCKS and c.status != "conflict" for c in changes):
+        relocked = lock(project)  # the pins changed: resolve the lock files again
+        changes += [FileChange(path, "updated") for path in relocked.files]
+    return changes
+
+
+def _run_copier_update(directory: Path, tag: str, dependencies: Any, *, report_as: Path) -> None:
+    """``copier update`` of ``directory`` to ``tag``, conflicts left inline."""
     from copier import run_update
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             run_update(
-                project,
+                directory,
                 data={"dependencies": dependencies} if dependencies is not None else None,
                 vcs_ref=tag,
                 defaults=True,
@@ -214,24 +237,16 @@ def _template_update(
                 skip_answered=True,
                 conflict="inline",
                 quiet=True,
-                pretend=pretend,
                 unsafe=True,  # promote's own template store: its migrations are trusted
             )
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # copier's errors are many; report them as one
         raise NotAProjectError(
-            project,
+            report_as,
             f"the template update failed ({exc})",
             "Check that the template store recorded in .copier-answers.yml (_src_path) exists.",
         ) from exc
-    if pretend:
-        return [FileChange(".copier-answers.yml", f"template {answers.get('_commit')} -> {tag}")]
-    changes = _changes_since(project)
-    if any(c.path in LOCKS and c.status != "conflict" for c in changes):
-        relocked = lock(project)  # the pins changed: resolve the lock files again
-        changes += [FileChange(path, "updated") for path in relocked.files]
-    return changes
 
 
 def _changes_since(project: Path) -> list[FileChange]:
