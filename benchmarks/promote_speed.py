@@ -145,7 +145,8 @@ def main() -> None:
         notebooks += [synthetic(n, scratch) for n in (100, 1000, 5000)]
         rows = [measure(nb, args.repeat, scratch) for nb in notebooks]
     columns = ["load", "analyse", "plan", "generate", "up_to_render", "render", "nbconvert"]
-    print(f"{'notebook':<34}{'cells':>6}" + "".join(f"{c:>13}" for c in columns) + f"{'peak MiB':>10}")
+    header = "".join(f"{c:>13}" for c in columns)
+    print(f"{'notebook':<34}{'cells':>6}{header}{'peak MiB':>10}")
     for row in rows:
         if "refused" in row:
             print(f"{row['notebook'][:33]:<34}{row['cells']:>6}  refused: {row['refused']}")

@@ -241,11 +241,12 @@ def find_drift(
     if not entries:
         return ()
     made_by = _constructors(cells, aliases)
+    index = _Index(entries)
     found: dict[tuple[str, int], DriftMatch] = {}
     for cell in cells:
         for stmt in cell.statements:
             for node in ast.walk(stmt.node):
-                for entry in entries:
+                for entry in index.candidates(node, aliases):
                     if _matches(entry, node, aliases, made_by):
                         line = cell.line(getattr(node, "lineno", 1))
                         match = DriftMatch(entry, cell.index, line)
@@ -322,6 +323,56 @@ def _satisfiable(
 
 def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+class _Index:
+    """The entries a node could match, looked up by the last part of the name it uses.
+
+    Every kind of match needs that last part to be equal (``_same_name``, ``endswith(".x")``,
+    ``node.attr == name``), so a node is only tried against a handful of entries instead of
+    the whole table (which made the analysis of long notebooks slow).
+    """
+
+    def __init__(self, entries: Sequence[DriftApi]) -> None:
+        self.on_import = [e for e in entries if e.match in {"import", "name"}]
+        self.grid = [e for e in entries if e.match == "call" and e.grid]
+        self.by_name: dict[str, list[DriftApi]] = {}
+        self.by_attribute: dict[str, list[DriftApi]] = {}
+        self.by_call: dict[str, list[DriftApi]] = {}
+        for entry in entries:
+            table = {"name": self.by_name, "attribute": self.by_attribute}.get(
+                entry.match, self.by_call if entry.match in {"call", "method"} else None
+            )
+            if table is None:
+                continue
+            for name in dict.fromkeys(_last(n) for n in entry.all_names):
+                table.setdefault(name, []).append(entry)
+
+    def candidates(self, node: ast.AST, aliases: dict[str, str]) -> list[DriftApi]:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            return self.on_import
+        if isinstance(node, ast.Dict):
+            return self.grid
+        if isinstance(node, ast.Call):
+            return self.by_call.get(_last_of(node.func, aliases), [])
+        if isinstance(node, ast.Attribute):
+            return self.by_name.get(node.attr, []) + self.by_attribute.get(node.attr, [])
+        if isinstance(node, ast.Name):
+            return self.by_name.get(_last_of(node, aliases), [])
+        return []
+
+
+def _last(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def _last_of(node: ast.expr, aliases: dict[str, str]) -> str:
+    """The last part of the name ``node`` stands for (``np`` → ``numpy``; ``a.b.c`` → ``c``)."""
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return _last(aliases.get(node.id, node.id))
+    return ""
 
 
 # -- matching ------------------------------------------------------------------------------------
