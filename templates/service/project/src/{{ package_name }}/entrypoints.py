@@ -121,10 +121,15 @@ def model(argv: Sequence[str] | None = None) -> None:
             if version is None:
                 raise RegistryError("no candidate newer than the serving version to promote")
             registry.set_serving(version, "promoted by hand")
-            print(f"{version} now serves; restart the service to load it")
+            print(
+                f"{version} now serves; a running service switches to it within MODEL_RELOAD_SECONDS"
+            )
         else:
             before, after = registry.rollback()
-            print(f"rolled back from {before} to {after}; restart the service to load it")
+            print(
+                f"rolled back from {before} to {after}; "
+                "a running service switches to it within MODEL_RELOAD_SECONDS"
+            )
     except RegistryError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -21,8 +21,8 @@ A version serves once ``serving.json`` points at it: the gate does that after tr
 when the version passes, ``make promote-model`` by hand, ``make rollback`` goes back to the
 version that served before (``history``). Each change also copies the serving version's
 files into ``ARTIFACTS_DIR`` itself (with its ``version.json``), for what reads that
-directory directly (``make image``, older tools). The service reads ``serving.json`` when
-it starts (``service/app.py``): after a promotion or a rollback, restart it.
+directory directly (``make image``, older tools). A running service reads ``serving.json``
+every ``MODEL_RELOAD_SECONDS`` and switches to the version it names (``service/app.py``).
 """
 
 import contextlib

@@ -23,12 +23,18 @@ no model with 503. Settings come from the environment (``config.py``).
 
 The model is loaded when the application starts (in its lifespan), never at import time:
 the version the registry's ``serving.json`` points at (``registry.py``), else the artifacts
-directory itself. A promotion or a rollback takes effect when the service restarts. A
+directory itself. A promotion or a rollback (``make promote-model``, ``make rollback``)
+takes effect within ``MODEL_RELOAD_SECONDS`` without a restart: the service reads
+``serving.json`` that often, loads and warms the version it names in a worker thread, and
+switches to it between requests; a version that fails to load is logged and counted, and
+the one serving before keeps serving. A
 candidate (shadow or canary), the previous version (fallback) and the circuit breakers are
 set up by ``lifecycle.py``. If the artifacts are missing the service still starts, and
 reports why it is not ready.
 """
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -270,13 +276,76 @@ def create_app(
             metrics.model_loaded.set(1)
             metrics.model_info.labels(__version__, state.loaded.model_sha256).set(1)
             start_monitoring(state.loaded)
+        watcher = (
+            asyncio.create_task(watch_registry(application))
+            if settings.model_reload_seconds > 0
+            else None
+        )
         yield
         logger.info("shutting down")
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         if state.router is not None:
             state.router.close()
         if state.monitor is not None:
             state.monitor.stop()
         metrics.process_stopped()
+
+    async def watch_registry(application: FastAPI) -> None:
+        """Serve the version serving.json names whenever it changes (promote-model, rollback)."""
+        failed: str | None = None  # a version that did not load is not tried again and again
+        while True:
+            await asyncio.sleep(settings.model_reload_seconds)
+            try:
+                wanted = registry.serving()
+                if wanted is None or wanted in {state.version, failed}:
+                    continue
+                if await run_in_threadpool(switch_to, application, wanted):
+                    failed = None
+                else:
+                    failed = wanted
+            except Exception:  # the watcher must outlive any surprise; the model keeps serving
+                logger.exception("checking the registry for a new serving version failed")
+
+    def switch_to(application: FastAPI, version: str) -> bool:
+        """Load ``version``, then serve it instead of the current one; False if it failed."""
+        loaded = load_version(registry, version, "serving")
+        if loaded is None:
+            metrics.model_reloads.labels("failed").inc()
+            logger.error(
+                "version %s was not loaded; %s keeps serving",
+                version,
+                state.version or "nothing",
+                extra={"fields": {"version": version}},
+            )
+            return False
+        router = build_router(settings, metrics, registry, ModelState(loaded, version=version))
+        before, old_router, old_monitor = state.loaded, state.router, state.monitor
+        was = state.version or "nothing"
+        state.router, state.loaded, state.version = router, loaded, version
+        application.state.router = router
+        if old_router is not None:
+            old_router.retire()
+        router.announce()
+        if old_monitor is not None:
+            old_monitor.stop()
+        state.monitor = None
+        start_monitoring(loaded)
+        if before is not None:
+            with contextlib.suppress(KeyError):
+                metrics.model_info.remove(__version__, before.model_sha256)
+        metrics.model_info.labels(__version__, loaded.model_sha256).set(1)
+        metrics.model_loaded.set(1)
+        metrics.model_reloads.labels("loaded").inc()
+        logger.info(
+            "now serving model version %s (was %s)",
+            version,
+            was,
+            extra={"fields": {"version": version}},
+        )
+        return True
 
     def start_monitoring(loaded: LoadedModel) -> None:
         if loaded.reference is not None:
@@ -363,9 +432,10 @@ def create_app(
     def run_model(
         endpoint: str, records: Sequence[Mapping[str, Any]], response: Response, batch: bool
     ) -> list[Prediction]:
-        loaded = state.require()
-        router = state.router
+        state.require()
+        router = state.router  # one read: a reload may swap it meanwhile
         assert router is not None  # set with the loaded model
+        loaded = router.serving.loaded
         warnings = check_values(endpoint, loaded, records, batch)
         try:
             answer = router.predict(records, request_id.get() or "")

@@ -58,6 +58,9 @@ Model lifecycle (``registry.py``, ``gate.py``, ``validation.py``, ``service/life
 | ``FALLBACK_VALUE``              | (unset)   | the prediction answered with ``default`` (JSON)  |
 | ``CIRCUIT_BREAKER_FAILURES``    | 5         | consecutive failures that stop calling a model   |
 | ``CIRCUIT_BREAKER_RESET_SECONDS``| 30       | then, seconds before it is tried again           |
+| ``MODEL_RELOAD_SECONDS``        | 10        | how often the registry's serving.json is read: a |
+|                                 |           | version promoted or rolled back since is loaded  |
+|                                 |           | and serves, no restart; 0: only at start-up      |
 """
 
 from pathlib import Path
@@ -106,6 +109,7 @@ class ServiceSettings(BaseSettings):
     fallback_value: str | None = None
     circuit_breaker_failures: int = Field(default=5, ge=1)
     circuit_breaker_reset_seconds: float = Field(default=30.0, ge=0.0)
+    model_reload_seconds: float = Field(default=10.0, ge=0.0)
 
     @property
     def registry_dir(self) -> Path:

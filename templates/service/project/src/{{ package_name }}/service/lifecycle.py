@@ -26,6 +26,7 @@ Every answer names the version that made it: ``model_version`` in the body, the
 ``metrics.py`` (``model_version_*``).
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -134,11 +135,21 @@ class Router:
         self._shadow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
         self._pending = 0
         self._pending_lock = threading.Lock()
-        metrics.version_info.labels(serving.version, "serving").set(1)
-        if candidate is not None:
-            metrics.version_info.labels(candidate.version, self.mode).set(1)
-        if previous is not None:
-            metrics.version_info.labels(previous.version, "previous").set(1)
+        self.announce()
+
+    def slots(self) -> list[tuple[Slot, str]]:
+        """The versions loaded, with their roles."""
+        roles = [
+            (self.serving, "serving"),
+            (self.candidate, self.mode),
+            (self.previous, "previous"),
+        ]
+        return [(slot, role) for slot, role in roles if slot is not None]
+
+    def announce(self) -> None:
+        """Label the versions this router holds in ``model_version_info``."""
+        for slot, role in self.slots():
+            self.metrics.version_info.labels(slot.version, role).set(1)
 
     def predict(self, records: Sequence[Mapping[str, Any]], key: str) -> Answer:
         """The answer to a request; ``key`` (the request id) chooses canary or serving."""
@@ -163,6 +174,13 @@ class Router:
 
     def close(self) -> None:
         self._shadow.shutdown(wait=False, cancel_futures=True)
+
+    def retire(self) -> None:
+        """Stop routing: another router took over (a promoted or rolled-back version)."""
+        self.close()
+        for slot, role in self.slots():
+            with contextlib.suppress(KeyError):
+                self.metrics.version_info.remove(slot.version, role)
 
     def _fallback(self, records: Sequence[Mapping[str, Any]]) -> Answer:
         choice = self.settings.model_fallback

@@ -26,6 +26,8 @@
   ``model_fallbacks_total{fallback}``, ``model_shadow_comparisons_total{version, result}``,
   ``model_shadow_abs_difference{version}``: each model version loaded (serving, canary,
   shadow, previous) and what it answered (see ``lifecycle.py``);
+* ``model_reloads_total{result}``: switches to a newly promoted or rolled-back version
+  without a restart (``MODEL_RELOAD_SECONDS``), loaded or failed;
 * ``model_input_violations_total{feature, check}``: request values out of the training
   range or of unknown category (``validation.py``);
 * ``process_*`` / ``python_*``: the process's CPU, memory, file descriptors and GC.
@@ -225,6 +227,7 @@ class Metrics:
             "model_version_info",
             "The model versions loaded, by role: serving, canary, shadow, previous (always 1)",
             ["version", "role"],
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self.version_predictions = Counter(
@@ -252,6 +255,14 @@ class Metrics:
             "model_circuit_open",
             "1 while a version's circuit breaker is open: the version is not called",
             ["version"],
+            multiprocess_mode="livemax",
+            registry=self.registry,
+        )
+        self.model_reloads = Counter(
+            "model_reloads",
+            "Switches to the version the registry's serving.json names, without a restart: "
+            "loaded, or failed (the version serving before keeps serving)",
+            ["result"],
             registry=self.registry,
         )
         self.fallbacks = Counter(
