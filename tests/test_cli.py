@@ -236,3 +236,54 @@ def test_planted_secrets_become_required_variables_and_are_copied_nowhere(
     ).stdout
     assert history
     assert [kind for kind, value in s.items() if value in history] == []
+
+
+LOCAL_MODULE_CELLS = (
+    "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression",
+    "df = pd.DataFrame({'a': [1, 2, 3, 4], 'y': [0, 1, 0, 1]})",
+)
+
+
+def test_a_module_beside_the_notebook_the_package_needs_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Jupyter imports helpers.py from the notebook's folder; the project would not have it."""
+    (tmp_path / "helpers.py").write_text("def clean(df):\n    return df.dropna()\n")
+    notebook = tmp_path / "poc.ipynb"
+    notebook.write_text(
+        notebook_json(
+            *LOCAL_MODULE_CELLS,
+            "from helpers import clean\nX = clean(df[['a']])",
+            "model = LogisticRegression().fit(X, df['y'])",
+        )
+    )
+    assert main(["check", str(notebook)]) == 1
+    out = capsys.readouterr().out
+    assert "cell 3, line 1     P013  imports `helpers`, a module beside the notebook" in out
+    assert "verdict: promote would refuse this notebook: the package needs `helpers`" in out
+    assert main([str(notebook), "-o", str(tmp_path / "out"), "--no-lock"]) == 1
+    err = capsys.readouterr().err
+    assert f"Cannot promote {notebook}, cell 3: the package needs `helpers`" in err
+    assert "Paste the code" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_module_beside_the_notebook_used_only_to_explore_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "style.py").write_text("COLOR = 'teal'\n")
+    notebook = tmp_path / "poc.ipynb"
+    notebook.write_text(
+        notebook_json(
+            *LOCAL_MODULE_CELLS,
+            "import matplotlib.pyplot as plt\nfrom plots.style import COLOR",
+            "plt.scatter(df['a'], df['y'], color=COLOR)",
+            "X = df[['a']]\nmodel = LogisticRegression().fit(X, df['y'])",
+        )
+    )
+    assert main(["check", str(notebook)]) == 0
+    assert "cell 3, line 2     P013  imports `plots.style`" in capsys.readouterr().out
+    assert main([str(notebook), "-o", str(tmp_path / "out"), "--no-lock"]) == 0
+    requirements = (tmp_path / "out" / "requirements.txt").read_text()
+    assert "plots" not in requirements and "style" not in requirements

@@ -32,8 +32,6 @@ def load_hooks() -> ModuleType:
 HOOKS = load_hooks()
 CLASSES = HOOKS.diagnostic_classes()
 NOT_REPORTED_YET = {
-    "LocalModule": "P013 is declared, but no code reports it: api.py only keeps local modules "
-    "out of the requirements",
     "ConflictingVersionBounds": "P041 needs two entries of src/promote/data/api_drift.toml that "
     "no single version satisfies; the shipped table has none",
 }

@@ -78,7 +78,33 @@ def analyse_in_environment(notebook: Notebook) -> Analysis:
         notebook,
         packages=importlib.metadata.packages_distributions(),
         installed=installed_versions(),
+        local_modules=modules_beside(notebook.path.resolve().parent),
     )
+
+
+def modules_beside(folder: Path) -> frozenset[str]:
+    """Modules a notebook in ``folder`` can import from its folder or the one above:
+    ``utils.py``, and folders of Python files (packages, namespace packages), as Jupyter
+    starts in the notebook's folder and notebooks often add the one above to ``sys.path``."""
+    found: set[str] = set()
+    for base in (folder, folder.parent):
+        try:
+            entries = list(base.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.suffix == ".py" and entry.stem.isidentifier():
+                found.add(entry.stem)
+            elif entry.name.isidentifier() and entry.is_dir() and _holds_python(entry):
+                found.add(entry.name)
+    return frozenset(found)
+
+
+def _holds_python(folder: Path) -> bool:
+    try:
+        return any(entry.suffix == ".py" for entry in folder.iterdir())
+    except OSError:
+        return False
 
 
 def default_name(notebook: Path | str) -> str:
@@ -119,7 +145,7 @@ def promote(
         analysis,
         project_name,
         installed=installed_versions(),
-        local_modules=_local_modules(analysis, folder),
+        local_modules=modules_beside(folder),
         data_paths={literal: project for literal, (_, project) in data_files.items()},
     )
     copies = {source: project for source, project in data_files.values()}
@@ -150,7 +176,7 @@ def explain_pins(notebook: Path | str, *, index: bool = True) -> Resolution:
     """The pins ``promote`` would write for the notebook's third-party imports, and why."""
     analysis = analyse_in_environment(read(notebook))
     installed = installed_versions()
-    local = _local_modules(analysis, Path(notebook).resolve().parent)
+    local = modules_beside(Path(notebook).resolve().parent)
     requirements = [
         f"{d.distribution}=={v}" if (v := installed.get(_normal(d.distribution))) else d.requirement
         for d in analysis.dependencies
@@ -226,18 +252,6 @@ def installed_versions() -> dict[str, str]:
         if name:
             versions[re.sub(r"[-_.]+", "-", name).lower()] = dist.version
     return versions
-
-
-def _local_modules(analysis: Analysis, folder: Path) -> frozenset[str]:
-    local = set()
-    for binding in analysis.imports.values():
-        module = binding.module
-        if not module:
-            continue
-        for base in (folder, folder.parent):
-            if (base / f"{module}.py").is_file() or (base / module / "__init__.py").is_file():
-                local.add(module)
-    return frozenset(local)
 
 
 def _data_files(analysis: Analysis, folder: Path) -> dict[str, tuple[Path, str]]:

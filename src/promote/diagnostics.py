@@ -401,7 +401,10 @@ def load(path):
 
     @property
     def hint(self) -> str:
-        return "Copy it into the generated package, or publish it as a package and depend on it."
+        return (
+            "The generated project will not have it: paste the code the notebook uses from it "
+            "into a cell, or publish it as a package and depend on it."
+        )
 
 
 @dataclass(frozen=True)

@@ -122,12 +122,14 @@ def analyse(
     *,
     packages: Mapping[str, Sequence[str]] | None = None,
     installed: Mapping[str, str] | None = None,
+    local_modules: frozenset[str] = frozenset(),
 ) -> Analysis:
     """Analyse every code cell of ``notebook`` in order, as "Restart and run all" would run them.
 
     ``packages`` (top-level module → distributions, as ``importlib.metadata``'s
     ``packages_distributions()`` gives it) and ``installed`` (normalized distribution name →
-    version) describe the environment promote runs in; the caller reads them, so this stays pure.
+    version) describe the environment promote runs in, and ``local_modules`` the modules that
+    sit beside the notebook (``utils.py``, ``common/``); the caller reads them, so this stays pure.
     """
     diagnostics: list[d.Diagnostic] = []
     cells: list[CellAnalysis] = []
@@ -178,6 +180,7 @@ def analyse(
         diagnostics.append(d.NoCode(None))
     diagnostics.extend(_execution_order(notebook))
     imports = _imports(cells, diagnostics)
+    diagnostics.extend(_local_module_imports(cells, local_modules))
     constants = _constants(cells)
     definitions = _definitions(cells, imports, constants, diagnostics)
     diagnostics.extend(_undefined(cells, imports, definitions))
@@ -304,6 +307,28 @@ def _execution_order(notebook: Notebook) -> list[d.Diagnostic]:
             out.append(d.OutOfOrderExecution(cell.index, count=count, previous=previous))
         previous = count
     return out
+
+
+def _local_module_imports(
+    cells: list[CellAnalysis], local_modules: frozenset[str]
+) -> list[d.Diagnostic]:
+    """P013 for the first import of each module that sits beside the notebook."""
+    found: dict[str, d.Diagnostic] = {}
+    for cell in cells:
+        for stmt in cell.statements:
+            node = stmt.node
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in local_modules and top not in found:
+                    line = cell.line(node.lineno)
+                    found[top] = d.LocalModule(cell.index, line=line, module=name)
+    return list(found.values())
 
 
 def _imports(
