@@ -120,11 +120,18 @@ def evaluate(
     data_passed: bool = True,
     tolerance: float = 0.01,
     metrics_setting: str = "",
+    parity_problem: str = "",
 ) -> GateReport:
-    """Apply the gate to the metrics of a new version (``serving`` None: nothing serves)."""
+    """Apply the gate to the metrics of a new version (``serving`` None: nothing serves).
+
+    ``parity_problem`` says how the saved model failed to reproduce the trained one
+    (``registry.reload_parity``); empty when it did.
+    """
     reasons: list[str] = []
     if not data_passed:
         reasons.append("the data check failed (see the data check report)")
+    if parity_problem:
+        reasons.append(f"the saved model does not reproduce the trained one: {parity_problem}")
     if serving is None:
         return GateReport("", passed=not reasons, reasons=tuple(reasons))
     chosen = parse_metrics_setting(metrics_setting)

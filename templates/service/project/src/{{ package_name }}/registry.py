@@ -15,7 +15,9 @@ never written again (its files are made read-only)::
 ``code_version`` (the git commit, and whether the work tree had changes; null outside
 git), ``libraries`` (Python and the versions of the libraries the model needs),
 ``parent`` (the version serving when it was trained), ``data_check`` and ``gate`` (the
-reports of ``validation.py`` and ``gate.py``) and ``files``.
+reports of ``validation.py`` and ``gate.py``), ``parity`` (whether the saved artifacts,
+loaded back, predict the saved sample as the trained model did: ``reload_parity``) and
+``files``.
 
 A version serves once ``serving.json`` points at it: the gate does that after training
 when the version passes, ``make promote-model`` by hand, ``make rollback`` goes back to the
@@ -30,6 +32,7 @@ import errno
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -282,28 +285,68 @@ def record_training(
             margin=settings.data_range_margin,
         )
     data_passed = data_report.passed or settings.training_data_checks == "warn"
-    gate_report = gate.evaluate(
-        metrics,
-        registry.info(serving)["metrics"] if serving is not None else None,
-        against=serving or "",
-        data_passed=data_passed,
-        tolerance=settings.promotion_tolerance,
-        metrics_setting=settings.promotion_metrics,
-    )
-    info = {
-        "created": _now(),
-        "metrics": to_json_safe(metrics),
-        "data_fingerprint": data_fingerprint(result.features),
-        "code_version": code_version(),
-        "libraries": library_versions(result.model),
-        "parent": serving,
-        "data_check": data_report.to_json(),
-        "gate": gate_report.to_json(),
-    }
-    version = registry.add(lambda folder: save(result, folder), info)
+    with tempfile.TemporaryDirectory(prefix="model-") as scratch:
+        staged = Path(scratch)
+        save(result, staged)
+        parity_problem = reload_parity(staged)
+        gate_report = gate.evaluate(
+            metrics,
+            registry.info(serving)["metrics"] if serving is not None else None,
+            against=serving or "",
+            data_passed=data_passed,
+            tolerance=settings.promotion_tolerance,
+            metrics_setting=settings.promotion_metrics,
+            parity_problem=parity_problem,
+        )
+        info = {
+            "created": _now(),
+            "metrics": to_json_safe(metrics),
+            "data_fingerprint": data_fingerprint(result.features),
+            "code_version": code_version(),
+            "libraries": library_versions(result.model),
+            "parent": serving,
+            "data_check": data_report.to_json(),
+            "parity": {"passed": not parity_problem, "problem": parity_problem or None},
+            "gate": gate_report.to_json(),
+        }
+
+        def write(folder: Path) -> None:
+            shutil.copytree(staged, folder, dirs_exist_ok=True)
+
+        version = registry.add(write, info)
     if gate_report.passed:
         registry.set_serving(version, "promoted", reason="passed the gate")
     return TrainingOutcome(version, gate_report.passed, data_report, gate_report)
+
+
+def reload_parity(folder: Path) -> str:
+    """Load the artifacts just saved in ``folder`` as the service will, and predict the saved
+    sample: the answers must be the trained model's. Returns what differs ("" when nothing)."""
+    from . import inference
+    from .artifacts import load
+
+    try:
+        loaded = load(folder)
+        records = loaded.sample.get("records", [])
+        expected = loaded.sample.get("predictions", [])
+        answers = [result["prediction"] for result in inference.predict(loaded, records)]
+    except Exception as error:  # any failure here is the finding
+        return f"it does not load or predict ({type(error).__name__}: {error})"
+    if len(answers) != len(expected):
+        return f"{len(answers)} predictions for the {len(expected)} sample records"
+    for index, (answer, trained) in enumerate(zip(answers, expected, strict=True)):
+        if not _same_answer(answer, trained):
+            return f"sample record {index}: {answer!r} from the saved model, {trained!r} trained"
+    return ""
+
+
+def _same_answer(one: Any, other: Any) -> bool:
+    if isinstance(one, int | float) and isinstance(other, int | float):
+        both_nan = math.isnan(one) and math.isnan(other)
+        return both_nan or math.isclose(one, other, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(one, list) and isinstance(other, list):
+        return len(one) == len(other) and all(map(_same_answer, one, other))
+    return bool(one == other)
 
 
 def data_fingerprint(features: Any) -> dict[str, Any]:
