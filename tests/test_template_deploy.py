@@ -25,6 +25,8 @@ import pytest
 import yaml
 from project_harness import render_template
 
+from promote import verify
+
 PROJECT_NAME = "iris-service"
 MANIFESTS = ("deployment.yaml", "service.yaml", "hpa.yaml")
 # Oldest Kubernetes release the manifests must stay valid for, and the newest one the
@@ -81,6 +83,29 @@ def test_deployment_probes_resources_and_security(project: Path) -> None:
     assert pod["terminationGracePeriodSeconds"] > 5 + int(env["SHUTDOWN_TIMEOUT"]["value"])
     assert env["PORT"]["value"] == str(container["ports"][0]["containerPort"])
     assert env["API_KEY"]["valueFrom"]["secretKeyRef"]["optional"] is True
+
+
+def test_deployment_runs_the_image_as_promote_verify_does(project: Path) -> None:
+    """The pod runs as the Dockerfile's user with a read-only root and one writable /tmp of
+    the size ``promote verify`` gives its tmpfs, which the container test shows is enough;
+    the runbook's `docker run` line does the same."""
+    pod = manifest(project, "deployment.yaml")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    dockerfile = (project / "Dockerfile").read_text()
+    [user] = re.findall(r"^USER (\S+)$", dockerfile, flags=re.MULTILINE)
+    context = pod["securityContext"]
+    assert user == f"{context['runAsUser']}:{context['runAsGroup']}"
+
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    assert list(mounts.values()) == list(verify.TMPFS)
+    [volume] = [v for v in pod["volumes"] if v["name"] in mounts]
+    size = re.search(r"size=(\d+)m", verify.TMPFS["/tmp"])
+    assert size and volume["emptyDir"]["sizeLimit"] == f"{size.group(1)}Mi"
+
+    readme = (project / "README.md").read_text()
+    assert "docker run --rm --read-only --tmpfs /tmp:rw,size=64m --cap-drop ALL" in readme
+    assert "--read-only --tmpfs /tmp" in dockerfile
 
 
 def test_deployment_env_names_are_service_settings(project: Path) -> None:

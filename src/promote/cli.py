@@ -38,6 +38,7 @@ def cli() -> None:
       promote check NOTEBOOK        report what promote sees, write nothing
       promote new [DIR]             start a project from the template, no notebook
       promote update [DIR]          bring template and notebook changes in, keep your edits
+      promote verify [DIR]          build the project's image, run it read-only, call it
     """
 
 
@@ -195,6 +196,54 @@ def update(directory: Path, notebook: Path | None, pretend: bool) -> None:
         sys.exit(UPDATE_CONFLICTS)
     if result.changes and not pretend:
         click.echo(f"{len(result.changes)} file(s) {verb}: review with `git diff`, then commit.")
+
+
+@cli.command("verify")
+@click.argument("directory", type=click.Path(path_type=Path), default=".")
+@click.option(
+    "--base-image",
+    envvar="PROMOTE_BASE_IMAGE",
+    show_envvar=True,
+    help="Base image of both stages (the BASE_IMAGE build argument; default: the Dockerfile's).",
+)
+@click.option("--tag", help="Tag of the image (default NAME:latest, as `make image` tags it).")
+@click.option("--no-cache", is_flag=True, help="Build without the engine's layer cache.")
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    help="Seconds the container has to answer /ready.",
+)
+def verify_command(
+    directory: Path, base_image: str | None, tag: str | None, no_cache: bool, timeout: float
+) -> None:
+    """Build the image of the project in DIRECTORY, run it as production does, and call it.
+
+    The container runs as the image's non-root user with a read-only root file system (a tmpfs
+    on /tmp), all capabilities dropped; promote waits for /ready, then calls /predict with the
+    service's own example, /health, /version, /metrics and /predict with a wrong-typed field
+    (a 422). The engine is the one DOCKER_HOST names, else Docker's default socket, else a
+    podman service promote starts and stops. The container is removed; the image stays.
+    Exits 1 when the image does not build, start or answer as it should.
+    """
+    from promote.verify import verify  # imports the docker SDK: only for this command
+
+    result = verify(
+        directory,
+        base_image=base_image,
+        tag=tag,
+        no_cache=no_cache,
+        ready_timeout=timeout,
+        progress=lambda message: click.echo(message, err=True),
+    )
+    click.echo(report.verification_text(result))
+    if not result.ok:
+        failed = "; ".join(f"{check.name}: {check.detail}" for check in result.failed)
+        text = f"error: the image of {directory} does not serve as it should: {failed}."
+        if result.logs:
+            text += f" The container's last log lines:\n{result.logs}"
+        click.secho(text, fg="red", err=True)
+        sys.exit(1)
 
 
 @cli.command("check")

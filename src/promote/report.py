@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promote.analysis import Analysis, CellAnalysis
 from promote.analysis.evidence import normal_name
@@ -12,6 +12,9 @@ from promote.analysis.readiness import ReadinessItem, readiness
 from promote.diagnostics import Diagnostic
 from promote.errors import RefusedNotebookError
 from promote.planning import Plan, plan
+
+if TYPE_CHECKING:
+    from promote.verify import Verification
 
 __all__ = [
     "CheckReport",
@@ -291,4 +294,29 @@ def plan_text(plan: Plan) -> str:
     lines.append(f"  dependencies: {', '.join(plan.dependencies) or 'none'}")
     for source, target in plan.data_files:
         lines.append(f"  data: {source} -> {target}")
+    return "\n".join(lines)
+
+
+def verification_text(result: Verification) -> str:
+    """The report of ``promote verify``: what was built, how it ran, what each probe saw."""
+    build = f"{result.build_seconds:.1f} s" + (", offline from wheels/" if result.offline else "")
+    prediction = json.dumps(result.prediction, default=str)
+    lines = [
+        f"image       {result.image} ({result.engine})",
+        f"build       {build}",
+        f"size        {result.image_bytes / 1e6:.0f} MB",
+        f"run as      user {result.user}, read-only root file system, tmpfs /tmp, no capabilities",
+        f"cold start  {result.cold_start_seconds:.2f} s from run to /ready",
+        f"/predict    {prediction if len(prediction) <= 300 else prediction[:297] + '...'}",
+    ]
+    lines += [
+        f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}"
+        for check in result.checks
+    ]
+    if result.ok:
+        lines.append(
+            f"verified: the container was removed; the image {result.image} is kept "
+            f"(run it with `docker run --rm --read-only --tmpfs /tmp -p 127.0.0.1:8080:8080 "
+            f"{result.image}`, remove it with `docker rmi {result.image}`)"
+        )
     return "\n".join(lines)
