@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 
 from promote import verify
@@ -215,3 +216,55 @@ def test_failed_probes_exit_1_naming_each_with_the_container_logs(
     assert "verified" not in out
     assert f"the image of {project} does not serve as it should: GET /metrics: 500: boom." in err
     assert "ValueError: boom" in err
+
+
+class FailingBuilds:
+    """A client whose engine fails the build the way a Dockerfile's RUN fails."""
+
+    class images:  # named as the SDK names it
+        @staticmethod
+        def build(**_options: Any) -> Any:
+            log = [{"stream": f"Step {n}/9 : RUN ...\n"} for n in range(1, 20)] + [
+                {"stream": "ERROR: Could not find a version that satisfies numpy==2.4.6\n"},
+                {"error": "The command '/bin/sh -c pip install' returned a non-zero code: 1"},
+            ]
+            raise docker.errors.BuildError(log[-1]["error"], iter(log))
+
+
+def test_a_failed_build_quotes_the_end_of_its_log_and_suggests_offline_wheels(
+    tmp_path: Path,
+) -> None:
+    directory = make_project(tmp_path / "demo")
+    project = verify._read_project(directory)
+    with pytest.raises(verify.VerifyError) as raised:
+        verify._build(FailingBuilds(), project, directory, "demo:latest", None, False)
+    message = raised.value.message
+    assert message.startswith(f"Cannot verify {directory}: the image did not build (The command")
+    assert "Could not find a version that satisfies numpy==2.4.6" in message
+    assert "Step 19/9" in message and "Step 2/9" not in message  # the end of the log only
+    assert "`make wheels`" in message
+
+
+class StoppedContainer:
+    """A container whose service exited at start-up."""
+
+    status = "exited"
+    attrs = {"State": {"ExitCode": 3}}
+
+    def reload(self) -> None:
+        pass
+
+    def logs(self, tail: int) -> bytes:
+        lines = [f"line {n}" for n in range(40)] + ["ArtifactError: no model in /app/artifacts"]
+        return "\n".join(lines[-tail:]).encode()
+
+
+def test_a_container_that_stops_before_ready_is_reported_with_its_last_log_lines(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(verify.VerifyError) as raised:
+        verify._wait_ready(StoppedContainer(), "http://127.0.0.1:9", 0.0, tmp_path, 60.0)
+    message = raised.value.message
+    assert "the container stopped (exit code 3) before /ready answered" in message
+    assert message.endswith("ArtifactError: no model in /app/artifacts")
+    assert "line 20" not in message

@@ -160,7 +160,8 @@ def _from_env(timeout: int, base_url: str | None = None) -> tuple[Any, str]:
     else ``None`` and why not.
 
     The SDK asks the engine its API version while constructing a client, and leaks the socket
-    when a unix socket refuses the connection; so a unix socket is first tried here, then a
+    when a unix socket refuses the connection (docker/docker-py pull request 3356, open in
+    docker 7.2); so a unix socket is first tried here, then a
     client with a fixed version (which sends nothing until asked) asks, and is closed whatever
     the answer.
     """
