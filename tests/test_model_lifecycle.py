@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from helpers import EXAMPLES
-from project_harness import clean_env, install_project, run, serving, venv_command
+from project_harness import clean_env, find_uv, install_project, run, serving, venv_command
 
 from promote.cli import main
 
@@ -206,3 +206,59 @@ def test_validated_versioned_gated_models_with_rollback_canary_and_shadow(
     assert {line["model_version"] for line in shadowed} == {"v1"}
     requests = [line for line in lines if line.get("path") == "/predict"]
     assert requests and {line["model_version"] for line in requests} == {"v1"}
+
+    # MLflow (optional): with the extra installed and MLFLOW_TRACKING_URI set, a training
+    # also logs the version to MLflow and registers it; the registered pyfunc predicts as
+    # the version does.
+    run(
+        [
+            find_uv(),
+            "pip",
+            "install",
+            "--python",
+            str(venv_command(project, "python")),
+            "--quiet",
+            "-e",
+            ".[mlflow]",
+        ],
+        project,
+    )
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    completed = subprocess.run(
+        [venv_command(project, f"{NAME}-train")],
+        cwd=project,
+        env=clean_env(MLFLOW_TRACKING_URI=tracking, **estimators(200)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr[-3000:]
+    assert "v5 now serves" in completed.stdout
+    assert re.search(
+        rf"mlflow: run \w+, registered model '{NAME}' version 1, alias 'serving'",
+        completed.stdout,
+    ), completed.stdout
+    check = f"""
+import json, mlflow, pandas as pd
+from mlflow import MlflowClient
+mlflow.set_tracking_uri({tracking!r})
+version = MlflowClient().get_model_version_by_alias({NAME!r}, "serving")
+model = mlflow.pyfunc.load_model("models:/{NAME}@serving")
+sample = json.load(open("artifacts/registry/versions/v5/sample.json"))
+print(json.dumps({{"tag": version.tags["registry_version"],
+                  "answers": list(model.predict(pd.DataFrame(sample["records"]))),
+                  "trained": sample["predictions"]}}))
+"""
+    out = subprocess.run(
+        [venv_command(project, "python"), "-c", check],
+        cwd=project,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    found = json.loads(out.strip().splitlines()[-1])
+    assert found["tag"] == "v5"
+    assert found["answers"] == pytest.approx(found["trained"])

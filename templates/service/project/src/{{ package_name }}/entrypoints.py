@@ -72,6 +72,8 @@ def train(argv: Sequence[str] | None = None) -> None:
             data_range_margin=settings.data_range_margin,
             promotion_tolerance=settings.promotion_tolerance,
             promotion_metrics=settings.promotion_metrics,
+            mlflow_tracking_uri=settings.mlflow_tracking_uri,
+            mlflow_model_name=settings.mlflow_model_name,
         ),
     )
     fields = {

@@ -78,6 +78,7 @@ class TrainingOutcome:
     serving: bool  # the version serves now
     data_report: "validation.DataReport"
     gate_report: gate.GateReport
+    mlflow: str = ""  # where the version went in MLflow, or why not; "" when MLflow is off
 
     def text(self) -> str:
         verdict = (
@@ -86,7 +87,8 @@ class TrainingOutcome:
             else f"{self.version} is kept as a candidate and does not serve: "
             f"promote it by hand with `make promote-model VERSION={self.version}`"
         )
-        return "\n".join([self.data_report.text(), self.gate_report.text(), verdict])
+        lines = [self.data_report.text(), self.gate_report.text(), verdict]
+        return "\n".join(lines + ([f"mlflow: {self.mlflow}"] if self.mlflow else []))
 
 
 class Registry:
@@ -263,6 +265,8 @@ class GateSettings:
     data_range_margin: float = 0.1  # validation.DEFAULT_RANGE_MARGIN
     promotion_tolerance: float = 0.01
     promotion_metrics: str = ""
+    mlflow_tracking_uri: str | None = None  # set: each version is logged to MLflow too
+    mlflow_model_name: str = ""  # the registered model's name (default: the project's)
 
 
 def record_training(
@@ -316,7 +320,37 @@ def record_training(
         version = registry.add(write, info)
     if gate_report.passed:
         registry.set_serving(version, "promoted", reason="passed the gate")
-    return TrainingOutcome(version, gate_report.passed, data_report, gate_report)
+    mlflow = ""
+    if settings.mlflow_tracking_uri:
+        mlflow = _log_to_mlflow(registry, version, gate_report.passed, settings)
+    return TrainingOutcome(version, gate_report.passed, data_report, gate_report, mlflow)
+
+
+def _log_to_mlflow(registry: Registry, version: str, serving: bool, settings: GateSettings) -> str:
+    """Log the version to MLflow (``mlflow_registry.py``); what happened, in a line."""
+    from . import PROJECT_NAME, mlflow_registry
+
+    assert settings.mlflow_tracking_uri
+    name = settings.mlflow_model_name or PROJECT_NAME
+    try:
+        record = mlflow_registry.log_version(
+            version,
+            registry.path(version),
+            registry.info(version),
+            serving=serving,
+            tracking_uri=settings.mlflow_tracking_uri,
+            model_name=name,
+        )
+    except ImportError as error:
+        logger.error("MLFLOW_TRACKING_URI is set but mlflow cannot be imported: %s", error)
+        return f"not logged: mlflow cannot be imported ({error}): pip install -e '.[mlflow]'"
+    except Exception as error:  # MLflow unreachable or refusing: the local version stays
+        logger.exception("logging %s to MLflow failed", version)
+        return f"not logged: {type(error).__name__}: {error}"
+    alias = f", alias {mlflow_registry.SERVING_ALIAS!r}" if serving else ""
+    return f"run {record.run_id}, registered model {record.model_name!r} version " + (
+        f"{record.model_version}{alias}"
+    )
 
 
 def reload_parity(folder: Path) -> str:

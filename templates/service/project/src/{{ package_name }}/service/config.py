@@ -61,6 +61,10 @@ Model lifecycle (``registry.py``, ``gate.py``, ``validation.py``, ``service/life
 | ``MODEL_RELOAD_SECONDS``        | 10        | how often the registry's serving.json is read: a |
 |                                 |           | version promoted or rolled back since is loaded  |
 |                                 |           | and serves, no restart; 0: only at start-up      |
+| ``MLFLOW_TRACKING_URI``         | (unset)   | set (and the ``mlflow`` extra installed): each   |
+|                                 |           | trained version is also logged and registered in |
+|                                 |           | MLflow (``mlflow_registry.py``)                  |
+| ``MLFLOW_MODEL_NAME``           | (project) | the MLflow experiment and registered model name  |
 """
 
 from pathlib import Path
@@ -110,6 +114,8 @@ class ServiceSettings(BaseSettings):
     circuit_breaker_failures: int = Field(default=5, ge=1)
     circuit_breaker_reset_seconds: float = Field(default=30.0, ge=0.0)
     model_reload_seconds: float = Field(default=10.0, ge=0.0)
+    mlflow_tracking_uri: str | None = None
+    mlflow_model_name: str = ""
 
     @property
     def registry_dir(self) -> Path:
