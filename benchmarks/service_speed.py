@@ -34,31 +34,37 @@ table and writes JSON. Not a test: figures vary by machine (and the client share
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "examples" / "notebooks" / "breast_cancer_classifier.ipynb"
+from service_common import (
+    EXAMPLES,
+    ROOT,
+    cpu_seconds,
+    find_uv,
+    find_wrk,
+    install_project,
+    post,
+    rss_mib,
+    run,
+    scraping,
+    scratch_directory,
+    started,
+    wrk_json,
+)
+
+NOTEBOOK = EXAMPLES / "breast_cancer_classifier.ipynb"
 CONNECTIONS = (1, 16)
-START_TIMEOUT = 120.0
 SCRAPE_PERIOD = 5.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # MLflow's own venv: the model's libraries at the project's versions, MLflow unpinned (latest).
 MLFLOW_INSTALL_TIMEOUT = 600
 
@@ -174,157 +180,16 @@ class Server:
     results: list[dict[str, Any]] = field(default_factory=list)
 
 
-def run(command: list[str], cwd: Path | None = None, **env: str) -> str:
-    """Run a command; exit with its output if it fails."""
-    completed = subprocess.run(
-        command, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, check=False
-    )
-    if completed.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed:\n{completed.stdout}\n{completed.stderr}")
-    return completed.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            response.read()
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
-def post(url: str, body: Any) -> int:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        response.read()
-        return int(response.status)
-
-
-def tree_pids(root: int) -> list[int]:
-    """``root`` and its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry.name))
-    pids, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        pids.append(pid)
-        todo.extend(children.get(pid, []))
-    return pids
-
-
-def cpu_seconds(root: int) -> float:
-    """User + system CPU time of a process tree."""
-    total = 0
-    for pid in tree_pids(root):
-        with contextlib.suppress(OSError, IndexError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
-
-
-def rss_mib(root: int) -> float:
-    """Resident memory of a process tree, in MiB."""
-    total = 0
-    for pid in tree_pids(root):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total / 1024
-
-
-@contextlib.contextmanager
-def started(server: Server, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
-    """Start a server on a free port; yield it, its URL and its cold start in seconds."""
-    port = free_port()
-    command = [part.replace("{port}", str(port)) for part in server.command]
-    env = {**os.environ, **server.env, "HOST": "127.0.0.1", "PORT": str(port)}
-    with log.open("w") as output:
-        start = time.perf_counter()
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            if process.poll() is not None:
-                sys.exit(f"{server.name} exited:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(OSError):
-                if get(url + server.ready_path) == 200:
-                    break
-            if time.perf_counter() - start > START_TIMEOUT:
-                sys.exit(
-                    f"{server.name} not ready in {START_TIMEOUT} s:\n{log.read_text()[-3000:]}"
-                )
-            time.sleep(0.02)
-        yield process, url, time.perf_counter() - start
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@contextlib.contextmanager
-def scraping(url: str, enabled: bool) -> Iterator[None]:
-    """Scrape /metrics every SCRAPE_PERIOD seconds while the block runs."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(SCRAPE_PERIOD):
-            with contextlib.suppress(OSError):
-                get(url + "/metrics")
-
-    thread = threading.Thread(target=loop, daemon=True)
-    if enabled:
-        thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        if enabled:
-            thread.join()
-
-
-def load(
-    wrk: str, url: str, body_file: Path, script: Path, connections: int, duration: int
-) -> dict[str, Any]:
-    output = run(
-        [
-            wrk,
-            "-t1",
-            f"-c{connections}",
-            f"-d{duration}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            url,
-        ],
-        WRK_BODY=str(body_file),
-    )
-    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
-    return result
-
-
 def measure(server: Server, wrk: str, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One round of one server: cold start, idle memory, then each endpoint and concurrency."""
     script = scratch / "post.lua"
     row: dict[str, Any] = {"cells": {}}
-    with started(server, scratch / f"{server.name}.log") as (process, url, cold):
+    log = scratch / f"{server.name}.log"
+    with started(server.name, server.command, server.env, server.ready_path, log) as (
+        process,
+        url,
+        cold,
+    ):
         row["cold_start_s"] = cold
         for path, body in (server.single, server.batch):
             post(url + path, body)  # warm: the first prediction pays for lazy initialisation
@@ -338,8 +203,15 @@ def measure(server: Server, wrk: str, scratch: Path, args: argparse.Namespace) -
             body_file.write_text(json.dumps(body))
             for connections in CONNECTIONS:
                 before = cpu_seconds(process.pid)
-                with scraping(url, server.scrape):
-                    result = load(wrk, url + path, body_file, script, connections, args.duration)
+                with scraping(url, SCRAPE_PERIOD, server.scrape):
+                    result = wrk_json(
+                        wrk,
+                        url + path,
+                        script,
+                        connections,
+                        args.duration,
+                        WRK_BODY=str(body_file),
+                    )
                 cpu = cpu_seconds(process.pid) - before
                 seconds = result["duration_us"] / 1e6
                 result.update(
@@ -352,22 +224,12 @@ def measure(server: Server, wrk: str, scratch: Path, args: argparse.Namespace) -
 
 
 def prepare_project(notebook: Path, scratch: Path, uv: str) -> tuple[Path, str]:
-    """Promote the notebook, install the project in its venv and train it."""
+    """Promote, install and train the project; export its model to joblib for the others."""
+    project, name = install_project(notebook, scratch, uv)
     sys.path.insert(0, str(ROOT / "src"))
-    from promote.api import promote
     from promote.planning import package_name
 
-    project = scratch / "project"
-    result = promote(notebook, project, lock=False)
-    name = result.plan.project_name
     python = project / ".venv" / "bin" / "python"
-    run([uv, "venv", "--quiet", "--python", sys.executable, str(project / ".venv")])
-    run(
-        [uv, "pip", "install", "--quiet", "--python", str(python), "-r", "requirements.txt"],
-        project,
-    )
-    run([uv, "pip", "install", "--quiet", "--python", str(python), "--no-deps", "-e", "."], project)
-    run([str(project / ".venv" / "bin" / f"{name}-train")], project)
     # The trained model as a plain joblib file, for the hand-written app and MLflow.
     export = (
         "import pathlib, sys, joblib\n"
@@ -598,22 +460,10 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep the project and venvs here")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "service_speed.json")
     args = parser.parse_args()
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        sys.exit("wrk is not installed: apt-get install wrk (Debian), brew install wrk (macOS)")
-    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
-    if uv is None:
-        sys.exit("uv is not installed: run `make setup` (it installs uv into .venv)")
+    wrk = find_wrk()
+    uv = find_uv()
 
-    with contextlib.ExitStack() as stack:
-        if args.workdir is not None:
-            scratch = args.workdir.resolve()
-            shutil.rmtree(scratch, ignore_errors=True)
-            scratch.mkdir(parents=True)
-        else:
-            scratch = Path(
-                stack.enter_context(tempfile.TemporaryDirectory(prefix="service-speed-"))
-            )
+    with scratch_directory(args.workdir, "service-speed-") as scratch:
         (scratch / "post.lua").write_text(WRK_SCRIPT)
         print(f"promoting {args.notebook.name}, installing and training ...", flush=True)
         project, name = prepare_project(args.notebook, scratch, uv)
