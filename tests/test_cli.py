@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -12,6 +14,7 @@ import pytest
 from helpers import EXAMPLES, notebook_json
 
 from promote.cli import main
+from promote.render import ruff_path
 
 CLASSIFIER = EXAMPLES / "breast_cancer_classifier.ipynb"
 
@@ -244,11 +247,13 @@ LOCAL_MODULE_CELLS = (
 )
 
 
-def test_a_module_beside_the_notebook_the_package_needs_is_refused(
+def test_a_module_beside_the_notebook_the_package_needs_is_copied_into_the_project(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Jupyter imports helpers.py from the notebook's folder; the project would not have it."""
-    (tmp_path / "helpers.py").write_text("def clean(df):\n    return df.dropna()\n")
+    """Jupyter imports helpers.py from the notebook's folder: the project gets it in src/,
+    as it was, a module of its wheel, and the pipeline runs with it."""
+    helpers = "def clean(df):\n    return df.dropna()  # as the user wrote it\n"
+    (tmp_path / "helpers.py").write_text(helpers)
     notebook = tmp_path / "poc.ipynb"
     notebook.write_text(
         notebook_json(
@@ -257,15 +262,27 @@ def test_a_module_beside_the_notebook_the_package_needs_is_refused(
             "model = LogisticRegression().fit(X, df['y'])",
         )
     )
-    assert main(["check", str(notebook)]) == 1
+    assert main(["check", str(notebook)]) == 0
     out = capsys.readouterr().out
     assert "cell 3, line 1     P013  imports `helpers`, a module beside the notebook" in out
-    assert "verdict: promote would refuse this notebook: the package needs `helpers`" in out
-    assert main([str(notebook), "-o", str(tmp_path / "out"), "--no-lock"]) == 1
-    err = capsys.readouterr().err
-    assert f"Cannot promote {notebook}, cell 3: the package needs `helpers`" in err
-    assert "Paste the code" in err and "Traceback" not in err
-    assert not (tmp_path / "out").exists()
+    project = tmp_path / "out"
+    assert main([str(notebook), "-o", str(project), "--no-lock"]) == 0
+    assert (project / "src" / "helpers.py").read_text() == helpers
+    pyproject = (project / "pyproject.toml").read_text()
+    assert '"src/helpers.py" = "helpers.py"' in pyproject  # in the wheel
+    assert '"src/helpers.py"]' in pyproject and 'module = ["helpers", "helpers.*"]' in pyproject
+    assert "helpers" not in (project / "requirements.txt").read_text()
+    ran = subprocess.run(
+        [sys.executable, "-c", "from poc import pipeline; print(pipeline.run().model)"],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project / "src")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0 and "LogisticRegression" in ran.stdout, ran.stderr
+    lint = subprocess.run([ruff_path(), "check", "."], cwd=project, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout
 
 
 def test_a_module_beside_the_notebook_used_only_to_explore_is_reported(

@@ -10,6 +10,7 @@ import dataclasses
 import importlib.metadata
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +101,25 @@ def modules_beside(folder: Path) -> frozenset[str]:
     return frozenset(found)
 
 
+def _local_module_files(names: Sequence[str], folder: Path) -> list[tuple[Path, str]]:
+    """The files of the modules ``names`` beside the notebook, with their paths under src/:
+    ``helpers.py``, or every ``.py`` file of a folder (``common/io.py``)."""
+    found: list[tuple[Path, str]] = []
+    for name in names:
+        for base in (folder, folder.parent):
+            if (base / f"{name}.py").is_file():
+                found.append((base / f"{name}.py", f"{name}.py"))
+                break
+            if (base / name).is_dir() and _holds_python(base / name):
+                found += [
+                    (path, path.relative_to(base).as_posix())
+                    for path in sorted((base / name).rglob("*.py"))
+                    if "__pycache__" not in path.parts
+                ]
+                break
+    return found
+
+
 def _holds_python(folder: Path) -> bool:
     try:
         return any(entry.suffix == ".py" for entry in folder.iterdir())
@@ -149,6 +169,9 @@ def promote(
         data_paths={literal: project for literal, (_, project) in data_files.items()},
     )
     copies = {source: project for source, project in data_files.values()}
+    local = _local_module_files(result.local_modules, folder)
+    copies.update({source: f"src/{relative}" for source, relative in local})
+    local_names = sorted({relative.split("/")[0] for _, relative in local})
     resolution = _resolve(analysis, result.dependencies, index=lock and not pretend)
     if resolution is not None:
         result = dataclasses.replace(result, dependencies=resolution.requirements)
@@ -159,7 +182,14 @@ def promote(
     captured = json.loads(extra[PARITY_FILE]) if extra else None
     extra[MODEL_CARD] = model_card(result, captured)
     rendered = render(
-        result, target, data_files=copies, force=force, notebook=path, extra_files=extra, lock=lock
+        result,
+        target,
+        data_files=copies,
+        force=force,
+        notebook=path,
+        extra_files=extra,
+        lock=lock,
+        local_modules=local_names,
     )
     return Promotion(
         result,

@@ -402,8 +402,9 @@ def load(path):
     @property
     def hint(self) -> str:
         return (
-            "The generated project will not have it: paste the code the notebook uses from it "
-            "into a cell, or publish it as a package and depend on it."
+            "When the package needs it, promote copies it as it is into the project's src/ (a "
+            "module of its own, not linted); better: move what the notebook uses from it into a "
+            "cell, or publish it as a package and depend on it."
         )
 
 

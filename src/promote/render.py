@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +69,11 @@ def render(
     notebook: Path | None = None,
     extra_files: Mapping[str, str] | None = None,
     lock: bool = True,
+    local_modules: Sequence[str] = (),
 ) -> Rendered:
-    """Render ``plan`` into ``target``; ``data_files`` maps files to copy to project paths."""
+    """Render ``plan`` into ``target``; ``data_files`` maps files to copy to project paths
+    (the modules beside the notebook too, named in ``local_modules`` as ``helpers.py`` or
+    ``common``, their paths under ``src/``)."""
     answers = {
         "project_name": plan.project_name,
         "package_name": plan.package_name,
@@ -78,6 +81,7 @@ def render(
         "promote_version": __version__,
         "source_notebook": plan.notebook_name,
         "dependencies": list(plan.dependencies),
+        "local_modules": list(local_modules),
     }
     extra = {"notebooks/exploration.ipynb": exploration_notebook(plan), **(extra_files or {})}
     return write_project(

@@ -101,7 +101,7 @@ def plan(
     used = frozenset().union(*(m.reads for m in modules), *(c.function.type_names for c in calls))
     metric_names = _metric_names(analysis, kept)
     metrics = tuple(n for g in groups for n in g.returns if n in metric_names)
-    _refuse_local_modules(analysis, used)
+    needed_local = _local_modules_needed(analysis, used)
     beside = {x.module.split(".")[0] for x in analysis.diagnostics if isinstance(x, d.LocalModule)}
     dependencies = _dependencies(analysis, used, installed, local_modules | beside)
     unpinned = tuple(
@@ -125,6 +125,7 @@ def plan(
         metrics=metrics,
         dependencies=dependencies,
         data_files=tuple(sorted(data_paths.items())),
+        local_modules=needed_local,
         diagnostics=(*analysis.diagnostics, *unpinned),
         exploration=_exploration(analysis, sources, kept),
         title=_title(analysis),
@@ -868,21 +869,18 @@ def _reads_name(body: str, name: str) -> bool:
     return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(tree))
 
 
-def _refuse_local_modules(analysis: Analysis, used: frozenset[str]) -> None:
-    """The package cannot import a module that only exists beside the notebook (P013)."""
+def _local_modules_needed(analysis: Analysis, used: frozenset[str]) -> tuple[str, ...]:
+    """The modules beside the notebook (P013) that the package imports: copied into src/."""
+    needed: list[str] = []
     for diagnostic in analysis.diagnostics:
         if not isinstance(diagnostic, d.LocalModule):
             continue
         top = diagnostic.module.split(".")[0]
-        if any(b.module == top and (n in used or n[0] == "*") for n, b in analysis.imports.items()):
-            raise RefusedNotebookError(
-                analysis.notebook.path,
-                f"the package needs `{diagnostic.module}`, a module beside the notebook that the "
-                "generated project would not have",
-                "Paste the code the notebook uses from it into a cell (promote then moves it "
-                "into the package), or publish it as a package and `pip install` it.",
-                cell=diagnostic.cell,
-            )
+        if top not in needed and any(
+            b.module == top and (n in used or n[0] == "*") for n, b in analysis.imports.items()
+        ):
+            needed.append(top)
+    return tuple(needed)
 
 
 def _dependencies(

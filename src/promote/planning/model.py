@@ -65,6 +65,7 @@ class Plan:
     metrics: tuple[str, ...]
     dependencies: tuple[str, ...]
     data_files: tuple[tuple[str, str], ...] = ()  # (path relative to the notebook, path in project)
+    local_modules: tuple[str, ...] = ()  # modules beside the notebook the package imports (P013)
     diagnostics: tuple[d.Diagnostic, ...] = field(default=())
     exploration: tuple[tuple[str, str], ...] = ()  # (cell type, source) left out of the package
     title: str = ""  # the notebook's title heading
