@@ -184,7 +184,7 @@ def _module(plan: Plan, module: Module) -> str:
     for function in module.functions:
         if len(function.returns) > 1:
             code += "\n\n" + _result_type(function) + "\n"
-        code += "\n\n" + _function(function, parameter) + "\n"
+        code += "\n\n" + _function(function, parameter, _required_secrets(plan)) + "\n"
     typing = [n for n in ("Any", "NamedTuple") if re.search(rf"\b{n}\b", code)]
     if typing:
         text += f"\nfrom typing import {', '.join(typing)}\n"
@@ -233,9 +233,10 @@ def _type_of(types: tuple[str, ...], index: int) -> str:
     return types[index] if index < len(types) else "Any"
 
 
-def _function(function: Function, parameter: str) -> str:
+def _function(function: Function, parameter: str, secrets: bool = False) -> str:
+    settings_type = "Settings | None = None" if function.settings_default else "Settings"
     params = ", ".join(
-        f"{p}: Settings" if p == parameter else f"{p}: {_type_of(function.param_types, i)}"
+        f"{p}: {settings_type}" if p == parameter else f"{p}: {_type_of(function.param_types, i)}"
         for i, p in enumerate(function.params)
     )
     if function.returns_result:
@@ -250,6 +251,9 @@ def _function(function: Function, parameter: str) -> str:
     doc_lines = doc.splitlines()
     docstring = doc_lines[0] if len(doc_lines) == 1 else "\n".join(doc_lines) + "\n"
     body = function.body
+    if function.settings_default:
+        build = "Settings()" + ("  # type: ignore[call-arg]" if secrets else "")
+        body = f"if {parameter} is None:\n    {parameter} = {build}\n{body}"
     if len(function.returns) == 1:
         body += f"\n\nreturn {function.returns[0]}"
     elif function.returns:
@@ -281,18 +285,20 @@ def _indent(source: str) -> str:
     )
 
 
+_SERVING_FIELDS = """
+    # The rows of `features` as requests carry them (the loaded columns, without the target),
+    # and the feature steps that turn them into `features`.
+    inputs: Any = None
+    make_features: Callable[[Any], Any] | None = None"""
+
+
 def _pipeline(plan: Plan) -> str:
     text = _HEADER.format(
         title="The notebook's pipeline, stage by stage: what `make train` runs.",
         notebook=plan.notebook_name,
     )
     text += "\nfrom dataclasses import dataclass, field\nfrom typing import Any\n\n"
-    for module in plan.modules:
-        names = [
-            f.name for f in module.functions if any(c.function is f for c in plan.calls if c.keep)
-        ]
-        if names:
-            text += f"from {plan.package_name}.{module.name} import {', '.join(names)}\n"
+    text += _stage_imports(plan)
     parameter = plan.settings_parameter
     takes = any(parameter in c.function.params for c in plan.calls if c.keep)
     if takes:
@@ -300,15 +306,19 @@ def _pipeline(plan: Plan) -> str:
     lines: list[str] = []
     if takes:
         build = "Settings()"
-        if any(x.secret and not x.module_level for x in plan.settings):
+        if _required_secrets(plan):
             # mypy cannot know that pydantic-settings fills required fields from the environment
             build += "  # type: ignore[call-arg]"
         lines.append(f"if {parameter} is None:\n    {parameter} = {build}")
     rebound = _rebound_after_fit(plan)
+    inference = plan.inference
+    raw = _free_name("inputs", plan)
     for call in plan.calls:
         if not call.keep:
             continue
         function = call.function
+        if inference.function and function.name == inference.stage_function:
+            lines.append(_raw_input(plan, raw))
         invocation = f"{function.name}({', '.join(function.params)})"
         if function.returns:
             lines.append(f"{', '.join(function.returns)} = {invocation}")
@@ -320,11 +330,22 @@ def _pipeline(plan: Plan) -> str:
         ("trained_model", "training_input") if rebound else (plan.model, plan.fit_input)
     )
     metrics = ", ".join(f'"{m}": {m}' for m in dict.fromkeys(plan.metrics))
+    serving = ""
+    if inference.function:
+        serving = f", inputs={raw}.loc[{features}.index], make_features={inference.function}"
     lines.append(
         f"return TrainingResult(model={model}, features={features}, "
-        f"metrics=_as_floats({{{metrics}}}))"
+        f"metrics=_as_floats({{{metrics}}}){serving})"
     )
     body = "\n".join(lines)
+    serving_fields = ""
+    if inference.function:
+        text = text.replace(
+            "from dataclasses import dataclass, field\n",
+            "from collections.abc import Callable\nfrom dataclasses import dataclass, field\n",
+            1,
+        )
+        serving_fields = _SERVING_FIELDS
     signature = f"{parameter}: Settings | None = None" if takes else ""
     doc = "Run the notebook's stages in order and return what the service needs."
     if takes:
@@ -340,7 +361,7 @@ class TrainingResult:
 
     model: Any
     features: Any
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict){serving_fields}
 
 
 def run({signature}) -> TrainingResult:
@@ -359,6 +380,47 @@ def _as_floats(values: dict[str, Any]) -> dict[str, float]:
     return metrics
 '''
     return text
+
+
+def _stage_imports(plan: Plan) -> str:
+    """The imports of the stage functions ``run`` calls (and of the feature steps it returns)."""
+    text = ""
+    for module in plan.modules:
+        names = [
+            f.name
+            for f in module.functions
+            if any(c.function is f for c in plan.calls if c.keep)
+            or f.name == plan.inference.function
+        ]
+        if names:
+            text += f"from {plan.package_name}.{module.name} import {', '.join(names)}\n"
+    return text
+
+
+def _free_name(name: str, plan: Plan) -> str:
+    """``name``, or ``name_2``... if the pipeline already uses it."""
+    taken = {n for c in plan.calls for n in (*c.function.params, *c.function.returns)}
+    taken |= {c.function.name for c in plan.calls} | {plan.settings_parameter}
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate, number = f"{name}_{number}", number + 1
+    return candidate
+
+
+def _raw_input(plan: Plan, raw: str) -> str:
+    """The line that keeps the loaded columns, the target left out: what a request carries."""
+    inference = plan.inference
+    frame = inference.frame
+    comment = "# what a request carries: the loaded columns, without the target"
+    if not inference.drop:
+        return f"{raw} = {frame}.copy()  {comment}"
+    columns = inference.drop[0] if len(inference.drop) == 1 else f"[{', '.join(inference.drop)}]"
+    return f"{comment}\n{raw} = {frame}.drop(columns={columns})"
+
+
+def _required_secrets(plan: Plan) -> bool:
+    """Whether ``Settings()`` has required fields (secrets) only the environment fills."""
+    return any(x.secret and not x.module_level for x in plan.settings)
 
 
 def _rebound_after_fit(plan: Plan) -> bool:

@@ -274,6 +274,19 @@ def _counts(analysis: Analysis) -> dict[str, int]:
     return counts
 
 
+def inference_text(plan: Plan) -> str:
+    """What a request carries, and why (``planning/inference.py``)."""
+    inference = plan.inference
+    if inference.function:
+        return (
+            f"requests carry the loaded columns; the service applies "
+            f"{inference.module}.{inference.function}() before the model"
+        )
+    if inference.note:
+        return f"requests carry the model's input ({plan.fit_input}) as fitted: {inference.note}"
+    return f"requests carry the model's input ({plan.fit_input}): the loaded data, as fitted"
+
+
 def plan_text(plan: Plan) -> str:
     """What ``promote --pretend`` shows: modules, functions, settings, dependencies."""
     lines = [f"project {plan.project_name} (package {plan.package_name}) from {plan.notebook_name}"]
@@ -290,6 +303,7 @@ def plan_text(plan: Plan) -> str:
     settings = ", ".join(sorted(plan.setting_names)) or "none"
     lines.append(f"  settings: {settings}")
     lines.append(f"  model: {plan.model} fitted on {plan.fit_input}")
+    lines.append(f"  inference: {inference_text(plan)}")
     lines.append(f"  metrics: {', '.join(plan.metrics) or 'none'}")
     lines.append(f"  dependencies: {', '.join(plan.dependencies) or 'none'}")
     for source, target in plan.data_files:

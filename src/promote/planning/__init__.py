@@ -21,7 +21,8 @@ from promote.analysis.readiness import readiness
 from promote.analysis.secrets import secret_kind, secret_literals
 from promote.analysis.statements import Statement, called_name, changes_state, source_lines
 from promote.errors import RefusedNotebookError
-from promote.planning.model import Call, Function, Module, Plan
+from promote.planning.inference import Slice, Stage, find_slice
+from promote.planning.model import Call, Function, Inference, Module, Plan
 from promote.planning.settings import (
     Setting,
     field_name,
@@ -32,7 +33,7 @@ from promote.planning.settings import (
 )
 from promote.planning.types import Annotation, TypeTracker
 
-__all__ = ["Call", "Function", "Module", "Plan", "package_name", "plan"]
+__all__ = ["Call", "Function", "Inference", "Module", "Plan", "package_name", "plan"]
 
 _STOP_WORDS = frozenset(
     {"the", "a", "an", "on", "of", "our", "to", "and", "with", "for", "in", "some"}
@@ -90,14 +91,55 @@ def plan(
     inline = _inline_settings(groups, kept, sources, settings, parameter)
     types = _types(groups, analysis, kept, settings)
 
-    calls = tuple(
-        Call(
-            _function(g, sources, analysis, kept, settings, parameter, types[i]),
-            keep=g.stage != "predict" or bool(g.returns),
+    sliced = _inference_slice(groups, analysis, kept, hoisted)
+    features: Function | None = None
+    functions: list[Function] = []
+    for i, g in enumerate(groups):
+        if i == sliced.group:
+            features = _features_function(
+                g, sliced, sources, analysis, kept, settings, parameter, types[i], groups
+            )
+        functions.append(
+            _function(
+                g,
+                sources,
+                analysis,
+                kept,
+                settings,
+                parameter,
+                types[i],
+                features if i == sliced.group else None,
+                sliced.statements if i == sliced.group else frozenset(),
+            )
         )
-        for i, g in enumerate(groups)
+    calls = tuple(
+        Call(f, keep=g.stage != "predict" or bool(g.returns))
+        for f, g in zip(functions, groups, strict=True)
     )
     modules, helpers = _modules(groups, [c.function for c in calls], analysis, sources, pure)
+    inference = Inference(note=sliced.note)
+    if features is not None:
+        inference = _inference(features, sliced, functions[sliced.group], settings, parameter)
+        if inference.function:
+            modules = tuple(
+                replace(m, functions=(features, *m.functions)) if m.name == features.module else m
+                for m in modules
+            )
+        else:  # the target's name cannot be written in the pipeline: no slice after all
+            functions[sliced.group] = _function(
+                groups[sliced.group],
+                sources,
+                analysis,
+                kept,
+                settings,
+                parameter,
+                types[sliced.group],
+            )
+            calls = tuple(
+                Call(f, keep=g.stage != "predict" or bool(g.returns))
+                for f, g in zip(functions, groups, strict=True)
+            )
+            modules, helpers = _modules(groups, functions, analysis, sources, pure)
     used = frozenset().union(*(m.reads for m in modules), *(c.function.type_names for c in calls))
     metric_names = _metric_names(analysis, kept)
     metrics = tuple(n for g in groups for n in g.returns if n in metric_names)
@@ -132,6 +174,7 @@ def plan(
         intro=_intro(analysis),
         model_source=_model_source(analysis),
         readiness=readiness(analysis),
+        inference=inference,
     )
 
 
@@ -419,14 +462,16 @@ def _function(
     settings: Mapping[str, Setting],
     parameter: str,
     types: tuple[tuple[Annotation, ...], tuple[Annotation, ...]],
+    features: Function | None = None,
+    sliced: frozenset[int] = frozenset(),
 ) -> Function:
-    parts: list[str] = []
-    for cell in group.cells:
-        lines = sources[cell.index]
-        keep = {id(s) for s in kept[cell.index]}
-        drop = [(s.start, s.end) for s in cell.statements if id(s) not in keep]
-        parts.append(_without(lines, drop))
-    body = "\n\n".join(p.strip("\n") for p in parts if p.strip())
+    """The stage function of ``group``; with ``features``, it calls that function (made of the
+    ``sliced`` statements, left out here) first."""
+    body = _body(group, sources, kept, lambda s: id(s) not in sliced)
+    if features is not None:
+        arguments = ", ".join(features.params)
+        call = f"{features.returns[0]} = {features.name}({arguments})"
+        body = f"{call}\n\n{body}" if body else call
     returns_result = False
     if group.result is not None and not group.returns:
         cell = next(c for c in analysis.cells if any(s is group.result for s in c.statements))
@@ -461,6 +506,135 @@ def _function(
         body=body,
         docstring=docstring,
         returns_result=returns_result,
+    )
+
+
+def _body(
+    group: _Group,
+    sources: dict[int, list[str]],
+    kept: dict[int, list[Statement]],
+    include: Callable[[Statement], bool],
+) -> str:
+    """The source of the group's kept statements that ``include`` selects, with comments."""
+    parts: list[str] = []
+    for cell in group.cells:
+        lines = sources[cell.index]
+        keep = {id(s) for s in kept[cell.index] if include(s)}
+        drop = [(s.start, s.end) for s in cell.statements if id(s) not in keep]
+        parts.append(_without(lines, drop))
+    return "\n\n".join(p.strip("\n") for p in parts if p.strip())
+
+
+# -- the inference slice -------------------------------------------------------------------------
+def _inference_slice(
+    groups: list[_Group], analysis: Analysis, kept: dict[int, list[Statement]], hoisted: set[str]
+) -> Slice:
+    assert analysis.model is not None
+    stages = [
+        Stage(
+            g.stage,
+            [s for c in g.cells for s in kept[c.index]],
+            g.params,
+            g.returns,
+            {id(s): c.index for c in g.cells for s in kept[c.index]},
+        )
+        for g in groups
+    ]
+    modules = {n: b.module for n, b in analysis.imports.items()}
+    return find_slice(stages, analysis.model, hoisted, frozenset(analysis.constants), modules)
+
+
+def _features_function(
+    group: _Group,
+    sliced: Slice,
+    sources: dict[int, list[str]],
+    analysis: Analysis,
+    kept: dict[int, list[Statement]],
+    settings: Mapping[str, Setting],
+    parameter: str,
+    types: tuple[tuple[Annotation, ...], tuple[Annotation, ...]],
+    groups: list[_Group],
+) -> Function:
+    """``make_features(df)``: the sliced statements, which training and the service call."""
+    body = _body(group, sources, kept, lambda s: id(s) in sliced.statements)
+    read = {n: x for n, x in settings.items() if not x.module_level and _reads_name(body, n)}
+    if read:
+        body = read_settings(body, read, parameter)
+    params: tuple[str, ...] = (sliced.frame,)
+    if read or _reads_name(body, parameter):
+        params += (parameter,)
+    frame_type = types[0][group.params.index(sliced.frame)]
+    output_types = [a for n, a in zip(group.returns, types[1], strict=False) if n == sliced.output]
+    taken = set(analysis.imports) | set(analysis.definitions) | set(analysis.constants) | BUILTINS
+    taken |= {n for c in analysis.cells for s in c.statements for n in (*s.binds, *s.reads)}
+    taken |= {g.name for g in groups} | {"run", "settings", "TrainingResult"}
+    name, number = "make_features", 2
+    while name in taken:
+        name, number = f"make_features_{number}", number + 1
+    cells = sorted(
+        {c.index for c in group.cells for s in kept[c.index] if id(s) in sliced.statements}
+    )
+    where = f"cell {cells[0]}" if len(cells) == 1 else f"cells {cells[0]}-{cells[-1]}"
+    docstring = (
+        "The notebook's row-wise feature steps: the loaded columns in, the model's input out.\n\n"
+        "Training calls this, and so does the service for each request (``inference.py``),\n"
+        f"so that a request gets the features its training rows got.\n\n"
+        f"From {where} of {analysis.notebook.path.name}."
+    )
+    annotations = (frame_type, *output_types[:1])
+    return Function(
+        name=name,
+        stage=group.stage,
+        module=tables.STAGE_MODULES[group.stage][0],
+        cells=tuple(cells),
+        params=params,
+        returns=(sliced.output,),
+        body=body,
+        docstring=docstring,
+        param_types=(frame_type.text,),
+        return_types=tuple(a.text for a in output_types[:1]),
+        type_names=frozenset(n for a in annotations for n in a.names),
+        settings_default=parameter in params,
+    )
+
+
+def _inference(
+    features: Function,
+    sliced: Slice,
+    stage: Function,
+    settings: Mapping[str, Setting],
+    parameter: str,
+) -> Inference:
+    """The plan's ``Inference`` for an accepted slice: the target's columns, as the pipeline
+    writes them (``settings.target``), are left out of requests."""
+    drop: list[str] = []
+    for key in sliced.targets:
+        for part in key.elts if isinstance(key, ast.List | ast.Tuple) else [key]:
+            text = ast.unparse(part)
+            read = {n: x for n, x in settings.items() if _reads_name(text, n)}
+            if any(x.module_level for x in read.values()):
+                return Inference(
+                    note=f"the target column is named by `{text}`, a constant that stays in "
+                    "its module, so the pipeline cannot leave it out of requests"
+                )
+            if read:
+                text = read_settings(text, read, parameter).strip()
+            names = {
+                n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)
+            }
+            if names - {parameter}:
+                return Inference(
+                    note=f"the target column is named by `{text}`, which the pipeline cannot "
+                    "read, so it cannot leave the target out of requests"
+                )
+            drop.append(text)
+    return Inference(
+        function=features.name,
+        module=features.module,
+        stage_function=stage.name,
+        frame=sliced.frame,
+        drop=tuple(drop),
+        output=sliced.output,
     )
 
 

@@ -8,7 +8,7 @@ from promote import diagnostics as d
 from promote.analysis.readiness import ReadinessItem
 from promote.planning.settings import Setting
 
-__all__ = ["Call", "Function", "Module", "Plan"]
+__all__ = ["Call", "Function", "Inference", "Module", "Plan"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Function:
     param_types: tuple[str, ...] = ()  # annotations of the first params (the rest: Any)
     return_types: tuple[str, ...] = ()  # annotations of the returns, when known
     type_names: frozenset[str] = frozenset()  # imported names the annotations use
+    settings_default: bool = False  # the settings parameter defaults to ``Settings()``
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,24 @@ class Call:
 
     function: Function
     keep: bool = True
+
+
+@dataclass(frozen=True)
+class Inference:
+    """How the service turns a request into the model's input (``planning/inference.py``).
+
+    With ``function`` set, requests carry the loaded columns (the target left out) and the
+    service applies the notebook's row-wise feature steps, ``<module>.<function>``, before the
+    model; without, requests carry the model's input as it was fitted, and ``note`` says why.
+    """
+
+    function: str = ""  # the feature steps' function, e.g. "make_features"
+    module: str = ""  # the module that holds it
+    stage_function: str = ""  # the stage function that calls it in training
+    frame: str = ""  # the variable holding the loaded frame the steps start from
+    drop: tuple[str, ...] = ()  # the target columns, left out of requests (expressions)
+    output: str = ""  # what the steps make: the model's input before the split
+    note: str = ""  # why requests carry the model's input as fitted, when they do
 
 
 @dataclass(frozen=True)
@@ -73,3 +92,4 @@ class Plan:
     model_source: str = ""  # the statement that builds the model, as the notebook wrote it
     readiness: tuple[ReadinessItem, ...] = ()
     settings_parameter: str = "settings"  # the parameter stage functions read settings from
+    inference: Inference = field(default=Inference())

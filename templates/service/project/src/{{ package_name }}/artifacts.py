@@ -6,28 +6,37 @@ An artifacts directory holds six files:
   arbitrary code; ``model.joblib`` (a pickle) only for a model skops cannot save;
 * ``model.json``: the model file's name, format, SHA-256 and the library versions it was
   saved with, and for skops the types it needs beyond skops' defaults (``MANIFEST_FILE``);
-* ``schema.json``: the model input, inferred from the features it was fitted on
+* ``schema.json``: the input a request carries, inferred from the training rows
   (``table``: named, typed columns; ``text``: one string; ``array``: n numbers). Each
   column of a table also records what training saw of it: missing values, the range of
   its numbers and the categories of its strings and booleans (``validation.py`` checks
   new training data and requests against them);
-* ``sample.json``: the first rows of those features as JSON records, with the
-  model's predictions for them (the service's tests replay them);
+* ``sample.json``: the first of those rows as JSON records, with the model's predictions
+  for them (the service's tests replay them);
 * ``metrics.json``: the metrics reported by the pipeline;
 * ``reference.json``: statistics of the training input and of the model's predictions on
   it, against which the service measures drift (``reference.py``). It is optional: without
   it the service takes the first live requests as the reference.
+
+The input a request carries is ``TrainingResult.features``, the exact input the model was
+fitted on, unless the pipeline also returns ``inputs`` and ``make_features``: then requests
+carry the rows of ``inputs`` (the loaded columns, without the target), ``schema.json`` names
+``make_features`` (a function of this package, recorded as ``module:name``) and the service
+applies it to each request before the model (``model_input``), as training did. The schema,
+the sample, the data checks and the drift reference then all describe ``inputs``: what
+clients send.
 """
 
 import hashlib
+import importlib
 import importlib.metadata
 import io
 import json
 import logging
 import math
 import platform
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -73,6 +82,8 @@ ARTIFACT_FILES = (MANIFEST_FILE, SCHEMA_FILE, SAMPLE_FILE, METRICS_FILE)  # requ
 SAMPLE_ROWS = 5
 # A string or boolean column with more distinct values than this keeps no category list.
 MAX_CATEGORIES = 50
+# Training rows on which ``save`` checks that make_features(inputs) gives the features.
+CHECKED_ROWS = 200
 
 TEXT_FIELD = "text"
 ARRAY_FIELD = "features"
@@ -117,13 +128,17 @@ class Schema:
     columns: tuple[Column, ...] = ()  # table
     n_features: int = 0  # array
     dtype: str = ""  # array: numpy dtype name
+    make_features: str = ""  # "module:function" applied to requests before the model, if any
 
     def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": "text"}
         if self.kind == "table":
-            return {"kind": "table", "columns": [vars(column) for column in self.columns]}
-        if self.kind == "array":
-            return {"kind": "array", "n_features": self.n_features, "dtype": self.dtype}
-        return {"kind": "text"}
+            data = {"kind": "table", "columns": [vars(column) for column in self.columns]}
+        elif self.kind == "array":
+            data = {"kind": "array", "n_features": self.n_features, "dtype": self.dtype}
+        if self.make_features:
+            data["make_features"] = self.make_features
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Schema":
@@ -132,6 +147,7 @@ class Schema:
             columns=tuple(_column_from_json(column) for column in data.get("columns", ())),
             n_features=data.get("n_features", 0),
             dtype=data.get("dtype", ""),
+            make_features=data.get("make_features", ""),
         )
 
 
@@ -146,16 +162,41 @@ class LoadedModel:
     directory: Path
     model_sha256: str = ""  # of the model file: identifies the model being served
     reference: dict[str, Any] | None = field(default=None, repr=False)  # reference.json
+    # The feature steps the schema names (``schema.make_features``), None if it names none.
+    make_features: Callable[[Any], Any] | None = field(default=None, repr=False)
+
+    def model_input(self, request_input: Any) -> Any:
+        """The model's input for rows as requests carry them (``inference.build_input``)."""
+        return model_input(self.make_features, request_input)
+
+
+def request_input(result: TrainingOutput) -> Any:
+    """The training rows as requests carry them: ``inputs`` if the pipeline returns it (with
+    ``make_features``), else the features the model was fitted on."""
+    inputs = getattr(result, "inputs", None)
+    return result.features if inputs is None else inputs
+
+
+def model_input(make_features: Callable[[Any], Any] | None, request_input: Any) -> Any:
+    """``make_features`` applied to a copy of ``request_input`` (it may add columns in place)."""
+    if make_features is None:
+        return request_input
+    return make_features(request_input.copy())
 
 
 def save(result: TrainingOutput, directory: Path) -> None:
     """Write the model, its input schema, a sample, the metrics and the reference statistics
     of the training input into ``directory``."""
-    schema = infer_schema(result.features)
-    head = _head(result.features, SAMPLE_ROWS)
+    features = request_input(result)
+    make_features = getattr(result, "make_features", None)
+    schema = infer_schema(features)
+    if make_features is not None:
+        schema = replace(schema, make_features=function_reference(make_features))
+        check_feature_steps(make_features, features, result.features)
+    head = _head(features, SAMPLE_ROWS)
     sample = {
         "records": to_records(head, schema),
-        "predictions": to_json_safe(list(result.model.predict(head))),
+        "predictions": to_json_safe(list(result.model.predict(model_input(make_features, head)))),
     }
     metrics = {str(name): to_json_safe(float(value)) for name, value in result.metrics.items()}
 
@@ -165,20 +206,28 @@ def save(result: TrainingOutput, directory: Path) -> None:
     _write_json(directory / SAMPLE_FILE, sample)
     _write_json(directory / METRICS_FILE, metrics)
     _write_json(
-        directory / REFERENCE_FILE, reference_statistics(result.model, result.features, schema)
+        directory / REFERENCE_FILE,
+        reference_statistics(result.model, features, schema, make_features),
     )
 
 
-def reference_statistics(model: Any, features: Any, schema: Schema) -> dict[str, Any]:
+def reference_statistics(
+    model: Any,
+    features: Any,
+    schema: Schema,
+    make_features: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
     """Describe the training input and the model's predictions on it (``reference.py``).
 
-    More than ``reference.MAX_ROWS`` rows are described from a seeded sample of them.
+    ``features`` are rows as requests carry them, turned into the model's input by
+    ``make_features`` (if any). More than ``reference.MAX_ROWS`` rows are described from a
+    seeded sample of them.
     """
     rows = len(features)
     if rows > ref.MAX_ROWS:
         chosen = np.sort(np.random.default_rng(0).choice(rows, ref.MAX_ROWS, replace=False))
         features = _take(features, chosen)
-    predictions = to_json_safe(list(model.predict(features)))
+    predictions = to_json_safe(list(model.predict(model_input(make_features, features))))
     task = ref.prediction_task(model, predictions)
     return ref.reference_statistics(features, schema.kind, predictions, task)
 
@@ -190,9 +239,10 @@ def load(directory: Path) -> LoadedModel:
     if missing:
         raise FileNotFoundError(f"missing {', '.join(missing)} in {directory}")
     model, sha256 = load_model(directory)
+    schema = Schema.from_json(_read_json(directory / SCHEMA_FILE))
     return LoadedModel(
         model=model,
-        schema=Schema.from_json(_read_json(directory / SCHEMA_FILE)),
+        schema=schema,
         sample=_read_json(directory / SAMPLE_FILE),
         metrics=_read_json(directory / METRICS_FILE),
         directory=directory,
@@ -200,7 +250,74 @@ def load(directory: Path) -> LoadedModel:
         reference=_read_json(reference)
         if (reference := directory / REFERENCE_FILE).is_file()
         else None,
+        make_features=resolve_function(schema.make_features) if schema.make_features else None,
     )
+
+
+def function_reference(function: Callable[[Any], Any]) -> str:
+    """``module:name`` of a function of this package (ValueError for any other)."""
+    module = getattr(function, "__module__", "") or ""
+    name = getattr(function, "__qualname__", "") or ""
+    if not _own_module(module) or not name.isidentifier():
+        raise ValueError(
+            f"TrainingResult.make_features must be a top-level function of this package, "
+            f"not {function!r}: the service imports it by name to apply it to each request"
+        )
+    return f"{module}:{name}"
+
+
+def resolve_function(reference: str) -> Callable[[Any], Any]:
+    """The function ``function_reference`` recorded; ModelArtifactError if it is not one of
+    this package's (a schema file cannot make the service import other code)."""
+    module, _, name = reference.partition(":")
+    if not _own_module(module):
+        raise ModelArtifactError(
+            f"{SCHEMA_FILE} names feature steps outside this package ({reference}); "
+            "retrain with `make train`"
+        )
+    function = getattr(importlib.import_module(module), name, None)
+    if not callable(function):
+        raise ModelArtifactError(
+            f"{SCHEMA_FILE} names feature steps {reference}, which this package does not "
+            "define (any more): retrain with `make train`"
+        )
+    return function  # type: ignore[no-any-return]
+
+
+def check_feature_steps(
+    make_features: Callable[[Any], Any], inputs: Any, features: Any, rows: int = CHECKED_ROWS
+) -> None:
+    """Check that ``make_features`` turns the first rows of ``inputs`` into the same rows of
+    ``features``, from those rows alone: what the service will do with each request.
+
+    ValueError (with what differs) if not: the feature steps then depend on other rows, or
+    ``inputs`` is not aligned with ``features``.
+    """
+    if not isinstance(inputs, pd.DataFrame):
+        raise ValueError(
+            f"TrainingResult.inputs must be a pandas DataFrame, not {_describe(inputs)}"
+        )
+    if len(inputs) != len(features):
+        raise ValueError(
+            f"TrainingResult.inputs has {len(inputs)} rows, but the model was fitted on "
+            f"{len(features)}: give the rows of the loaded data the features were made from"
+        )
+    made = make_features(_head(inputs, rows).copy())
+    expected = _head(features, rows)
+    try:
+        if isinstance(expected, pd.DataFrame):
+            pd.testing.assert_frame_equal(made, expected, check_exact=False, rtol=1e-9)
+        elif isinstance(expected, pd.Series):
+            pd.testing.assert_series_equal(made, expected, check_exact=False, rtol=1e-9)
+        else:
+            np.testing.assert_allclose(np.asarray(made), np.asarray(expected), rtol=1e-9)
+    except AssertionError as error:
+        raise ValueError(
+            f"make_features on the first {len(expected)} training rows alone does not give "
+            "the features the model was fitted on, so the service would give requests other "
+            "features than training did (a feature step that depends on other rows, or "
+            f"inputs not aligned with features): {error}"
+        ) from error
 
 
 class ModelArtifactError(ValueError):
@@ -310,6 +427,12 @@ def _trusted_module(name: str) -> bool:
     package = __name__.rpartition(".")[0]
     top = name.split(".", 1)[0]
     return top in TRUSTED_MODULES or (bool(package) and top == package)
+
+
+def _own_module(module: str) -> bool:
+    """Whether ``module`` is this package's (``pkg.features``), the package itself excluded."""
+    package = __name__.rpartition(".")[0]
+    return bool(package) and module.startswith(package + ".")
 
 
 def file_sha256(path: Path) -> str:

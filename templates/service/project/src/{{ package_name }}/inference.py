@@ -1,5 +1,9 @@
 """Turn JSON records into model input and model output into JSON: pure functions.
 
+When the schema names the notebook's feature steps (``make_features``), a record carries the
+loaded columns and ``predict`` applies those steps (the same function training ran) to the
+records before the model.
+
 A record is one JSON object:
 
 * table model: ``{"<column>": <value>, ...}``, one field per column of the schema;
@@ -86,7 +90,11 @@ def record_json_schema(schema: Schema) -> dict[str, Any]:
 
 
 def build_input(schema: Schema, records: Sequence[Mapping[str, Any]]) -> Any:
-    """Build the model input for valid records, in the form the model was fitted on."""
+    """Build the input valid records stand for, in the form of the training rows.
+
+    That is the model's input, unless the schema names feature steps (``make_features``):
+    ``LoadedModel.model_input`` then applies them.
+    """
     if schema.kind == "text":
         return [record[TEXT_FIELD] for record in records]
     if schema.kind == "array":
@@ -112,7 +120,7 @@ def predict(
         errors = [error for record in records for error in validate_record(loaded.schema, record)]
         if errors:
             raise InvalidRecordError(errors)
-    model_input = build_input(loaded.schema, records)
+    model_input = loaded.model_input(build_input(loaded.schema, records))
     predictions = to_json_safe(list(loaded.model.predict(model_input)))
     results: list[dict[str, Any]] = [{"prediction": prediction} for prediction in predictions]
     if not hasattr(loaded.model, "predict_proba"):

@@ -4,7 +4,9 @@
 the service compares a window of live requests with it (``service/monitoring.py``). Both
 sides go through the same functions here, so that a value falls in the same bin in both.
 
-The monitored features are:
+The monitored features are those of the input requests carry (``artifacts.py``): the
+loaded columns when the service applies the notebook's feature steps, else the model's input:
+
 
 * table model: every column (datetime columns excepted); numbers are *numeric*, strings,
   booleans and pandas categories are *categorical*;
@@ -66,8 +68,9 @@ Values = Any
 def feature_columns(features: Any, kind: str) -> dict[str, tuple[str, Values]]:
     """The monitored features of model input: ``{name: ("numeric" | "categorical", values)}``.
 
-    ``features`` is model input as the model takes it (``inference.build_input``), and
-    ``kind`` the schema's kind (``table``, ``text`` or ``array``).
+    ``features`` are rows as requests carry them (``inference.build_input``): the model's
+    input, or the loaded columns when the schema names feature steps (``make_features``);
+    ``kind`` is the schema's kind (``table``, ``text`` or ``array``).
     """
     columns: dict[str, tuple[str, Values]] = {}
     if kind == "text":

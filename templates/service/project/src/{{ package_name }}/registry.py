@@ -11,7 +11,7 @@ never written again (its files are made read-only)::
       events.jsonl               one line per registration, promotion and rollback
 
 ``version.json`` describes the version: ``version``, ``created`` (UTC), ``metrics``,
-``data_fingerprint`` (SHA-256, rows and columns of the features the model was fitted on),
+``data_fingerprint`` (SHA-256, rows and columns of the training rows as requests carry them),
 ``code_version`` (the git commit, and whether the work tree had changes; null outside
 git), ``libraries`` (Python and the versions of the libraries the model needs),
 ``parent`` (the version serving when it was trained), ``data_check`` and ``gate`` (the
@@ -274,16 +274,17 @@ def record_training(
 ) -> TrainingOutcome:
     """Check, register and gate a newly trained model; it serves if it passes."""
     from . import validation
-    from .artifacts import save, to_json_safe
+    from .artifacts import request_input, save, to_json_safe
 
+    features = request_input(result)  # what requests carry: the layer the schema describes
     serving = registry.serving()
     metrics = {str(name): float(value) for name, value in result.metrics.items()}
     if serving is None or settings.training_data_checks == "off":
         against = "" if serving is None else validation.OFF
-        data_report = validation.DataReport(against, len(result.features))
+        data_report = validation.DataReport(against, len(features))
     else:
         data_report = validation.check_training_data(
-            result.features,
+            features,
             registry.schema(serving),
             against=serving,
             margin=settings.data_range_margin,
@@ -305,7 +306,7 @@ def record_training(
         info = {
             "created": _now(),
             "metrics": to_json_safe(metrics),
-            "data_fingerprint": data_fingerprint(result.features),
+            "data_fingerprint": data_fingerprint(features),
             "code_version": code_version(),
             "libraries": library_versions(result.model),
             "parent": serving,

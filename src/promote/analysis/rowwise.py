@@ -1,0 +1,458 @@
+"""Which feature steps are row-wise: each output row depends only on the same input row.
+
+The service applies the notebook's feature steps to one request at a time, so a step may do so
+only if it gives a row the same value alone as among the training rows. This is a conservative
+whitelist, read from the syntax alone (pure: no code runs):
+
+* per-row column arithmetic, comparisons and bitwise logic (``df["a"] / df["b"]``, ``a > 3``);
+* column selection by a string, a constant or a list of names (``df[["a", "b"]]``, ``df[cols]``);
+* numpy element-wise functions (``np.log1p``, ``np.where``, ``np.sqrt``, ...);
+* ``astype`` to a fixed type (not ``"category"``, whose categories come from the data),
+  ``fillna`` / ``replace`` / ``map`` / ``isin`` / ``clip`` / ``between`` with literals,
+  ``abs``, ``round``, ``isna`` / ``notna``, ``copy``;
+* string accessor methods with literal arguments (``s.str.lower()``, ``s.str.len()``);
+* ``pd.to_datetime`` and the ``.dt`` fields (``.dt.year``, ``.dt.dayofweek``, ...);
+* lists of column names: literals, ``+`` and ``+=`` of them, ``append`` / ``extend`` /
+  ``remove`` of literals, and comprehensions over a frame's ``columns`` filtered by string
+  tests (``[c for c in df.columns if c.startswith("mean ")]``): they depend on the frame's
+  columns, which a request has as training had (the target aside), not on its values.
+
+Anything else is refused, with the reason: statistics of the data (``df["a"].mean()``,
+``fillna(df["a"].median())``), row filters and reordering (``df[df.a > 0]``, ``dropna``,
+``drop_duplicates``, ``sort_values``), ``get_dummies`` and category types (their columns come
+from the data), ``fillna(method="ffill")`` and other steps that read neighbouring rows, calls
+to functions the notebook defined, attribute access such as ``df.age``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["Frames", "refusal"]
+
+# numpy functions that act element by element (``np.where`` included).
+NUMPY_ELEMENTWISE = frozenset(
+    {
+        "abs",
+        "absolute",
+        "arccos",
+        "arcsin",
+        "arctan",
+        "arctan2",
+        "cbrt",
+        "ceil",
+        "clip",
+        "cos",
+        "cosh",
+        "divide",
+        "exp",
+        "exp2",
+        "expm1",
+        "fabs",
+        "floor",
+        "fmax",
+        "fmin",
+        "hypot",
+        "isfinite",
+        "isinf",
+        "isnan",
+        "log",
+        "log10",
+        "log1p",
+        "log2",
+        "logical_and",
+        "logical_not",
+        "logical_or",
+        "maximum",
+        "minimum",
+        "multiply",
+        "power",
+        "rint",
+        "round",
+        "sign",
+        "sin",
+        "sinh",
+        "sqrt",
+        "square",
+        "subtract",
+        "add",
+        "tan",
+        "tanh",
+        "trunc",
+        "where",
+    }
+)
+# Series / frame methods that act row by row when their arguments are literals.
+ROW_METHODS = frozenset(
+    {
+        "abs",
+        "astype",
+        "between",
+        "clip",
+        "copy",
+        "fillna",
+        "isin",
+        "isna",
+        "isnull",
+        "map",
+        "notna",
+        "notnull",
+        "replace",
+        "round",
+    }
+)
+# Keywords those methods may take (with literal values); any other keyword is refused.
+ROW_METHOD_KEYWORDS: Mapping[str, frozenset[str]] = {
+    "astype": frozenset({"copy"}),
+    "between": frozenset({"left", "right", "inclusive"}),
+    "clip": frozenset({"lower", "upper"}),
+    "copy": frozenset({"deep"}),
+    "fillna": frozenset({"value"}),
+    "replace": frozenset({"to_replace", "value", "regex"}),
+    "round": frozenset({"decimals"}),
+}
+# ``.str`` accessor methods: each string on its own.
+STR_METHODS = frozenset(
+    {
+        "capitalize",
+        "casefold",
+        "contains",
+        "count",
+        "endswith",
+        "find",
+        "fullmatch",
+        "get",
+        "isalnum",
+        "isalpha",
+        "isdecimal",
+        "isdigit",
+        "islower",
+        "isnumeric",
+        "isspace",
+        "istitle",
+        "isupper",
+        "len",
+        "lower",
+        "lstrip",
+        "match",
+        "pad",
+        "removeprefix",
+        "removesuffix",
+        "replace",
+        "rstrip",
+        "slice",
+        "split",
+        "startswith",
+        "strip",
+        "swapcase",
+        "title",
+        "upper",
+        "zfill",
+    }
+)
+# ``.dt`` accessor fields.
+DT_FIELDS = frozenset(
+    {
+        "year",
+        "month",
+        "day",
+        "hour",
+        "minute",
+        "second",
+        "dayofweek",
+        "day_of_week",
+        "weekday",
+        "dayofyear",
+        "day_of_year",
+        "quarter",
+        "is_month_start",
+        "is_month_end",
+        "is_quarter_start",
+        "is_quarter_end",
+        "is_year_start",
+        "is_year_end",
+        "is_leap_year",
+        "days_in_month",
+        "date",
+        "time",
+    }
+)
+# Methods a plain Python string has, used to filter column names in a comprehension.
+NAME_TESTS = frozenset(
+    {"startswith", "endswith", "lower", "upper", "strip", "isdigit", "isalpha", "casefold"}
+)
+TO_DATETIME_KEYWORDS = frozenset({"format", "errors", "utc", "dayfirst", "yearfirst", "unit"})
+ARITHMETIC = (
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.FloorDiv,
+    ast.Mod,
+    ast.Pow,
+    ast.BitAnd,
+    ast.BitOr,
+    ast.BitXor,
+)
+COMPARISONS = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+LIST_METHODS = frozenset({"append", "extend", "remove"})
+PLAIN_TYPES = frozenset({"int", "float", "str", "bool"})
+
+
+@dataclass
+class Frames:
+    """What the statements seen so far bound: row-wise frames and lists of column names.
+
+    ``constants`` are the notebook's constants (literals, read from settings), ``modules``
+    maps import names to their top-level module (``np`` → ``numpy``).
+    """
+
+    frames: set[str]
+    constants: frozenset[str] = frozenset()
+    modules: Mapping[str, str] = field(default_factory=dict)
+    lists: set[str] = field(default_factory=set)
+
+
+def refusal(stmt: ast.stmt, known: Frames) -> str | None:
+    """None when ``stmt`` is provably row-wise (and ``known`` learns what it binds); else the
+    source of the part that is not, as a short reason."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+        return _assign(stmt.targets[0], stmt.value, known)
+    if isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+        return _assign(stmt.target, stmt.value, known)
+    if isinstance(stmt, ast.AugAssign):
+        target = stmt.target
+        if isinstance(target, ast.Name) and target.id in known.lists:
+            return None if _is_names(stmt.value, known) else _why(stmt.value)
+        if (
+            isinstance(target, ast.Subscript)
+            and _frame_column(target, known)
+            and isinstance(stmt.op, ARITHMETIC)
+        ):
+            return _values(stmt.value, known)
+        return _why(stmt)
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+        call = stmt.value
+        func = call.func
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id in known.lists
+            and func.attr in LIST_METHODS
+            and not call.keywords
+            and all(_is_names(a, known) or _is_literal(a, known) for a in call.args)
+        ):
+            return None
+    return _why(stmt)
+
+
+def _assign(target: ast.expr, value: ast.expr, known: Frames) -> str | None:
+    if isinstance(target, ast.Name):
+        if _is_names(value, known):
+            known.lists.add(target.id)
+            known.frames.discard(target.id)
+            return None
+        reason = _values(value, known)
+        if reason is None:
+            known.frames.add(target.id)
+            known.lists.discard(target.id)
+        return reason
+    if isinstance(target, ast.Subscript) and _frame_column(target, known):
+        return _values(value, known)
+    return _why(target)
+
+
+def _frame_column(node: ast.Subscript, known: Frames) -> bool:
+    """``df["a"]`` / ``df[NAME]`` / ``df[["a", "b"]]`` on a known frame."""
+    return (
+        isinstance(node.value, ast.Name)
+        and node.value.id in known.frames
+        and _is_column_key(node.slice, known)
+    )
+
+
+def _is_column_key(node: ast.expr, known: Frames) -> bool:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return True
+    if isinstance(node, ast.Name) and node.id in known.constants:
+        return True
+    return _is_names(node, known)
+
+
+def _values(node: ast.expr, known: Frames) -> str | None:
+    """None when ``node`` computes each row from the same row (or is a literal)."""
+    if _is_literal(node, known):
+        return None
+    if isinstance(node, ast.Name):
+        return None if node.id in known.frames else _why(node)
+    if isinstance(node, ast.Subscript):
+        if _is_column_key(node.slice, known):
+            return _values(node.value, known)
+        return _why(node)
+    if isinstance(node, ast.Attribute):
+        accessor = node.value
+        if node.attr in DT_FIELDS and isinstance(accessor, ast.Attribute) and accessor.attr == "dt":
+            return _values(accessor.value, known)
+        return _why(node)
+    return _operation(node, known)
+
+
+def _operation(node: ast.expr, known: Frames) -> str | None:
+    """Operators and calls (see ``_values``)."""
+    if isinstance(node, ast.Call):
+        return _call(node, known)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ARITHMETIC):
+        return _values(node.left, known) or _values(node.right, known)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd | ast.Invert):
+        return _values(node.operand, known)
+    if isinstance(node, ast.Compare) and all(isinstance(op, COMPARISONS) for op in node.ops):
+        return _all_values([node.left, *node.comparators], known)
+    return _why(node)
+
+
+def _call(node: ast.Call, known: Frames) -> str | None:
+    func = node.func
+    if not isinstance(func, ast.Attribute):
+        return _why(node)
+    receiver = func.value
+    if isinstance(receiver, ast.Name) and receiver.id not in known.frames:
+        return _module_call(node, func.attr, known.modules.get(receiver.id, ""), known)
+    if isinstance(receiver, ast.Attribute) and receiver.attr == "str":
+        if func.attr not in STR_METHODS or not _literal_arguments(node, known, None):
+            return _why(node)
+        return _values(receiver.value, known)
+    if func.attr not in ROW_METHODS:
+        return _why(node)
+    if not _literal_arguments(node, known, ROW_METHOD_KEYWORDS.get(func.attr, frozenset())):
+        return _why(node)
+    if func.attr == "astype" and not _fixed_type(node, known):
+        return _why(node)
+    if func.attr == "map" and not (len(node.args) == 1 and isinstance(node.args[0], ast.Dict)):
+        return _why(node)
+    return _values(receiver, known)
+
+
+def _module_call(node: ast.Call, name: str, module: str, known: Frames) -> str | None:
+    """``np.log1p(x)``, ``np.where(c, a, b)``, ``pd.to_datetime(s)``."""
+    if module == "numpy" and name in NUMPY_ELEMENTWISE and not node.keywords:
+        return _all_values(node.args, known)
+    if (
+        module == "pandas"
+        and name == "to_datetime"
+        and len(node.args) == 1
+        and all(
+            k.arg in TO_DATETIME_KEYWORDS and _is_literal(k.value, known) for k in node.keywords
+        )
+    ):
+        return _values(node.args[0], known)
+    return _why(node)
+
+
+def _all_values(nodes: list[ast.expr], known: Frames) -> str | None:
+    for part in nodes:
+        if reason := _values(part, known):
+            return reason
+    return None
+
+
+def _literal_arguments(node: ast.Call, known: Frames, keywords: frozenset[str] | None) -> bool:
+    """All arguments literals (or constants); keywords among ``keywords`` (None: any)."""
+    if any(isinstance(a, ast.Starred) for a in node.args):
+        return False
+    for keyword in node.keywords:
+        if keyword.arg is None or (keywords is not None and keyword.arg not in keywords):
+            return False
+    return all(_is_literal(a, known) for a in (*node.args, *(k.value for k in node.keywords)))
+
+
+def _fixed_type(node: ast.Call, known: Frames) -> bool:
+    """``astype`` to a type fixed in the code, not ``"category"`` (categories from the data)."""
+    if len(node.args) != 1:
+        return False
+    kind = node.args[0]
+    if isinstance(kind, ast.Constant) and isinstance(kind.value, str):
+        return kind.value != "category"
+    if isinstance(kind, ast.Name):
+        return kind.id in PLAIN_TYPES
+    if isinstance(kind, ast.Attribute) and isinstance(kind.value, ast.Name):
+        return known.modules.get(kind.value.id) == "numpy"
+    return False
+
+
+def _is_literal(node: ast.expr, known: Frames) -> bool:
+    """A literal, possibly nested in containers, or a constant of the notebook."""
+    if isinstance(node, ast.Name):
+        return node.id in known.constants
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        return _is_literal(node.operand, known)
+    if isinstance(node, ast.List | ast.Tuple | ast.Set):
+        return all(_is_literal(e, known) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(
+            k is not None and _is_literal(k, known) and _is_literal(v, known)
+            for k, v in zip(node.keys, node.values, strict=True)
+        )
+    return False
+
+
+def _is_names(node: ast.expr, known: Frames) -> bool:
+    """A list of column names (see the module docstring)."""
+    if isinstance(node, ast.List | ast.Tuple):
+        return bool(node.elts) and all(
+            (isinstance(e, ast.Constant) and isinstance(e.value, str))
+            or (isinstance(e, ast.Name) and e.id in known.constants)
+            for e in node.elts
+        )
+    if isinstance(node, ast.Name):
+        return node.id in known.lists
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _is_names(node.left, known) and _is_names(node.right, known)
+    if isinstance(node, ast.ListComp) and len(node.generators) == 1:
+        loop = node.generators[0]
+        if not isinstance(loop.target, ast.Name) or loop.is_async:
+            return False
+        variable = loop.target.id
+        source = loop.iter
+        over_columns = (
+            isinstance(source, ast.Attribute)
+            and source.attr == "columns"
+            and isinstance(source.value, ast.Name)
+            and source.value.id in known.frames
+        )
+        if not (over_columns or _is_names(source, known)):
+            return False
+        return _name_test(node.elt, variable, known) and all(
+            _name_test(test, variable, known) for test in loop.ifs
+        )
+    return False
+
+
+def _name_test(node: ast.expr, variable: str, known: Frames) -> bool:
+    """An expression of one column name ``variable`` and literals: string tests, comparisons."""
+    if isinstance(node, ast.Name):
+        return node.id == variable or node.id in known.constants
+    if _is_literal(node, known):
+        return True
+    if isinstance(node, ast.BoolOp):
+        return all(_name_test(v, variable, known) for v in node.values)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return _name_test(node.operand, variable, known)
+    if isinstance(node, ast.Compare):
+        return all(_name_test(p, variable, known) for p in (node.left, *node.comparators))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return (
+            node.func.attr in NAME_TESTS
+            and _name_test(node.func.value, variable, known)
+            and not node.keywords
+            and all(_is_literal(a, known) for a in node.args)
+        )
+    return False
+
+
+def _why(node: ast.AST) -> str:
+    text = ast.unparse(node)
+    return text if len(text) <= 60 else text[:57] + "..."
