@@ -5,12 +5,14 @@ For each notebook in examples/notebooks:
 
 1. the notebook itself runs in a fresh kernel (in a copy of its folder), with one extra
    cell that prints the first rows of the model's fit input as service records, and the
-   notebook model's predictions for them;
+   notebook model's predictions for them (and those rows of the frame the notebook's
+   row-wise feature steps started from, when promote sliced them into ``make_features``);
 2. ``promote`` turns it into a project, installed in a fresh venv with uv;
 3. the project's own ``ruff check``, ``ruff format --check`` and ``pytest`` pass;
 4. its settings take the notebook's values, overridden by settings.toml and the environment;
 5. ``<project>-train`` writes the model, ``<project>-serve`` serves it, and POST /predict
-   over real HTTP returns the notebook's predictions for those records;
+   over real HTTP returns the notebook's predictions for those records (carrying the loaded
+   columns only, when the service applies the feature steps itself);
 6. schemathesis, run against the service's OpenAPI schema, finds no server error, undocumented
    status code or response that breaks the schema.
 """
@@ -52,17 +54,28 @@ if isinstance(_e2e_head, _e2e_pd.DataFrame):
 else:
     _e2e_records = [{{"text": str(_e2e_text)}} for _e2e_text in _e2e_head]
 _e2e_predictions = {model}.predict(_e2e_head).tolist()
+# The same rows of the frame the feature steps started from (all its columns), if any.
+_e2e_rows = {rows_expression}
 print({marker!r} + _e2e_json.dumps(
-    {{"records": _e2e_records, "predictions": _e2e_predictions}},
+    {{"records": _e2e_records, "predictions": _e2e_predictions, "rows": _e2e_rows}},
     default=lambda _e2e_value: _e2e_value.item(),
 ))
 """
 
 
-def notebook_sample(notebook: Path, workdir: Path, model: str, fit_input: str) -> dict[str, Any]:
-    """Run ``notebook`` (a file in ``workdir``) with the probe cell; return what it printed."""
+def notebook_sample(
+    notebook: Path, workdir: Path, model: str, fit_input: str, frame: str = ""
+) -> dict[str, Any]:
+    """Run ``notebook`` (a file in ``workdir``) with the probe cell; return what it printed.
+
+    ``frame`` names the notebook's frame the feature steps start from (the inference slice):
+    its rows for the sampled ones are printed too, as ``rows``.
+    """
     nb = nbformat.read(notebook, as_version=4)
-    probe = PROBE.format(fit_input=fit_input, model=model, rows=SAMPLE_ROWS, marker=MARKER)
+    rows = f'{frame}.loc[_e2e_head.index].to_dict(orient="records")' if frame else "[]"
+    probe = PROBE.format(
+        fit_input=fit_input, model=model, rows=SAMPLE_ROWS, marker=MARKER, rows_expression=rows
+    )
     nb.cells.append(nbformat.v4.new_code_cell(probe))
     client = NotebookClient(
         nb,
@@ -100,7 +113,8 @@ def test_promoted_project_serves_the_notebook_model(notebook: Path, tmp_path: Pa
     assert plan.model and plan.fit_input, "promote found no model in the notebook"
 
     # 1. The notebook's own predictions for the first rows it was fitted on.
-    sample = notebook_sample(workdir / notebook.name, workdir, plan.model, plan.fit_input)
+    frame = plan.inference.frame if plan.inference.function else ""
+    sample = notebook_sample(workdir / notebook.name, workdir, plan.model, plan.fit_input, frame)
     assert len(sample["records"]) == len(sample["predictions"]) == SAMPLE_ROWS
 
     # 2. Promote.
@@ -132,11 +146,21 @@ def test_promoted_project_serves_the_notebook_model(notebook: Path, tmp_path: Pa
     run([venv_command(project, f"{plan.project_name}-train")], project)
     assert (project / "artifacts" / "model.skops").is_file()
 
-    # 7. Serve, and compare with the notebook over HTTP.
+    # 7. Serve, and compare with the notebook over HTTP. When promote sliced the notebook's
+    # row-wise feature steps, a request carries the loaded columns (the notebook's own frame,
+    # before its derived columns) and the service computes the rest.
+    records = sample["records"]
+    schema = json.loads((project / "artifacts" / "schema.json").read_text())
+    if plan.inference.function:
+        assert schema["make_features"].endswith(f".{plan.inference.module}:make_features")
+        columns = [column["name"] for column in schema["columns"]]
+        derived = set(records[0]) - set(columns)
+        assert derived, "requests should not carry the columns the feature steps make"
+        records = [{name: row[name] for name in columns} for row in sample["rows"]]
     serve = venv_command(project, f"{plan.project_name}-serve")
     with serving([serve], project, tmp_path / "serve.log") as url:
         assert http("GET", f"{url}/ready")[0] == 200
-        for record, expected in zip(sample["records"], sample["predictions"], strict=True):
+        for record, expected in zip(records, sample["predictions"], strict=True):
             status, body = http("POST", f"{url}/predict", record)
             assert status == 200, body
             assert_same_prediction(body["prediction"], expected, record)

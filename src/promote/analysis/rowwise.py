@@ -325,9 +325,12 @@ def _call(node: ast.Call, known: Frames) -> str | None:
         return _values(receiver.value, known)
     if func.attr not in ROW_METHODS:
         return _why(node)
-    if not _literal_arguments(node, known, ROW_METHOD_KEYWORDS.get(func.attr, frozenset())):
-        return _why(node)
-    if func.attr == "astype" and not _fixed_type(node, known):
+    keywords = ROW_METHOD_KEYWORDS.get(func.attr, frozenset())
+    if func.attr == "astype":  # its argument is a type, checked by _fixed_type
+        checked = ast.Call(node.func, [], node.keywords)
+        if not (_fixed_type(node, known) and _literal_arguments(checked, known, keywords)):
+            return _why(node)
+    elif not _literal_arguments(node, known, keywords):
         return _why(node)
     if func.attr == "map" and not (len(node.args) == 1 and isinstance(node.args[0], ast.Dict)):
         return _why(node)

@@ -12,6 +12,26 @@ import pandas as pd
 from breast_cancer_classifier.settings import Settings
 
 
+def make_features(df: pd.DataFrame) -> pd.DataFrame:
+    """The notebook's row-wise feature steps: the loaded columns in, the model's input out.
+
+    Training calls this, and so does the service for each request (``inference.py``),
+    so that a request gets the features its training rows got.
+
+    From cells 13-14 of breast_cancer_classifier.ipynb.
+    """
+    # derived features: how irregular / how much the worst cell deviates from the mean
+    df["area_to_perimeter"] = df["mean area"] / df["mean perimeter"]
+    df["worst_to_mean_radius"] = df["worst radius"] / df["mean radius"]
+
+    # keep the 'mean' and 'worst' measurements plus our derived columns; drop the standard errors
+    feature_cols = [c for c in df.columns if c.startswith(("mean ", "worst "))]
+    feature_cols += ["area_to_perimeter", "worst_to_mean_radius"]
+    X = df[feature_cols]
+
+    return X
+
+
 class FeatureEngineeringResult(NamedTuple):
     """What `feature_engineering` hands to the later stages."""
 
@@ -24,14 +44,8 @@ def feature_engineering(df: pd.DataFrame, settings: Settings) -> FeatureEngineer
 
     From cells 13-14 of breast_cancer_classifier.ipynb.
     """
-    # derived features: how irregular / how much the worst cell deviates from the mean
-    df["area_to_perimeter"] = df["mean area"] / df["mean perimeter"]
-    df["worst_to_mean_radius"] = df["worst radius"] / df["mean radius"]
+    X = make_features(df)
 
-    # keep the 'mean' and 'worst' measurements plus our derived columns; drop the standard errors
-    feature_cols = [c for c in df.columns if c.startswith(("mean ", "worst "))]
-    feature_cols += ["area_to_perimeter", "worst_to_mean_radius"]
-    X = df[feature_cols]
     y = df[settings.target]
 
     return FeatureEngineeringResult(X=X, y=y)

@@ -12,15 +12,11 @@ import pandas as pd
 from diabetes_regressor.settings import Settings
 
 
-class FeatureEngineeringResult(NamedTuple):
-    """What `feature_engineering` hands to the later stages."""
+def make_features(df: pd.DataFrame) -> pd.DataFrame:
+    """The notebook's row-wise feature steps: the loaded columns in, the model's input out.
 
-    X: pd.DataFrame
-    y: pd.Series
-
-
-def feature_engineering(df: pd.DataFrame, settings: Settings) -> FeatureEngineeringResult:
-    """Feature engineering.
+    Training calls this, and so does the service for each request (``inference.py``),
+    so that a request gets the features its training rows got.
 
     From cell 13 of diabetes_regressor.ipynb.
     """
@@ -46,6 +42,24 @@ def feature_engineering(df: pd.DataFrame, settings: Settings) -> FeatureEngineer
         "s2_minus_s3",
     ]
     X = df[feature_cols]
+
+    return X
+
+
+class FeatureEngineeringResult(NamedTuple):
+    """What `feature_engineering` hands to the later stages."""
+
+    X: pd.DataFrame
+    y: pd.Series
+
+
+def feature_engineering(df: pd.DataFrame, settings: Settings) -> FeatureEngineeringResult:
+    """Feature engineering.
+
+    From cell 13 of diabetes_regressor.ipynb.
+    """
+    X = make_features(df)
+
     y = df[settings.target]
 
     return FeatureEngineeringResult(X=X, y=y)
