@@ -3,8 +3,9 @@
 The only module that runs the user's code, and it does so in a separate kernel process (nbclient)
 with the notebook's folder as working directory, a timeout per cell and one for the whole run.
 What is kept is small and reviewable (``kernel_capture`` computes it in the kernel): the first
-rows the model was fitted on (as the records the service accepts, without columns that look like
-personal data), the notebook model's predictions for them, the metrics it computed, the versions
+rows the model was fitted on (as JSON records of the model's input, without columns that look
+like personal data; the service's requests carry these too unless it applies the notebook's
+feature steps itself, see ``planning/inference.py``), the notebook model's predictions for them, the metrics it computed, the versions
 of the libraries it imported, the schema of the model input and the reference statistics of the
 input and the predictions. The generated project's parity test replays them.
 """

@@ -8,14 +8,16 @@ data about the fitted model and the input it was fitted on:
 * ``schema``: the model input as the model saw it: ``table`` (column names, dtypes, JSON
   types, nullability, minimum and maximum of numbers, categories of strings and booleans with
   at most ``MAX_CATEGORIES`` values), ``text`` or ``array`` (number of features, dtype);
-* ``records`` and ``predictions``: the first ``rows`` rows of the input as the service's JSON
-  records, and the model's predictions for them. Columns that look like personal data or
+* ``records`` and ``predictions``: the first ``rows`` rows of the input as JSON records of
+  the model's input, and the model's predictions for them. Columns that look like personal data or
   secrets (by their name, or by values that look like e-mail addresses or phone numbers)
   are left out of the records, of the schema's ranges and categories and of the reference
   statistics, and ``dropped`` says which and why;
 * ``reference``: the reference statistics of the input and of the predictions, computed by
   the generated project's own ``reference.py`` (its source is passed in), the same way
-  ``make train`` computes ``artifacts/reference.json``;
+  ``make train`` computes ``artifacts/reference.json`` (which describes what requests carry:
+  the loaded columns, when the service applies the notebook's feature steps itself; the
+  parity tests compare at the model's input);
 * ``metrics``: the metrics that are numbers; ``versions``: the imported libraries' versions.
 """
 
