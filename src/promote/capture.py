@@ -5,9 +5,10 @@ with the notebook's folder as working directory, a timeout per cell and one for 
 What is kept is small and reviewable (``kernel_capture`` computes it in the kernel): the first
 rows the model was fitted on (as JSON records of the model's input, without columns that look
 like personal data; the service's requests carry these too unless it applies the notebook's
-feature steps itself, see ``planning/inference.py``), the notebook model's predictions for them, the metrics it computed, the versions
-of the libraries it imported, the schema of the model input and the reference statistics of the
-input and the predictions. The generated project's parity test replays them.
+feature steps itself, see ``planning/inference.py``), the notebook model's predictions for them,
+the metrics it computed, the versions of the libraries it imported, the schema of the model input
+and the reference statistics of the input and the predictions. The generated project's parity
+test replays them.
 """
 
 from __future__ import annotations
