@@ -28,7 +28,8 @@ of the last ``--window`` seconds of the load minus the median of the ``--window`
 after the first ``--warmup`` seconds (and a least-squares slope over the same span).
 
 Exit 1 when a request got an unexpected answer (a status its body should not get, a socket
-error, a timeout), when the service logged an error, or when the growth exceeds
+error, a timeout), when the service logged an error, when a process of the service ended
+(a worker that died, even if uvicorn replaced it), or when the growth exceeds
 ``--max-growth-mib`` (50) or ``--max-growth-percent`` (20) of the memory after warm-up,
 whichever is tighter. Prints a table and writes JSON (by default
 ``benchmarks/results/load_test-<notebook stem>[-mixed][-wN].json``). Not a test: it takes
@@ -207,6 +208,13 @@ def failures(report: Mapping[str, Any], max_mib: float, max_percent: float) -> l
         found.append("no request was answered")
     if report["log_errors"]:
         found.append(f"the service logged {report['log_errors']} errors")
+    if not report["service_alive_after"]:
+        found.append("the service exited during the load")
+    if report["processes"]["replaced"]:
+        found.append(
+            f"{report['processes']['replaced']} of the service's processes ended during the "
+            "load (a worker died)"
+        )
     memory = report["memory"]
     bound = growth_bound(memory["growth"]["baseline_mib"], max_mib, max_percent)
     if memory["growth"]["growth_mib"] > bound:

@@ -63,11 +63,17 @@ def test_the_verdict_names_each_kind_of_failure(lt: ModuleType) -> None:
         statuses={"200:200": 100, "422:500": 3},
         errors={"unexpected": 3, "server_errors": 3, "read": 2, "timeouts": 4},
         log_errors=1,
+        service_alive_after=False,
+        processes={"replaced": 1},
     )
     found = lt.failures(bad, 50, 20)
     assert found[0] == "3 unexpected answers (3 x 500 for a body that should get 422)"
     assert found[1:4] == ["2 socket errors", "4 timeouts", "the service logged 1 errors"]
-    assert found[4] == "memory grew by 60.0 MiB under load, more than the bound of 40.0 MiB"
+    assert found[4:6] == [
+        "the service exited during the load",
+        "1 of the service's processes ended during the load (a worker died)",
+    ]
+    assert found[6] == "memory grew by 60.0 MiB under load, more than the bound of 40.0 MiB"
     growth_within = lt.Growth(200.0, 239.0, 39.0, 19.5, 39.0)
     assert lt.failures(report(growth_within), 50, 20) == []
 
@@ -98,5 +104,7 @@ def report(growth: Any, **changes: Any) -> dict[str, Any]:
         "statuses": {"200:200": 100},
         "errors": errors,
         "log_errors": 0,
+        "service_alive_after": True,
+        "processes": {"replaced": 0},
         "memory": {"growth": dataclasses.asdict(growth)},
     } | changes
