@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,26 @@ def analyse_cells(*cells: str | dict[str, Any], language: str = "python") -> Ana
 def plan_cells(*cells: str | dict[str, Any]) -> Plan:
     """Plan a project for a notebook made of these cells."""
     return plan(analyse_cells(*cells), "demo")
+
+
+SIDE_EFFECT_FREE = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.AnnAssign)
+
+
+def assert_runs_nothing_at_import(path: Path) -> None:
+    """Module level of a generated module holds imports, definitions, literal constants and a
+    docstring: importing it does no I/O and trains nothing."""
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        literal = isinstance(node, ast.Assign) and _is_literal(node.value)
+        docstring = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        assert isinstance(node, SIDE_EFFECT_FREE) or literal or docstring, (
+            f"{path.name}:{node.lineno} runs code at import: {ast.unparse(node)[:80]}"
+        )
+
+
+def _is_literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except ValueError:
+        return False
+    return True

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import CORPUS
+from helpers import CORPUS, assert_runs_nothing_at_import
 
 from promote.api import promote
 from promote.errors import PromoteError
@@ -45,6 +45,8 @@ def test_corpus_notebook_is_promoted_or_refused(notebook: Path, tmp_path: Path) 
     assert result.rendered is not None
     for path in sorted(target.rglob("*.py")):
         py_compile.compile(str(path), doraise=True)
+    for relative in result.rendered.files:  # the modules made from the notebook
+        assert_runs_nothing_at_import(target / relative)
     package = target / "src" / result.plan.package_name
     assert (package / "pipeline.py").is_file()
     for command in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):

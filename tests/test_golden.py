@@ -7,18 +7,16 @@ golden file is written on first run (and the test passes), as jupytext's corpus 
 
 from __future__ import annotations
 
-import ast
 import os
 from pathlib import Path
 
 import pytest
-from helpers import EXAMPLES, ROOT
+from helpers import EXAMPLES, ROOT, assert_runs_nothing_at_import
 
 from promote.api import promote
 
 GOLDEN = ROOT / "tests" / "golden"
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
-SIDE_EFFECT_FREE = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.AnnAssign)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -45,18 +43,4 @@ def test_generated_modules_do_nothing_when_imported(notebook: Path, tmp_path: Pa
     result = promote(notebook, tmp_path / "project")
     assert result.rendered is not None
     for relative in result.rendered.files:
-        tree = ast.parse((tmp_path / "project" / relative).read_text())
-        for node in tree.body:
-            literal = isinstance(node, ast.Assign) and _is_literal(node.value)
-            docstring = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
-            assert isinstance(node, SIDE_EFFECT_FREE) or literal or docstring, (
-                f"{relative}:{node.lineno} runs code at import: {ast.unparse(node)[:80]}"
-            )
-
-
-def _is_literal(node: ast.expr) -> bool:
-    try:
-        ast.literal_eval(node)
-    except ValueError:
-        return False
-    return True
+        assert_runs_nothing_at_import(tmp_path / "project" / relative)
