@@ -41,6 +41,9 @@ def known() -> Frames:
         'cols += ["extra"]\ncols.append("other")\nX = df[cols]',
         "X = df[COLUMNS]",
         'X = df[["a", "b"]].copy()\nX["a"] *= 2',
+        "X = df.drop(columns=LIMIT)",
+        'X = df.drop(["id", "label"], axis=1)',
+        'X = df.drop(labels=COLUMNS, axis="columns", errors="ignore")',
     ],
 )
 def test_row_wise_steps_are_accepted(statements: str) -> None:
@@ -65,6 +68,9 @@ def test_row_wise_steps_are_accepted(statements: str) -> None:
         ('df["a"] = other["a"]', "other"),
         ('df["k"] = df["kind"].map(lookup)', "map(lookup)"),
         ("X = scaler.fit_transform(df)", "fit_transform"),
+        ("X = df.drop(index=[0, 1])", "drop(index="),
+        ('X = df.drop(["id"])', "drop(['id'])"),
+        ("X = df.drop(columns=dropped)", "drop(columns=dropped)"),
     ],
 )
 def test_other_steps_are_refused_with_the_statement(statement: str, reason: str) -> None:
@@ -103,6 +109,19 @@ def test_row_wise_feature_steps_become_make_features_and_requests_carry_the_load
     assert "inputs = df.drop(columns=settings.target)" in pipeline
     assert "inputs=inputs.loc[X_train.index], make_features=make_features" in pipeline
     assert "def make_features(df: pd.DataFrame) -> pd.DataFrame:" in files["src/demo/features.py"]
+
+
+def test_dropping_the_target_is_a_feature_step_that_ignores_the_missing_target() -> None:
+    """``X = df.drop(columns=TARGET)``: training drops the target; a request has none."""
+    plan = sliced(
+        "TARGET = 'label'",
+        "df['ratio'] = df['a'] / df['b']\nX = df.drop(columns=TARGET)\ny = df[TARGET]",
+    )
+
+    assert plan.inference.function == "make_features" and not plan.inference.note
+    make = plan.modules[1].functions[0]
+    assert 'X = df.drop(columns=settings.target, errors="ignore")' in make.body
+    assert 'errors="ignore"' in make.docstring and "y = " not in make.body
 
 
 def test_feature_steps_reading_a_setting_default_it_for_the_service() -> None:

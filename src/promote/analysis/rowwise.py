@@ -12,6 +12,9 @@ whitelist, read from the syntax alone (pure: no code runs):
   ``abs``, ``round``, ``isna`` / ``notna``, ``copy``;
 * string accessor methods with literal arguments (``s.str.lower()``, ``s.str.len()``);
 * ``pd.to_datetime`` and the ``.dt`` fields (``.dt.year``, ``.dt.dayofweek``, ...);
+* dropping columns named by literals or constants (``df.drop(columns=TARGET)``,
+  ``df.drop(["id", "y"], axis=1)``): the planner makes it ignore the columns a request lacks
+  (the target);
 * lists of column names: literals, ``+`` and ``+=`` of them, ``append`` / ``extend`` /
   ``remove`` of literals, and comprehensions over a frame's ``columns`` filtered by string
   tests (``[c for c in df.columns if c.startswith("mean ")]``): they depend on the frame's
@@ -323,6 +326,8 @@ def _call(node: ast.Call, known: Frames) -> str | None:
         if func.attr not in STR_METHODS or not _literal_arguments(node, known, None):
             return _why(node)
         return _values(receiver.value, known)
+    if func.attr == "drop":
+        return _values(receiver, known) if _drops_columns(node, known) else _why(node)
     if func.attr not in ROW_METHODS:
         return _why(node)
     keywords = ROW_METHOD_KEYWORDS.get(func.attr, frozenset())
@@ -335,6 +340,33 @@ def _call(node: ast.Call, known: Frames) -> str | None:
     if func.attr == "map" and not (len(node.args) == 1 and isinstance(node.args[0], ast.Dict)):
         return _why(node)
     return _values(receiver, known)
+
+
+def _drops_columns(node: ast.Call, known: Frames) -> bool:
+    """``frame.drop(columns=KEYS)`` or ``frame.drop(KEYS, axis=1 | "columns")`` (``labels=``
+    too), with ``errors`` at most besides: columns go, every row stays."""
+    keywords = {k.arg: k.value for k in node.keywords}
+    if None in keywords or set(keywords) - {"columns", "labels", "axis", "errors"}:
+        return False
+    errors = keywords.get("errors")
+    if errors is not None and not _is_literal(errors, known):
+        return False
+    if "columns" in keywords:
+        return (
+            not node.args
+            and "labels" not in keywords
+            and "axis" not in keywords
+            and (_is_column_key(keywords["columns"], known))
+        )
+    axis = keywords.get("axis")
+    labels = node.args[0] if len(node.args) == 1 else keywords.get("labels")
+    return (
+        labels is not None
+        and len(node.args) + ("labels" in keywords) == 1
+        and isinstance(axis, ast.Constant)
+        and axis.value in (1, "columns")
+        and _is_column_key(labels, known)
+    )
 
 
 def _module_call(node: ast.Call, name: str, module: str, known: Frames) -> str | None:

@@ -557,6 +557,7 @@ def _features_function(
 ) -> Function:
     """``make_features(df)``: the sliced statements, which training and the service call."""
     body = _body(group, sources, kept, lambda s: id(s) in sliced.statements)
+    body, tolerant = _drops_ignore_missing(body)
     read = {n: x for n, x in settings.items() if not x.module_level and _reads_name(body, n)}
     if read:
         body = read_settings(body, read, parameter)
@@ -578,8 +579,14 @@ def _features_function(
     docstring = (
         "The notebook's row-wise feature steps: the loaded columns in, the model's input out.\n\n"
         "Training calls this, and so does the service for each request (``inference.py``),\n"
-        f"so that a request gets the features its training rows got.\n\n"
-        f"From {where} of {analysis.notebook.path.name}."
+        "so that a request gets the features its training rows got.\n\n"
+        + (
+            '``drop`` ignores the columns it does not find (``errors="ignore"``): requests\n'
+            "carry no target column.\n\n"
+            if tolerant
+            else ""
+        )
+        + f"From {where} of {analysis.notebook.path.name}."
     )
     annotations = (frame_type, *output_types[:1])
     return Function(
@@ -596,6 +603,40 @@ def _features_function(
         type_names=frozenset(n for a in annotations for n in a.names),
         settings_default=parameter in params,
     )
+
+
+def _drops_ignore_missing(body: str) -> tuple[str, bool]:
+    """``body`` with ``errors="ignore"`` added to its ``.drop(...)`` calls that have no
+    ``errors``: the service's requests have no target column to drop. True if any changed."""
+    try:
+        tree = ast.parse(body)
+    except SyntaxError:
+        return body, False
+    lines = body.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    ends = sorted(
+        (
+            offsets[node.end_lineno - 1]
+            + len(lines[node.end_lineno - 1].encode()[: node.end_col_offset].decode())
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "drop"
+            and node.end_lineno is not None
+            and node.end_col_offset is not None
+            and not any(k.arg == "errors" for k in node.keywords)
+        ),
+        reverse=True,
+    )
+    for end in ends:  # from the last, so earlier offsets stay right
+        closing = end - 1
+        assert body[closing] == ")"
+        before = body[:closing].rstrip()
+        comma = "" if before.endswith(",") else ", "
+        body = before + comma + 'errors="ignore")' + body[end:]
+    return body, bool(ends)
 
 
 def _inference(

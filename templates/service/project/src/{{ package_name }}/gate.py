@@ -135,6 +135,12 @@ def evaluate(
     if serving is None:
         return GateReport("", passed=not reasons, reasons=tuple(reasons))
     chosen = parse_metrics_setting(metrics_setting)
+    if not candidate and not serving and not chosen:
+        note = (
+            "no metric to compare: the pipeline reports none (add the notebook's evaluation "
+            "to it), so the data check and the saved model's parity decide"
+        )
+        return GateReport(against, not reasons, tuple(reasons), notes=(note,))
     names = list(chosen) if chosen else sorted(set(candidate) & set(serving))
     comparisons: list[Comparison] = []
     notes: list[str] = []
