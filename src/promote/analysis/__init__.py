@@ -194,7 +194,7 @@ def analyse(
         for c in cells
         for s in c.statements
         if s.kind != "display"
-        for node in ast.walk(s.node)
+        for node in s.nodes
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 300
     )
     return Analysis(
@@ -392,7 +392,7 @@ def _constants(cells: list[CellAnalysis]) -> dict[str, int]:
 def _holds_nested_secret(stmt: Statement) -> bool:
     """``CONFIG = {"password": "..."}``: not a setting; the credential inside becomes one."""
     value = getattr(stmt.node, "value", None)
-    return any(found.node is not value for found in secret_literals(list(ast.walk(stmt.node))))
+    return any(found.node is not value for found in secret_literals(list(stmt.nodes)))
 
 
 def _definitions(
@@ -521,7 +521,7 @@ def _model(cells: list[CellAnalysis]) -> ModelFit | None:
     predicted: set[str] = set()
     for cell in cells:
         for stmt in cell.kept():
-            for node in ast.walk(stmt.node):
+            for node in stmt.nodes:
                 if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                     continue
                 if node.func.attr in {"predict", "predict_proba"} and isinstance(

@@ -86,7 +86,7 @@ def qualified_names(cells: Sequence[Located]) -> dict[str, str]:
     aliases: dict[str, str] = {}
     for cell in cells:
         for stmt in cell.statements:
-            for node in ast.walk(stmt.node):
+            for node in stmt.nodes:
                 if isinstance(node, ast.Import):
                     for alias in node.names:
                         if alias.asname:

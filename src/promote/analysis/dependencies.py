@@ -141,7 +141,7 @@ def _imported_modules(cells: Sequence[Located]) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     for cell in cells:
         for stmt in cell.statements:
-            for node in ast.walk(stmt.node):  # imports inside functions count too
+            for node in stmt.nodes:  # imports inside functions count too
                 if isinstance(node, ast.Import):
                     out.extend((cell.index, a.name.split(".")[0]) for a in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

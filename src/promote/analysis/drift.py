@@ -245,7 +245,7 @@ def find_drift(
     found: dict[tuple[str, int], DriftMatch] = {}
     for cell in cells:
         for stmt in cell.statements:
-            for node in ast.walk(stmt.node):
+            for node in stmt.nodes:
                 for entry in index.candidates(node, aliases):
                     if _matches(entry, node, aliases, made_by):
                         line = cell.line(getattr(node, "lineno", 1))
@@ -505,7 +505,7 @@ def _constructors(cells: Sequence[Located], aliases: dict[str, str]) -> dict[str
     made: dict[str, str] = {}
     for cell in cells:
         for stmt in cell.statements:
-            for node in ast.walk(stmt.node):
+            for node in stmt.nodes:
                 if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
                     continue
                 func = node.value.func

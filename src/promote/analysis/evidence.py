@@ -255,7 +255,7 @@ def printed_versions(
         asked = [
             aliases[node.value.id]
             for stmt in cell.statements
-            for node in ast.walk(stmt.node)
+            for node in stmt.nodes
             if isinstance(node, ast.Attribute)
             and node.attr == "__version__"
             and isinstance(node.value, ast.Name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass, field
 
 from promote.analysis import tables
@@ -38,6 +39,12 @@ class Statement:
     binds: tuple[str, ...]
     start: int  # 0-based first line, leading comment block included
     end: int  # 0-based, exclusive
+
+    @functools.cached_property
+    def nodes(self) -> tuple[ast.AST, ...]:
+        """Every node of the statement, as ``ast.walk`` gives them: walked once, read by the
+        many checks that each look at every node."""
+        return tuple(ast.walk(self.node))
 
 
 @dataclass

@@ -249,7 +249,7 @@ def _fit_inside_a_block(analysis: Analysis) -> tuple[int, str] | None:
     """The first ``x.fit(...)`` nested in a loop, function or condition: (cell, source)."""
     for cell in analysis.cells:
         for stmt in cell.kept():
-            for node in ast.walk(stmt.node):
+            for node in stmt.nodes:
                 if (
                     isinstance(node, ast.Call)
                     and isinstance(node.func, ast.Attribute)
@@ -352,9 +352,7 @@ def _shown_result(analysis: Analysis, last: CellAnalysis) -> Statement | None:
     for cell in candidates:
         if cell.statements and cell.statements[-1].kind == "display":
             stmt = cell.statements[-1]
-            if isinstance(stmt.node, ast.Expr) and any(
-                isinstance(n, ast.Call) for n in ast.walk(stmt.node)
-            ):
+            if isinstance(stmt.node, ast.Expr) and any(isinstance(n, ast.Call) for n in stmt.nodes):
                 found = stmt
                 break
     return found
@@ -410,7 +408,7 @@ def _metric_names(analysis: Analysis, kept: dict[int, list[Statement]]) -> set[s
         for stmt in kept[cell.index]:
             if not isinstance(stmt.node, ast.Assign | ast.AnnAssign) or not stmt.binds:
                 continue
-            called = [called_name(n) for n in ast.walk(stmt.node) if isinstance(n, ast.Call)]
+            called = [called_name(n) for n in stmt.nodes if isinstance(n, ast.Call)]
             if any(evaluate.search(c) for c in called):
                 names.update(n for n in stmt.binds if _is_metric(n) or cell.role == "evaluate")
     return names
@@ -693,7 +691,7 @@ def _rewrite_literals(cell: CellAnalysis, data_paths: Mapping[str, str]) -> list
         return lines
     edits: list[tuple[int, int, int, str]] = []
     for stmt in cell.statements:
-        for node in ast.walk(stmt.node):
+        for node in stmt.nodes:
             if (
                 isinstance(node, ast.Constant)
                 and isinstance(node.value, str)
@@ -1003,7 +1001,7 @@ def _secret_settings(
         for stmt in cell.statements:
             if stmt.kind == "constant" and stmt.binds[0] in settings:
                 continue  # the constant itself is a setting (a secret one if it holds one)
-            for found in secret_literals(list(ast.walk(stmt.node))):
+            for found in secret_literals(list(stmt.nodes)):
                 if not movable_secret(stmt, found):
                     continue  # refused with P015 / P021
                 value = str(found.node.value)

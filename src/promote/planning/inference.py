@@ -184,7 +184,7 @@ def _fit_position(stages: Sequence[Stage], model: ModelFit) -> tuple[int, int] |
     found = None
     for number, stage in enumerate(stages):
         for index, stmt in enumerate(stage.statements):
-            for node in ast.walk(stmt.node):
+            for node in stmt.nodes:
                 if (
                     isinstance(node, ast.Call)
                     and isinstance(node.func, ast.Attribute)
