@@ -37,7 +37,7 @@ class Located(Protocol):
 class _Call:
     cell: Located
     node: ast.Call
-    name: str  # qualified where the base is an import: "pandas.read_csv", "?.get" otherwise
+    name: str  # qualified where the base is an import: "pandas.read_csv", else "?.get" or "?().get"
     display: bool  # inside a display statement (left out of the package)
 
     @property
@@ -101,13 +101,17 @@ def qualified_names(cells: Sequence[Located]) -> dict[str, str]:
     return aliases
 
 
-def _dotted(node: ast.expr, aliases: dict[str, str]) -> str:
+def dotted_name(node: ast.expr, aliases: dict[str, str]) -> str:
+    """``a.b.c`` with its base qualified (``np.random.seed`` → ``numpy.random.seed``); a base
+    that is a call reads ``?()`` (``f().x``), any other ``?`` (``d["k"].x``)."""
     parts: list[str] = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
         node = node.value
     if isinstance(node, ast.Name):
         parts.append(aliases.get(node.id, node.id))
+    elif isinstance(node, ast.Call):
+        parts.append("?()")
     else:
         parts.append("?")
     return ".".join(reversed(parts))
@@ -120,7 +124,7 @@ def _calls(cells: Sequence[Located], aliases: dict[str, str], walks: _Walks) -> 
                 continue
             for node in walks.of(stmt.node):
                 if isinstance(node, ast.Call):
-                    yield _Call(cell, node, _dotted(node.func, aliases), stmt.kind == "display")
+                    yield _Call(cell, node, dotted_name(node.func, aliases), stmt.kind == "display")
 
 
 def _string_names(cells: Sequence[Located]) -> dict[str, str]:
@@ -327,7 +331,7 @@ def _writes_file(call: _Call) -> bool:
             or any(k.arg == keyword for k in node.keywords)
         )
     if method in {"save", "dump"}:  # model.save("m.h5"), img.save(path), pickler.dump(obj, fh)
-        return bool(node.args) and not call.name.startswith(("numpy.random", "?."))
+        return bool(node.args) and not call.name.startswith(("numpy.random", "?.", "?()."))
     return False
 
 

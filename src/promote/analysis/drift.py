@@ -38,7 +38,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from promote.analysis.checks import Located, qualified_names
+from promote.analysis.checks import Located, dotted_name, qualified_names
 
 __all__ = [
     "AbiRule",
@@ -376,20 +376,6 @@ def _last_of(node: ast.expr, aliases: dict[str, str]) -> str:
 
 
 # -- matching ------------------------------------------------------------------------------------
-def _dotted(node: ast.expr, aliases: dict[str, str]) -> str:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(aliases.get(node.id, node.id))
-    elif isinstance(node, ast.Call):
-        parts.append("?()")
-    else:
-        parts.append("?")
-    return ".".join(reversed(parts))
-
-
 def _same_name(qualified: str, wanted: str) -> bool:
     """``sklearn.tree._classes.DecisionTreeRegressor`` is ``sklearn.tree.DecisionTreeRegressor``.
 
@@ -425,7 +411,7 @@ def _matches(
         return _grid_matches(entry, node)
     if not isinstance(node, ast.Call):
         return False
-    dotted = _dotted(node.func, aliases)
+    dotted = dotted_name(node.func, aliases)
     if kind == "call":
         named = any(_same_name(dotted, name) for name in entry.all_names)
     else:
@@ -443,7 +429,7 @@ def _matches(
 
 def _name_matches(entry: DriftApi, node: ast.AST, aliases: dict[str, str]) -> bool:
     if isinstance(node, ast.Attribute | ast.Name) and isinstance(node.ctx, ast.Load):
-        return _dotted(node, aliases) in entry.all_names
+        return dotted_name(node, aliases) in entry.all_names
     return any(path in entry.all_names for path in _imported_paths(node))
 
 
@@ -453,7 +439,7 @@ def _made_by_receiver(
     """Whether the object is one the entry is about (always, for entries without receivers)."""
     if not entry.receivers:
         return True
-    made = made_by.get(_dotted(receiver, aliases), "")
+    made = made_by.get(dotted_name(receiver, aliases), "")
     return any(_same_name(made, r) for r in entry.receivers)
 
 
@@ -509,12 +495,12 @@ def _constructors(cells: Sequence[Located], aliases: dict[str, str]) -> dict[str
                 if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
                     continue
                 func = node.value.func
-                called = _dotted(func, aliases)
+                called = dotted_name(func, aliases)
                 if isinstance(func, ast.Attribute) and func.attr in _RETURNS_SELF:
-                    called = made.get(_dotted(func.value, aliases), called)
+                    called = made.get(dotted_name(func.value, aliases), called)
                 for target in node.targets:
                     if isinstance(target, ast.Name | ast.Attribute):
-                        made[_dotted(target, aliases)] = called
+                        made[dotted_name(target, aliases)] = called
     return made
 
 
