@@ -269,13 +269,8 @@ def create_app(
         source, version = serving_source(registry, directory)
         await run_in_threadpool(load_model, state, source)
         if state.loaded is not None:
-            state.version = version
             logger.info("serving model version %s", version, extra={"fields": {"version": version}})
-            state.router = await run_in_threadpool(build_router, settings, metrics, registry, state)
-            application.state.router = state.router
-            metrics.model_loaded.set(1)
-            metrics.model_info.labels(__version__, state.loaded.model_sha256).set(1)
-            start_monitoring(state.loaded)
+            await run_in_threadpool(serve, application, state.loaded, version)
         watcher = (
             asyncio.create_task(watch_registry(application))
             if settings.model_reload_seconds > 0
@@ -321,23 +316,8 @@ def create_app(
                 extra={"fields": {"version": version}},
             )
             return False
-        router = build_router(settings, metrics, registry, ModelState(loaded, version=version))
-        before, old_router, old_monitor = state.loaded, state.router, state.monitor
         was = state.version or "nothing"
-        state.router, state.loaded, state.version = router, loaded, version
-        application.state.router = router
-        if old_router is not None:
-            old_router.retire()
-        router.announce()
-        if old_monitor is not None:
-            old_monitor.stop()
-        state.monitor = None
-        start_monitoring(loaded)
-        if before is not None:
-            with contextlib.suppress(KeyError):
-                metrics.model_info.remove(__version__, before.model_sha256)
-        metrics.model_info.labels(__version__, loaded.model_sha256).set(1)
-        metrics.model_loaded.set(1)
+        serve(application, loaded, version)
         metrics.model_reloads.labels("loaded").inc()
         logger.info(
             "now serving model version %s (was %s)",
@@ -346,6 +326,26 @@ def create_app(
             extra={"fields": {"version": version}},
         )
         return True
+
+    def serve(application: FastAPI, loaded: LoadedModel, version: str) -> None:
+        """Make ``loaded`` (``version``) the serving model, at start-up or instead of another:
+        its router (candidate, previous), its drift reference and its metric labels."""
+        router = build_router(settings, metrics, registry, ModelState(loaded, version=version))
+        before, old_router, old_monitor = state.loaded, state.router, state.monitor
+        state.router, state.loaded, state.version = router, loaded, version
+        application.state.router = router
+        if old_router is not None:
+            old_router.retire()
+            router.announce()  # labels the old router shared with this one were just removed
+        if old_monitor is not None:
+            old_monitor.stop()
+        state.monitor = None
+        start_monitoring(loaded)
+        if before is not None and before is not loaded:
+            with contextlib.suppress(KeyError):
+                metrics.model_info.remove(__version__, before.model_sha256)
+        metrics.model_info.labels(__version__, loaded.model_sha256).set(1)
+        metrics.model_loaded.set(1)
 
     def start_monitoring(loaded: LoadedModel) -> None:
         if loaded.reference is not None:
