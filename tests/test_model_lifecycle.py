@@ -40,12 +40,13 @@ def estimators(count: int) -> dict[str, str]:
     return {"DIABETES_REGRESSOR_N_ESTIMATORS": str(count)}
 
 
-def train(project: Path, count: int) -> tuple[int, str]:
-    """Run ``<project>-train`` with ``count`` trees: its exit code and its report (stdout)."""
+def train(project: Path, count: int, **env: str) -> tuple[int, str]:
+    """Run ``<project>-train`` with ``count`` trees (and ``env``): its exit code and its
+    report (stdout)."""
     completed = subprocess.run(
         [venv_command(project, f"{NAME}-train")],
         cwd=project,
-        env=clean_env(**estimators(count)),
+        env=clean_env(**estimators(count), **env),
         capture_output=True,
         text=True,
         timeout=600,
@@ -224,21 +225,12 @@ def test_validated_versioned_gated_models_with_rollback_canary_and_shadow(
         project,
     )
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    completed = subprocess.run(
-        [venv_command(project, f"{NAME}-train")],
-        cwd=project,
-        env=clean_env(MLFLOW_TRACKING_URI=tracking, **estimators(200)),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr[-3000:]
-    assert "v5 now serves" in completed.stdout
+    code, report = train(project, 200, MLFLOW_TRACKING_URI=tracking)
+    assert code == 0, report
+    assert "v5 now serves" in report
     assert re.search(
-        rf"mlflow: run \w+, registered model '{NAME}' version 1, alias 'serving'",
-        completed.stdout,
-    ), completed.stdout
+        rf"mlflow: run \w+, registered model '{NAME}' version 1, alias 'serving'", report
+    ), report
     check = f"""
 import json, mlflow, pandas as pd
 from mlflow import MlflowClient
@@ -250,15 +242,7 @@ print(json.dumps({{"tag": version.tags["registry_version"],
                   "answers": list(model.predict(pd.DataFrame(sample["records"]))),
                   "trained": sample["predictions"]}}))
 """
-    out = subprocess.run(
-        [venv_command(project, "python"), "-c", check],
-        cwd=project,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    ).stdout
+    out = run([venv_command(project, "python"), "-c", check], project)
     found = json.loads(out.strip().splitlines()[-1])
     assert found["tag"] == "v5"
     assert found["answers"] == pytest.approx(found["trained"])
