@@ -16,6 +16,10 @@ from promote.resolve import explain, needed, resolve
 SERVICE = ["fastapi==0.165.0", "pandas==3.1.1", "numpy==2.4.6"]
 
 
+# What each distribution needs (without versions), as uv would bring it into the set.
+DEPENDS = {"seaborn": ["matplotlib", "pandas"], "pandas": ["numpy"], "scikit-learn": ["numpy"]}
+
+
 class FakeIndex:
     """Stands in for ``uv pip compile``: a table of what exists, a resolver over it."""
 
@@ -32,6 +36,7 @@ class FakeIndex:
         *_: Any,
     ) -> tuple[dict[str, str] | None, str]:
         from packaging.requirements import Requirement
+        from packaging.specifiers import SpecifierSet
 
         ours = {r.normal_name(n) for n in lines}
         text = list(lines.values()) + [
@@ -46,6 +51,10 @@ class FakeIndex:
             merged[key] = (
                 merged[key] & requirement.specifier if key in merged else requirement.specifier
             )
+        for key in list(merged):
+            for needed in DEPENDS.get(key, []):
+                if needed in self.available:
+                    merged.setdefault(needed, SpecifierSet())
         for key, specifier in merged.items():
             fits = [v for v in self.available.get(key, []) if specifier.contains(v)]
             if not fits:

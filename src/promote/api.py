@@ -20,6 +20,7 @@ from promote.analysis import Analysis, analyse
 from promote.capture import Capture, ExecutionFailure, capture_json
 from promote.capture import execute as execute_notebook
 from promote.codegen import model_card
+from promote.environments import Retried, retry
 from promote.notebook import Notebook, read
 from promote.planning import Plan, plan
 from promote.render import Rendered, render
@@ -57,6 +58,7 @@ class Promotion:
     captured: Capture | None = None
     execution_failure: ExecutionFailure | None = None
     resolution: Resolution | None = None  # the pins and why, when the notebook constrains them
+    retried: Retried | None = None  # the fresh environments tried after the run failed
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class Execution:
     cell_timeout: int = 600
     total_timeout: int = 3600
     kernel: str = "python3"
+    retries: int = 3  # fresh environments tried when a library version makes the run fail
 
 
 def check(notebook: Path | str) -> Analysis:
@@ -178,6 +181,13 @@ def promote(
     if pretend:
         return Promotion(result, target, None, copies, resolution=resolution)
     ran = _execute(path, result, execute) if execute else None
+    retried = None
+    if isinstance(ran, ExecutionFailure) and execute is not None:
+        retried = _retry(path, analysis, result, ran, resolution, execute)
+        ran = retried.ran
+        if retried.resolution is not None:
+            resolution = retried.resolution
+            result = dataclasses.replace(result, dependencies=resolution.requirements)
     extra = {PARITY_FILE: capture_json(ran, result)} if isinstance(ran, Capture) else {}
     captured = json.loads(extra[PARITY_FILE]) if extra else None
     extra[MODEL_CARD] = model_card(result, captured)
@@ -199,6 +209,7 @@ def promote(
         captured=ran if isinstance(ran, Capture) else None,
         execution_failure=ran if isinstance(ran, ExecutionFailure) else None,
         resolution=resolution,
+        retried=retried,
     )
 
 
@@ -264,13 +275,38 @@ def capture_into(
     return ran
 
 
-def _execute(notebook: Path, result: Plan, execution: Execution) -> Capture | ExecutionFailure:
+def _execute(
+    notebook: Path, result: Plan, execution: Execution, python: Path | None = None
+) -> Capture | ExecutionFailure:
     return execute_notebook(
         notebook,
         result,
         cell_timeout=execution.cell_timeout,
         total_timeout=execution.total_timeout,
         kernel=execution.kernel,
+        python=python,
+    )
+
+
+def _retry(
+    notebook: Path,
+    analysis: Analysis,
+    result: Plan,
+    failure: ExecutionFailure,
+    resolution: Resolution | None,
+    execution: Execution,
+) -> Retried:
+    """The run failed in the kernel's environment: try fresh ones (``environments.retry``)."""
+    return retry(
+        failure,
+        analysis,
+        result,
+        resolution,
+        run=lambda python: _execute(notebook, result, execution, python),
+        service_pins=service_pins(),
+        installed=installed_versions(),
+        packages=importlib.metadata.packages_distributions(),
+        retries=execution.retries,
     )
 
 

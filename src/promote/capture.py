@@ -83,7 +83,9 @@ class ExecutionFailure:
     error: str
     hint: str
     seconds: float = 0.0
-    details: str = field(default="", repr=False)
+    details: str = field(default="", repr=False)  # the cell, its output and the traceback
+    error_name: str = ""  # the exception's type, when the cell raised one
+    error_value: str = ""
 
     def message(self, notebook: Path) -> str:
         where = f" at cell {self.cell}" if self.cell else ""
@@ -97,8 +99,13 @@ def execute(
     cell_timeout: int = 600,
     total_timeout: int = 3600,
     kernel: str = "python3",
+    python: Path | None = None,
 ) -> Capture | ExecutionFailure:
-    """Run ``notebook`` top to bottom in a fresh kernel, then capture what ``plan`` needs."""
+    """Run ``notebook`` top to bottom in a fresh kernel, then capture what ``plan`` needs.
+
+    The kernel is the Jupyter kernel named ``kernel``, or with ``python`` an IPython kernel run
+    by that interpreter (an environment of ``environments``; it must have ipykernel).
+    """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -109,6 +116,7 @@ def execute(
     node.cells.append(nbformat.v4.new_code_cell(capture_cell(plan)))
     client = NotebookClient(
         node,
+        km=_kernel_manager(python) if python else None,
         timeout=cell_timeout,
         kernel_name=kernel,
         allow_errors=False,
@@ -170,6 +178,8 @@ def execute(
                         "without the capture.",
                         time.monotonic() - started,
                         str(error),
+                        error.ename,
+                        error.evalue,
                     )
     except DeadKernelError as error:
         return ExecutionFailure(
@@ -183,6 +193,29 @@ def execute(
             time.monotonic() - started,
         )
     return _parse(node.cells[capture_index], time.monotonic() - started)
+
+
+def _kernel_manager(python: Path) -> Any:
+    """A kernel manager that starts an IPython kernel with ``python``: a kernel spec of its own,
+    in a folder beside that interpreter's environment, so nothing is registered for the user."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    folder = python.parent.parent / "share" / "promote-kernels"
+    spec = folder / "promote-env" / "kernel.json"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(
+        json.dumps(
+            {
+                "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": f"promote ({python.parent.parent.name})",
+                "language": "python",
+            }
+        ),
+        encoding="utf-8",
+    )
+    specs = KernelSpecManager(kernel_dirs=[str(folder)], ensure_native_kernel=False)
+    return KernelManager(kernel_name="promote-env", kernel_spec_manager=specs)
 
 
 def _error_summary(name: str, value: str, limit: int = 300) -> str:

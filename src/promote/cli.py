@@ -59,6 +59,13 @@ def cli() -> None:
 @click.option("--total-timeout", default=3600, show_default=True, help="Seconds for the whole run.")
 @click.option("--kernel", default="python3", show_default=True, help="Jupyter kernel to run it in.")
 @click.option(
+    "--retries",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Fresh environments with other pins to try when a library version makes the run fail.",
+)
+@click.option(
     "--lock/--no-lock",
     default=True,
     show_default=True,
@@ -79,11 +86,12 @@ def build(
     timeout: int,
     total_timeout: int,
     kernel: str,
+    retries: int,
     lock: bool,
     explain_pins: bool,
 ) -> None:
     """Promote NOTEBOOK into a project."""
-    run = api.Execution(timeout, total_timeout, kernel) if execute else None
+    run = api.Execution(timeout, total_timeout, kernel, retries) if execute else None
     result = api.promote(
         notebook, output, name=name, force=force, pretend=pretend, execute=run, lock=lock
     )
@@ -116,6 +124,8 @@ def build(
             fg="yellow",
             err=True,
         )
+    for line in report.retry_lines(result.retried, notebook) if result.retried else []:
+        click.echo(line, err=True)
     if result.captured:
         click.echo(
             f"ran the notebook in {result.captured.seconds:.1f} s; its predictions and metrics "

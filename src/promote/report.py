@@ -14,6 +14,9 @@ from promote.errors import RefusedNotebookError
 from promote.planning import Plan, plan
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from promote.environments import Retried
     from promote.verify import Verification
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "diagnostic_line",
     "modernize_text",
     "plan_text",
+    "retry_lines",
 ]
 
 
@@ -334,3 +338,20 @@ def verification_text(result: Verification) -> str:
             f"{result.image}`, remove it with `docker rmi {result.image}`)"
         )
     return "\n".join(lines)
+
+
+def retry_lines(retried: Retried, notebook: Path) -> list[str]:
+    """What ``promote --execute`` tried after the run in the kernel's environment failed."""
+    if not retried.attempts and not retried.skipped:
+        return []
+    lines = []
+    if retried.resolution is not None:  # else the failure is the run's error, reported last
+        lines.append(
+            f"the run in the kernel's environment failed: {retried.failure.message(notebook)}"
+        )
+    for attempt in retried.attempts:
+        pins = ", ".join(attempt.changed) or "the same pins"
+        lines.append(f"fresh environment {attempt.number} ({pins}): {attempt.outcome}")
+    if retried.skipped:
+        lines.append(f"no other environment tried: {retried.skipped}")
+    return lines

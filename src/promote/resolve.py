@@ -38,7 +38,7 @@ from promote.analysis.drift import load_abi_rules
 from promote.analysis.evidence import normal_name
 from promote.lock import find_uv
 
-__all__ = ["Pin", "Resolution", "explain", "needed", "resolve"]
+__all__ = ["Pin", "Resolution", "explain", "needed", "newest_before", "resolve", "step_back"]
 
 # Distributions that ship compiled code: never pin a version that has no wheel for the Python.
 COMPILED = frozenset(
@@ -112,13 +112,17 @@ def resolve(
     installed: Mapping[str, str] | None = None,
     index: bool = True,
     timeout: int = 120,
+    caps: Mapping[str, tuple[str, str]] | None = None,
 ) -> Resolution:
     """Exact pins for ``requirements`` (the plan's) in which the notebook's calls work.
 
     With ``index=False`` (``--no-lock``) nothing is resolved: the plan's pins are kept where
-    they meet the drift bounds, and replaced by the bounds where they do not.
+    they meet the drift bounds, and replaced by the bounds where they do not. ``caps``
+    (distribution → specifier and why) bound distributions further: versions a run of the
+    notebook failed with (``environments.retry``); a capped distribution the requirements do
+    not name is added to them.
     """
-    wants = _wants(analysis, requirements, installed or {})
+    wants = _wants(analysis, requirements, installed or {}, caps or {})
     service = {normal_name(_name(p)): p for p in service_pins}
     uv = find_uv()
     if not index:
@@ -189,12 +193,16 @@ def explain(resolution: Resolution) -> str:
 
 # -- what the notebook wants ---------------------------------------------------------------------
 def _wants(
-    analysis: Analysis, requirements: Sequence[str], installed: Mapping[str, str]
+    analysis: Analysis,
+    requirements: Sequence[str],
+    installed: Mapping[str, str],
+    caps: Mapping[str, tuple[str, str]],
 ) -> list[_Want]:
     bounds = {normal_name(b.distribution): b for b in analysis.bounds if not b.conflict}
     deps = {normal_name(d.distribution): d for d in analysis.dependencies}
+    named = {normal_name(_name(r)) for r in requirements}
     out = []
-    for requirement in requirements:
+    for requirement in [*requirements, *(c for c in caps if normal_name(c) not in named)]:
         name = _name(requirement)
         key = normal_name(name)
         bound = bounds.get(key)
@@ -204,6 +212,10 @@ def _wants(
             if bound
             else ""
         )
+        cap, cap_reason = next((c for n, c in caps.items() if normal_name(n) == key), ("", ""))
+        if cap:
+            spec = ",".join(part for part in (spec, cap) if part)
+            why = "; ".join(part for part in (why, cap_reason) if part)
         dep = deps.get(key)
         pip_pin = bool(dep and dep.source == "pip" and dep.version)
         shown, shown_reason = None, ""
@@ -257,7 +269,50 @@ def _era(version: str) -> str:
     return f"<{parsed.major + 1}"
 
 
+def step_back(version: str) -> tuple[str, ...]:
+    """Caps to try below ``version``, one a run of the notebook failed with, the likeliest
+    first: before its major series (``2.2.3`` → ``<2``, where removals gather), then before its
+    minor (``<2.2``); for 0.x releases, before the minor only."""
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        return ()
+    caps = []
+    if parsed.major >= 1:
+        caps.append(f"<{parsed.major}")
+    if parsed.minor >= 1:
+        caps.append(f"<{parsed.major}.{parsed.minor}")
+    return tuple(caps)
+
+
 # -- uv ------------------------------------------------------------------------------------------
+def newest_before(
+    distribution: str, date: str, *, python: str = "3.11", timeout: int = 60
+) -> str | None:
+    """The newest release of ``distribution`` uploaded before ``date`` (YYYY-MM-DD) that has
+    what ``python`` needs (wheels, for compiled distributions); None if there is none or no
+    index."""
+    uv = find_uv()
+    if uv is None:
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "requirements.in"
+        source.write_text(distribution + "\n", encoding="utf-8")
+        command = [uv, "pip", "compile", str(source), "--python-version", python, "--quiet",
+                   "--no-header", "--no-annotate",
+                   "--exclude-newer-package", f"{distribution}={date}T00:00:00Z"]  # fmt: skip
+        if normal_name(distribution) in COMPILED:
+            command += ["--only-binary", distribution]
+        try:
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return None
+    pins = {normal_name(n): v for n, v in _PIN.findall(result.stdout)}
+    return pins.get(normal_name(distribution)) if result.returncode == 0 else None
+
+
 def _compile_compatible(
     uv: str,
     lines: Mapping[str, str],
@@ -296,7 +351,7 @@ def _abi_needs(compiled: Mapping[str, str]) -> dict[str, str]:
         needed_version = compiled.get(needed_name)
         if version is None or not _contains(rule.versions, version):
             continue
-        if needed_version is not None and _contains(
+        if needed_version is None or _contains(  # not in the set, or already fits
             rule.requires[len(_name(rule.requires)) :], needed_version
         ):
             continue

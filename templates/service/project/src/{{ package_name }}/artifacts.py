@@ -42,6 +42,7 @@ from typing import Any, Literal, Protocol
 
 import joblib
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import skops.io as sio
 from pandas.api import types as ptypes
@@ -573,7 +574,7 @@ def _head(features: Any, rows: int) -> Any:
     return features[:rows]
 
 
-def _take(features: Any, rows: np.ndarray) -> Any:
+def _take(features: Any, rows: npt.NDArray[np.int64]) -> Any:
     if isinstance(features, pd.DataFrame | pd.Series):
         return features.iloc[rows]
     if isinstance(features, np.ndarray):

@@ -19,6 +19,7 @@ breaks a column that had none in training. Text and array models are checked for
 shape only.
 """
 
+import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -185,7 +186,10 @@ def _shape_problems(features: Any, schema: Schema) -> list[Problem]:
 
 def _value_problems(frame: pd.DataFrame, columns: Sequence[Column], margin: float) -> list[Problem]:
     """Nulls, ranges and categories, checked by pandera (lazily: every failure at once)."""
-    import pandera.pandas as pa  # imported here: only training needs pandera
+    try:  # imported here: only training needs pandera
+        pa = importlib.import_module("pandera.pandas")
+    except ModuleNotFoundError:  # pandera < 0.24, the one for pandas < 2.1.1, has no pandera.pandas
+        pa = importlib.import_module("pandera")
 
     checks: dict[str, Any] = {}
     messages: dict[tuple[str, Check], str] = {}

@@ -1,0 +1,243 @@
+"""`promote --execute` retries a notebook that a library version broke, in fresh environments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import analyse_cells, notebook_json
+from project_harness import install_project, run, venv_command
+from test_resolve import FakeIndex
+
+from promote import environments
+from promote import resolve as r
+from promote.analysis.drift import Bound
+from promote.analysis.failure import Implication, implicated, strip_ansi
+from promote.capture import Capture, ExecutionFailure
+from promote.cli import EXECUTION_FAILED, main
+from promote.planning import plan
+from promote.resolve import Resolution, step_back
+
+PACKAGES = {"pandas": ["pandas"], "sklearn": ["scikit-learn"], "numpy": ["numpy"]}
+PANDAS_FRAME = (
+    "\x1b[0;31mAttributeError\x1b[0m Traceback (most recent call last)\n"
+    "Cell \x1b[0;32mIn[3], line 2\x1b[0m\n----> 2 df = df.append(extra)\n"
+    "File \x1b[0;32m/env/lib/python3.11/site-packages/pandas/core/generic.py:6299\x1b[0m, "
+    "in \x1b[0;36mNDFrame.__getattr__\x1b[0;34m(self, name)\x1b[0m\n"
+)
+
+
+def names(found: tuple[Implication, ...]) -> list[str]:
+    return [i.distribution for i in found]
+
+
+# -- which library a failure points at ----------------------------------------------------------
+def test_a_library_frame_in_the_traceback_implicates_that_library() -> None:
+    found = implicated(
+        "AttributeError", "'DataFrame' object has no attribute 'append'", PANDAS_FRAME, 3, (),
+        PACKAGES,
+    )  # fmt: skip
+    assert names(found) == ["pandas"]
+    assert "pandas raised AttributeError: 'DataFrame' object has no attribute" in found[0].reason
+
+
+def test_the_cell_s_drifted_api_implicates_its_library_first() -> None:
+    bound = Bound("scikit-learn", "<1.2", ("sklearn-normalize",), (4,))
+    found = implicated("TypeError", "unexpected keyword 'normalize'", "", 4, (bound,), PACKAGES)
+    assert names(found) == ["scikit-learn"] and "API drift" in found[0].reason
+    assert implicated("TypeError", "x", "", 5, (bound,), PACKAGES) == ()  # another cell
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected", "missing"),
+    [
+        ("ModuleNotFoundError", "No module named 'sklearn.externals.joblib'", "scikit-learn",
+         False),
+        ("ImportError", "cannot import name 'Imputer' from 'sklearn.preprocessing'", "scikit-learn",
+         False),
+        ("AttributeError", "module 'numpy' has no attribute 'float'.", "numpy", False),
+        ("ModuleNotFoundError", "No module named 'xgboost'", "xgboost", True),
+    ],
+)  # fmt: skip
+def test_import_errors_name_the_library(
+    name: str, value: str, expected: str, missing: bool
+) -> None:
+    found = implicated(name, value, "", 2, (), PACKAGES)
+    assert names(found) == [expected] and found[0].missing is missing
+
+
+APPEND_BOUND = Bound("pandas", "<2", ("pandas-append",), (2,))
+
+
+@pytest.mark.parametrize(
+    ("name", "traceback", "bounds"),
+    [
+        ("NameError", "Cell In[2], line 1\n----> 1 print(undefined)\n", ()),  # the notebook's bug
+        ("FileNotFoundError", PANDAS_FRAME, (APPEND_BOUND,)),  # missing data, whoever raised it
+        ("KeyError", PANDAS_FRAME, ()),  # a column the data does not have
+        ("AttributeError", "File /env/lib/python3.11/site-packages/IPython/core/x.py:1\n", ()),
+    ],
+    ids=["name-error", "missing-file", "key-error", "kernel-machinery"],
+)
+def test_errors_of_the_data_or_the_notebook_implicate_nothing(
+    name: str, traceback: str, bounds: tuple[Bound, ...]
+) -> None:
+    assert implicated(name, "x", traceback, 2, bounds, PACKAGES) == ()
+
+
+def test_colours_are_stripped_from_tracebacks() -> None:
+    assert "\x1b" not in strip_ansi(PANDAS_FRAME)
+    assert "site-packages/pandas/core/generic.py:6299" in strip_ansi(PANDAS_FRAME)
+
+
+@pytest.mark.parametrize(
+    ("version", "caps"),
+    [("2.2.3", ("<2", "<2.2")), ("1.7.2", ("<1", "<1.7")), ("0.24.2", ("<0.24",)),
+     ("3.0.0", ("<3",)), ("dev", ())],
+)  # fmt: skip
+def test_step_back_caps_the_major_then_the_minor(version: str, caps: tuple[str, ...]) -> None:
+    assert step_back(version) == caps
+
+
+# -- the ladder, with a fake index and fake environments -----------------------------------------
+@pytest.fixture(name="index")
+def fake_index(monkeypatch: pytest.MonkeyPatch) -> FakeIndex:
+    fake = FakeIndex(
+        {
+            "pandas": ["1.5.3", "2.1.4", "2.2.3"],
+            "numpy": ["1.26.4", "2.4.6"],
+            "scikit-learn": ["1.9.1"],
+        }
+    )
+    monkeypatch.setattr(r, "_compile", fake)
+    monkeypatch.setattr(r, "find_uv", lambda: "uv")
+    monkeypatch.setattr(environments, "find_uv", lambda: "uv")
+    return fake
+
+
+def fake_environments(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, str]]:
+    """Environments made of the candidate's pins; returns the list of those created."""
+    created: list[dict[str, str]] = []
+
+    def create(_uv: str, folder: Path, resolution: Resolution) -> environments._Environment:
+        versions = {p.distribution: p.version or "" for p in resolution.pins}
+        created.append(versions)
+        return environments._Environment(folder / "python", versions, dict(PACKAGES))
+
+    monkeypatch.setattr(environments, "_create", create)
+    return created
+
+
+def failure(cell: int = 3) -> ExecutionFailure:
+    return ExecutionFailure(
+        cell, "AttributeError: ...", "Fix it.", 1.0, PANDAS_FRAME, "AttributeError",
+        "'DataFrame' object has no attribute 'swapped'",
+    )  # fmt: skip
+
+
+CAPTURE = Capture([], [], {}, {}, seconds=2.0)
+CELLS = (
+    "import pandas as pd\nfrom sklearn.linear_model import LinearRegression",
+    "X = pd.DataFrame({'a': [1.0, 2.0]})\ny = [1.0, 2.0]",
+    "X = X.swapped()",  # no drift entry knows it: only the traceback ties it to pandas
+    "model = LinearRegression()\nmodel.fit(X, y)",
+)
+REQUIREMENTS = ["pandas==2.2.3", "scikit-learn==1.9.1"]
+SERVICE = ["numpy==2.4.6"]
+
+
+@pytest.mark.usefixtures("index")
+def test_the_library_the_traceback_names_is_stepped_back_until_the_notebook_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created = fake_environments(monkeypatch)
+    analysis = analyse_cells(*CELLS)
+    ran_with: list[str] = []
+
+    def run(_python: Path | None) -> Capture | ExecutionFailure:
+        version = created[-1]["pandas"]
+        ran_with.append(version)
+        return CAPTURE if version.startswith("1.") else failure()
+
+    retried = environments.retry(
+        failure(), analysis, plan(analysis, "p"), None, run=run, service_pins=SERVICE,
+        installed={"pandas": "2.2.3", "scikit-learn": "1.9.1", "numpy": "2.4.6"},
+        packages=PACKAGES,
+    )  # fmt: skip
+    # the project's own pins are the failed environment's: skipped; then <2 (pandas 1.5.3).
+    assert ran_with == ["1.5.3"]
+    assert retried.ran is CAPTURE and retried.resolution is not None
+    pins = {p.distribution: p for p in retried.resolution.pins}
+    assert pins["pandas"].version == "1.5.3"
+    assert "the notebook ran with it (promote --execute, fresh environment 1)" in (
+        pins["pandas"].reason
+    )
+    assert "pandas 2.2.3 failed to run the notebook" in pins["pandas"].reason
+    assert [a.ran for a in retried.attempts] == [True]
+
+
+@pytest.mark.usefixtures("index")
+def test_retries_are_bounded_and_the_first_failure_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    created = fake_environments(monkeypatch)
+    analysis = analyse_cells(*CELLS)
+    first = failure()
+    retried = environments.retry(
+        first, analysis, plan(analysis, "p"), None, run=lambda _: failure(), service_pins=SERVICE,
+        installed={"pandas": "2.2.3", "scikit-learn": "1.9.1", "numpy": "2.4.6"},
+        packages=PACKAGES, retries=2,
+    )  # fmt: skip
+    assert [v["pandas"] for v in created] == ["1.5.3"]  # <2, then nothing below 1.5.3 exists
+    assert retried.ran is first and retried.resolution is None
+    assert len(retried.attempts) == 1 and not retried.attempts[0].ran
+
+
+def test_an_error_of_the_notebook_s_own_code_is_not_retried(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notebook = tmp_path / "poc.ipynb"
+    notebook.write_text(notebook_json(*CELLS[:2], "print(undefined_name)", CELLS[3]))
+    target = tmp_path / "p"
+    assert main([str(notebook), "-o", str(target), "--execute", "--no-lock"]) == EXECUTION_FAILED
+    err = capsys.readouterr().err
+    assert "no other environment tried: the error is not tied to a library version" in err
+    assert "at cell 3: NameError" in err
+
+
+# -- for real: a notebook written for pandas 1 -----------------------------------------------
+APPEND = (
+    "import numpy as np\nimport pandas as pd\nfrom sklearn.linear_model import LogisticRegression",
+    "rng = np.random.RandomState(0)\n"
+    "df = pd.DataFrame({'a': rng.normal(size=200), 'b': rng.uniform(size=200)})\n"
+    "df['y'] = (df['a'] + df['b'] > 0.5).astype(int)\n"
+    "extra = df.sample(20, random_state=1)",
+    "# written for pandas 1.x: DataFrame.append was removed in pandas 2.0\n"
+    "df = df.append(extra, ignore_index=True)",
+    "X = df[['a', 'b']]\ny = df['y']\nmodel = LogisticRegression()\nmodel.fit(X, y)",
+    "accuracy = model.score(X, y)\nprint(accuracy)",
+)
+
+
+@pytest.mark.slow
+def test_a_pandas_1_notebook_runs_in_a_fresh_environment_and_its_project_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notebook = tmp_path / "old.ipynb"
+    notebook.write_text(notebook_json(*APPEND))
+    target = tmp_path / "p"
+    assert main([str(notebook), "-o", str(target), "--execute", "--explain-pins"]) == 0, (
+        capsys.readouterr()
+    )
+    out, err = capsys.readouterr()
+    assert "the run in the kernel's environment failed: Running" in err
+    assert "AttributeError: 'DataFrame' object has no attribute 'append'" in err
+    assert "fresh environment 1 (" in err and "pandas==1.5.3" in err and "): ran in" in err
+    assert "the notebook ran with it (promote --execute, fresh environment 1)" in out
+    captured = json.loads((target / "tests" / "parity" / "notebook.json").read_text())
+    assert captured["versions"]["pandas"] == "1.5.3"
+    assert captured["metrics"]["accuracy"] > 0.9
+    assert "pandas==1.5.3" in (target / "requirements.lock").read_text()
+    # The project pins what the notebook ran with, and its own tests (parity included) pass there.
+    install_project(target)
+    output = run([venv_command(target, "pytest"), "-q", "-p", "no:cacheprovider"], target)
+    assert " passed" in output and "failed" not in output
