@@ -52,9 +52,9 @@ class FakeIndex:
                 merged[key] & requirement.specifier if key in merged else requirement.specifier
             )
         for key in list(merged):
-            for needed in DEPENDS.get(key, []):
-                if needed in self.available:
-                    merged.setdefault(needed, SpecifierSet())
+            for dependency in DEPENDS.get(key, []):
+                if dependency in self.available:
+                    merged.setdefault(dependency, SpecifierSet())
         for key, specifier in merged.items():
             fits = [v for v in self.available.get(key, []) if specifier.contains(v)]
             if not fits:

@@ -351,9 +351,8 @@ def _abi_needs(compiled: Mapping[str, str]) -> dict[str, str]:
         needed_version = compiled.get(needed_name)
         if version is None or not _contains(rule.versions, version):
             continue
-        if needed_version is None or _contains(  # not in the set, or already fits
-            rule.requires[len(_name(rule.requires)) :], needed_version
-        ):
+        wanted = rule.requires[len(_name(rule.requires)) :]
+        if needed_version is None or _contains(wanted, needed_version):  # not in the set, or fits
             continue
         out[rule.requires] = (
             f"{rule.requires}: {rule.distribution} {version} needs it ({rule.source})"
