@@ -10,7 +10,10 @@ Method. For every notebook of ../shared/corpus whose data is present (MANIFEST c
    numpy that the notebook's pins do not replace) plus ipykernel and nbclient;
 3. a scratch copy of the notebook's folder is run top to bottom with nbclient in a kernel of that
    environment, with the corpus's budget (120 s for the whole notebook, cwd = the notebook's
-   folder), exactly as the MANIFEST's runs were made.
+   folder), exactly as the MANIFEST's runs were made;
+4. ``promote NOTEBOOK --execute`` itself (``run_promote``) on another copy: the run in promote's
+   own environment, then, when a library version makes it fail, promote's retries in fresh
+   environments; it says where the notebook ran, and the project it writes pins that set.
 
 "Today's latest" is the MANIFEST's ``latest-libs`` result (pandas 3.1, numpy 2.4,
 scikit-learn 1.9, ...), run the same way by the corpus's authors. Notebooks whose libraries do not
@@ -110,6 +113,33 @@ def run_with_pins(row: dict[str, str], budget: int, work: Path) -> tuple[bool, s
     return detail == "OK", detail, explain(resolution), seconds
 
 
+def run_promote(row: dict[str, str], budget: int, work: Path) -> tuple[str, str, float]:
+    """``promote NOTEBOOK --execute`` on a scratch copy, in promote's own environment (its
+    kernel is today's libraries, without what promote itself does not need), with its retries
+    in fresh environments: (outcome, detail, seconds). Outcome: "kernel" (ran as it is),
+    "fresh N" (ran in the Nth fresh environment), "failed", or "refused" (not promoted)."""
+    scratch = work / f"promote-{row['name']}"
+    shutil.copytree(CORPUS / row["name"], scratch)
+    copy = scratch / row["notebook_relpath"]
+    started = time.monotonic()
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
+    promote = str(Path(sys.executable).with_name("promote"))
+    target = str(work / f"project-{row['name']}")
+    command = [promote, str(copy), "-o", target, "--execute", "--no-lock",
+               "--timeout", str(budget), "--total-timeout", str(budget)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    seconds = time.monotonic() - started
+    lines = [line for line in result.stderr.splitlines() if "IPKernelApp" not in line]
+    fresh = [line for line in lines if line.startswith("fresh environment ")]
+    if result.returncode == 0:
+        ran = [line for line in fresh if line.rstrip().split(": ")[-1].startswith("ran in")]
+        outcome = f"fresh {ran[-1].split()[2]}" if ran else "kernel"
+        return outcome, (ran[-1] if ran else "ran in the kernel's environment")[:200], seconds
+    errors = [line for line in lines if line.startswith("error:")]
+    detail = " | ".join([*fresh, *errors[-1:]])[:400] or (lines[-1:] or ["?"])[0][:200]
+    return ("refused" if result.returncode == 1 else "failed"), detail, seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="*")
@@ -132,6 +162,7 @@ def main() -> int:
                 print(f"skip {row['name']}: PyTorch", flush=True)
                 continue
             ok, detail, pins, seconds = run_with_pins(row, args.budget, Path(scratch))
+            outcome, executed, promote_seconds = run_promote(row, args.budget, Path(scratch))
             item = {
                 "name": row["name"],
                 "latest": latest_ok(row),
@@ -140,19 +171,26 @@ def main() -> int:
                 "pins_detail": detail,
                 "seconds": round(seconds, 1),
                 "explain": pins,
+                "execute": outcome,
+                "execute_detail": executed,
+                "execute_seconds": round(promote_seconds, 1),
             }
             report.append(item)
             print(
                 f"{row['name']:<34} latest {'yes' if item['latest'] else 'no ':<4} "
-                f"promote {'yes' if ok else 'no '} {detail[:110]}",
+                f"pins {'yes' if ok else 'no '} {detail[:80]}\n"
+                f"{'':<34} promote --execute: {outcome} {executed[:200]}",
                 flush=True,
             )
     measured = [r for r in report if "skipped" not in r]
     latest = sum(1 for r in measured if r["latest"])
     pinned = sum(1 for r in measured if r["pins"])
+    promoted = [r for r in measured if r["execute"] != "refused"]
+    executed = sum(1 for r in promoted if r["execute"] != "failed")
     print(
         f"\n{len(measured)} notebooks with their data present and libraries installable: "
-        f"{latest} run with today's latest libraries (MANIFEST), {pinned} with promote's pins"
+        f"{latest} run with today's latest libraries (MANIFEST), {pinned} with promote's pins; "
+        f"promote --execute (with its retries) ran {executed} of the {len(promoted)} it promotes"
     )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -125,7 +125,7 @@ def execute(
     started = time.monotonic()
     capture_index = len(node.cells) - 1
     try:
-        with client.setup_kernel():
+        with client.setup_kernel(cleanup_kc=True):  # our own kernel manager too
             for index, cell in enumerate(node.cells):
                 if cell.cell_type != "code":
                     continue
