@@ -40,7 +40,9 @@ class FakeIndex:
 
         ours = {r.normal_name(n) for n in lines}
         text = list(lines.values()) + [
-            pin if keep_service else r._name(pin) for k, pin in service.items() if k not in ours
+            pin if keep_service else r.requirement_name(pin)
+            for k, pin in service.items()
+            if k not in ours
         ]
         self.calls.append(text)
         chosen: dict[str, str] = {}

@@ -216,16 +216,22 @@ def promote(
 def explain_pins(notebook: Path | str, *, index: bool = True) -> Resolution:
     """The pins ``promote`` would write for the notebook's third-party imports, and why."""
     analysis = analyse_in_environment(read(notebook))
+    requirements = _notebook_requirements(analysis, Path(notebook).resolve().parent)
+    found = _resolve(analysis, requirements, index=index, always=True)
+    assert found is not None
+    return found
+
+
+def _notebook_requirements(analysis: Analysis, folder: Path) -> list[str]:
+    """Every third-party distribution the notebook imports, the package's or not, at the
+    version installed here when there is one."""
     installed = installed_versions()
-    local = modules_beside(Path(notebook).resolve().parent)
-    requirements = [
+    local = modules_beside(folder)
+    return [
         f"{d.distribution}=={v}" if (v := installed.get(_normal(d.distribution))) else d.requirement
         for d in analysis.dependencies
         if not set(d.modules) & local
     ]
-    found = _resolve(analysis, requirements, index=index, always=True)
-    assert found is not None
-    return found
 
 
 def _resolve(
@@ -307,6 +313,7 @@ def _retry(
         installed=installed_versions(),
         packages=importlib.metadata.packages_distributions(),
         retries=execution.retries,
+        notebook_only=_notebook_requirements(analysis, notebook.resolve().parent),
     )
 
 

@@ -35,7 +35,15 @@ from promote.analysis.failure import Implication, implicated
 from promote.capture import Capture, ExecutionFailure
 from promote.lock import find_uv
 from promote.planning import Plan
-from promote.resolve import COMPILED, Pin, Resolution, newest_before, resolve, step_back
+from promote.resolve import (
+    COMPILED,
+    Pin,
+    Resolution,
+    newest_before,
+    requirement_name,
+    resolve,
+    step_back,
+)
 
 __all__ = ["Attempt", "Retried", "retry"]
 
@@ -84,12 +92,15 @@ def retry(
     installed: Mapping[str, str],
     packages: Mapping[str, Sequence[str]],
     retries: int = 3,
+    notebook_only: Sequence[str] = (),
 ) -> Retried:
     """Run the notebook in up to ``retries`` fresh environments after ``failure``.
 
     ``run(python)`` runs the notebook with that interpreter (``capture.execute``); ``installed``
     and ``packages`` describe the environment that failed (promote's own, where the default
-    kernel runs).
+    kernel runs). ``notebook_only``: requirements of the notebook's imports the package does not
+    need (a plotting library of an exploration cell); the environments have them, the project's
+    pins do not.
     """
     tied = implicated(
         failure.error_name,
@@ -108,12 +119,15 @@ def retry(
         return Retried(failure, failure, None, (), "uv is not installed")
     failed = {normal_name(k): v for k, v in installed.items()}
     requirements = list(resolution.requirements if resolution else plan.dependencies)
+    named = {normal_name(requirement_name(r)) for r in requirements}
+    extra = {normal_name(requirement_name(r)) for r in notebook_only} - named
+    requirements += [r for r in notebook_only if normal_name(requirement_name(r)) in extra]
     caps: dict[str, tuple[str, str]] = {}
     rungs: dict[str, list[str]] = {}
     tried: set[tuple[str, ...]] = set()
     attempts: list[Attempt] = []
     first: Resolution | None = resolution
-    if first is None or first.method != "uv":  # --no-lock: the candidates need the index anyway
+    if first is None or first.method != "uv" or extra:  # the environments need the index
         first = resolve(analysis, requirements, service_pins, installed=failed)
     for number in range(1, retries + 1):
         candidate = _next(
@@ -136,7 +150,8 @@ def retry(
             ran = run(environment.python)
         if isinstance(ran, Capture):
             attempts.append(Attempt(number, changed, f"ran in {ran.seconds:.1f} s", ran=True))
-            return Retried(failure, ran, _ran_with(candidate, number, changed), tuple(attempts))
+            kept = _ran_with(candidate, number, changed, extra)
+            return Retried(failure, ran, kept, tuple(attempts))
         attempts.append(Attempt(number, changed, ran.message(Path(plan.notebook_name))))
         failed = environment.versions
         tied = implicated(
@@ -256,10 +271,14 @@ print(json.dumps({
 """
 
 
-def _ran_with(resolution: Resolution, number: int, changed: Sequence[str]) -> Resolution:
-    """The pins the notebook ran with, each changed one saying so."""
+def _ran_with(
+    resolution: Resolution, number: int, changed: Sequence[str], notebook_only: set[str]
+) -> Resolution:
+    """The project's pins from the set the notebook ran with, each changed one saying so."""
     pins = []
     for pin in resolution.pins:
+        if normal_name(pin.distribution) in notebook_only:
+            continue
         if pin.requirement in changed:
             why = f"the notebook ran with it (promote --execute, fresh environment {number})"
             pin = Pin(pin.distribution, pin.version, f"{why}; {pin.reason}", pin.specifier)

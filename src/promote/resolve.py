@@ -38,7 +38,16 @@ from promote.analysis.drift import load_abi_rules
 from promote.analysis.evidence import normal_name
 from promote.lock import find_uv
 
-__all__ = ["Pin", "Resolution", "explain", "needed", "newest_before", "resolve", "step_back"]
+__all__ = [
+    "Pin",
+    "Resolution",
+    "explain",
+    "needed",
+    "newest_before",
+    "requirement_name",
+    "resolve",
+    "step_back",
+]
 
 # Distributions that ship compiled code: never pin a version that has no wheel for the Python.
 COMPILED = frozenset(
@@ -123,7 +132,7 @@ def resolve(
     not name is added to them.
     """
     wants = _wants(analysis, requirements, installed or {}, caps or {})
-    service = {normal_name(_name(p)): p for p in service_pins}
+    service = {normal_name(requirement_name(p)): p for p in service_pins}
     uv = find_uv()
     if not index:
         return _offline(wants, python, "--no-lock")
@@ -200,10 +209,10 @@ def _wants(
 ) -> list[_Want]:
     bounds = {normal_name(b.distribution): b for b in analysis.bounds if not b.conflict}
     deps = {normal_name(d.distribution): d for d in analysis.dependencies}
-    named = {normal_name(_name(r)) for r in requirements}
+    named = {normal_name(requirement_name(r)) for r in requirements}
     out = []
     for requirement in [*requirements, *(c for c in caps if normal_name(c) not in named)]:
-        name = _name(requirement)
+        name = requirement_name(requirement)
         key = normal_name(name)
         bound = bounds.get(key)
         spec = bound.specifier if bound else ""
@@ -327,7 +336,7 @@ def _compile_compatible(
     for _ in range(4):
         merged = dict(lines)
         for requirement in extra:
-            key = _name(requirement)
+            key = requirement_name(requirement)
             before = merged.get(key, key)
             joiner = "," if before != key else ""
             merged[key] = f"{before}{joiner}{requirement[len(key) :]}"
@@ -347,11 +356,11 @@ def _abi_needs(compiled: Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for rule in load_abi_rules():
         version = compiled.get(normal_name(rule.distribution))
-        needed_name = normal_name(_name(rule.requires))
+        needed_name = normal_name(requirement_name(rule.requires))
         needed_version = compiled.get(needed_name)
         if version is None or not _contains(rule.versions, version):
             continue
-        wanted = rule.requires[len(_name(rule.requires)) :]
+        wanted = rule.requires[len(requirement_name(rule.requires)) :]
         if needed_version is None or _contains(wanted, needed_version):  # not in the set, or fits
             continue
         out[rule.requires] = (
@@ -374,7 +383,7 @@ def _compile(
     text = list(lines.values())
     for key, pin in service.items():
         if key not in ours:
-            text.append(pin if keep_service else _name(pin))
+            text.append(pin if keep_service else requirement_name(pin))
     binary = sorted(
         {normal_name(w.distribution) for w in wants} & COMPILED | (set(service) & COMPILED)
     )
@@ -429,21 +438,21 @@ def _resolution(
         pins.append(Pin(want.distribution, version, _reason(want, version, relaxed)))
     for key, pin in sorted(service.items()):
         version = compiled.get(key)
-        if key in ours or version is None or pin == f"{_name(pin)}=={version}":
+        if key in ours or version is None or pin == f"{requirement_name(pin)}=={version}":
             continue
         pins.append(
             Pin(
-                _name(pin),
+                requirement_name(pin),
                 version,
                 f"the service pins {pin}; this version fits the notebook's pins",
             )
         )
         ours.add(key)
     for requirement, why in sorted((extra or {}).items()):
-        key = normal_name(_name(requirement))
+        key = normal_name(requirement_name(requirement))
         version = compiled.get(key)
         if key not in ours and key not in service and version is not None:
-            pins.append(Pin(_name(requirement), version, f"compatibility: {why}"))
+            pins.append(Pin(requirement_name(requirement), version, f"compatibility: {why}"))
             ours.add(key)
     return Resolution(python, tuple(pins), "uv", tuple(notes))
 
@@ -500,6 +509,6 @@ def _contains(specifier: str, version: str) -> bool:
         return False
 
 
-def _name(requirement: str) -> str:
+def requirement_name(requirement: str) -> str:
     match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
     return match.group(1) if match else requirement.strip()
