@@ -229,7 +229,7 @@ def test_a_pandas_1_notebook_runs_in_a_fresh_environment_and_its_project_passes(
         capsys.readouterr()
     )
     out, err = capsys.readouterr()
-    assert "the run in the kernel's environment failed: Running" in err
+    assert "the run in the kernel's environment failed at cell 3: AttributeError" in err
     assert "AttributeError: 'DataFrame' object has no attribute 'append'" in err
     assert "fresh environment 1 (" in err and "pandas==1.5.3" in err and "): ran in" in err
     assert "the notebook ran with it (promote --execute, fresh environment 1)" in out

@@ -124,7 +124,7 @@ def build(
             fg="yellow",
             err=True,
         )
-    for line in report.retry_lines(result.retried, notebook) if result.retried else []:
+    for line in report.retry_lines(result.retried) if result.retried else []:
         click.echo(line, err=True)
     if result.captured:
         click.echo(

@@ -14,8 +14,6 @@ from promote.errors import RefusedNotebookError
 from promote.planning import Plan, plan
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from promote.environments import Retried
     from promote.verify import Verification
 
@@ -340,15 +338,15 @@ def verification_text(result: Verification) -> str:
     return "\n".join(lines)
 
 
-def retry_lines(retried: Retried, notebook: Path) -> list[str]:
+def retry_lines(retried: Retried) -> list[str]:
     """What ``promote --execute`` tried after the run in the kernel's environment failed."""
     if not retried.attempts and not retried.skipped:
         return []
     lines = []
     if retried.resolution is not None:  # else the failure is the run's error, reported last
-        lines.append(
-            f"the run in the kernel's environment failed: {retried.failure.message(notebook)}"
-        )
+        failure = retried.failure
+        where = f" at cell {failure.cell}" if failure.cell else ""
+        lines.append(f"the run in the kernel's environment failed{where}: {failure.error}")
     for attempt in retried.attempts:
         pins = ", ".join(attempt.changed) or "the same pins"
         lines.append(f"fresh environment {attempt.number} ({pins}): {attempt.outcome}")

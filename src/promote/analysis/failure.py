@@ -46,7 +46,7 @@ _NOT_VERSIONS = frozenset(
 _API_ERRORS = frozenset(
     {
         "AttributeError", "TypeError", "ValueError", "ImportError", "ModuleNotFoundError",
-        "NotImplementedError", "FutureWarning", "DeprecationWarning",
+        "NotImplementedError", "FutureWarning", "DeprecationWarning", "InvalidParameterError",
     }
 )  # fmt: skip
 # The kernel's own machinery, never the notebook's library.
