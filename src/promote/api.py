@@ -10,6 +10,8 @@ import dataclasses
 import importlib.metadata
 import json
 import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,13 @@ from pathlib import Path
 import yaml
 
 from promote.analysis import Analysis, analyse
-from promote.capture import Capture, ExecutionFailure, capture_json
+from promote.capture import (
+    NOTEBOOK_MODEL_DIR,
+    Capture,
+    ExecutionFailure,
+    capture_json,
+    notebook_model_files,
+)
 from promote.capture import execute as execute_notebook
 from promote.codegen import model_card
 from promote.environments import Retried, retry
@@ -180,27 +188,32 @@ def promote(
         result = dataclasses.replace(result, dependencies=resolution.requirements)
     if pretend:
         return Promotion(result, target, None, copies, resolution=resolution)
-    ran = _execute(path, result, execute) if execute else None
-    retried = None
-    if isinstance(ran, ExecutionFailure) and execute is not None:
-        retried = _retry(path, analysis, result, ran, resolution, execute)
-        ran = retried.ran
-        if retried.resolution is not None:
-            resolution = retried.resolution
-            result = dataclasses.replace(result, dependencies=resolution.requirements)
-    extra = {PARITY_FILE: capture_json(ran, result)} if isinstance(ran, Capture) else {}
-    captured = json.loads(extra[PARITY_FILE]) if extra else None
-    extra[MODEL_CARD] = model_card(result, captured)
-    rendered = render(
-        result,
-        target,
-        data_files=copies,
-        force=force,
-        notebook=path,
-        extra_files=extra,
-        lock=lock,
-        local_modules=local_names,
-    )
+    with tempfile.TemporaryDirectory(prefix="promote-model-") as saved:
+        ran = _execute(path, result, execute, model_directory=Path(saved)) if execute else None
+        retried = None
+        if isinstance(ran, ExecutionFailure) and execute is not None:
+            retried = _retry(path, analysis, result, ran, resolution, execute, Path(saved))
+            ran = retried.ran
+            if retried.resolution is not None:
+                resolution = retried.resolution
+                result = dataclasses.replace(result, dependencies=resolution.requirements)
+        extra = {PARITY_FILE: capture_json(ran, result)} if isinstance(ran, Capture) else {}
+        captured = json.loads(extra[PARITY_FILE]) if extra else None
+        extra[MODEL_CARD] = model_card(result, captured)
+        if isinstance(ran, Capture):
+            model_copies, model_texts = notebook_model_files(ran, result, Path(saved))
+            copies.update(model_copies)
+            extra.update(model_texts)
+        rendered = render(
+            result,
+            target,
+            data_files=copies,
+            force=force,
+            notebook=path,
+            extra_files=extra,
+            lock=lock,
+            local_modules=local_names,
+        )
     return Promotion(
         result,
         target,
@@ -267,22 +280,38 @@ def _normal(name: str) -> str:
 def capture_into(
     project: Path | str, notebook: Path | str | None = None, execution: Execution | None = None
 ) -> Capture | ExecutionFailure:
-    """Run the project's notebook and (re)write its ``tests/parity/notebook.json``."""
+    """Run the project's notebook and (re)write its ``tests/parity/notebook.json`` and the
+    notebook's model in ``artifacts/notebook``."""
     from promote.lifecycle import project_notebook
 
     project = Path(project).resolve()
     source = Path(notebook) if notebook else project_notebook(project)
     analysis = analyse_in_environment(read(source))
     result = plan(analysis, default_name(source), installed=installed_versions())
-    ran = _execute(source, result, execution or Execution())
-    if isinstance(ran, Capture):
-        (project / PARITY_FILE).parent.mkdir(parents=True, exist_ok=True)
-        (project / PARITY_FILE).write_text(capture_json(ran, result), encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="promote-model-") as saved:
+        ran = _execute(source, result, execution or Execution(), model_directory=Path(saved))
+        if isinstance(ran, Capture):
+            (project / PARITY_FILE).parent.mkdir(parents=True, exist_ok=True)
+            (project / PARITY_FILE).write_text(capture_json(ran, result), encoding="utf-8")
+            copies, texts = notebook_model_files(ran, result, Path(saved))
+            folder = project / NOTEBOOK_MODEL_DIR
+            if folder.is_dir():  # the previous capture's model: replaced, never mixed
+                shutil.rmtree(folder)
+            if copies:
+                folder.mkdir(parents=True)
+            for file, relative in copies.items():
+                shutil.copyfile(file, project / relative)
+            for relative, text in texts.items():
+                (project / relative).write_text(text, encoding="utf-8")
     return ran
 
 
 def _execute(
-    notebook: Path, result: Plan, execution: Execution, python: Path | None = None
+    notebook: Path,
+    result: Plan,
+    execution: Execution,
+    python: Path | None = None,
+    model_directory: Path | None = None,
 ) -> Capture | ExecutionFailure:
     return execute_notebook(
         notebook,
@@ -291,6 +320,7 @@ def _execute(
         total_timeout=execution.total_timeout,
         kernel=execution.kernel,
         python=python,
+        model_directory=model_directory,
     )
 
 
@@ -301,6 +331,7 @@ def _retry(
     failure: ExecutionFailure,
     resolution: Resolution | None,
     execution: Execution,
+    model_directory: Path | None = None,
 ) -> Retried:
     """The run failed in the kernel's environment: try fresh ones (``environments.retry``)."""
     return retry(
@@ -308,7 +339,7 @@ def _retry(
         analysis,
         result,
         resolution,
-        run=lambda python: _execute(notebook, result, execution, python),
+        run=lambda python: _execute(notebook, result, execution, python, model_directory),
         service_pins=service_pins(),
         installed=installed_versions(),
         packages=importlib.metadata.packages_distributions(),

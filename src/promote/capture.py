@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -24,11 +25,27 @@ from typing import Any
 from promote.errors import PromoteError
 from promote.planning import Plan
 
-__all__ = ["Capture", "ExecutionFailure", "capture_json", "execute"]
+__all__ = [
+    "NOTEBOOK_MODEL_DIR",
+    "Capture",
+    "ExecutionFailure",
+    "capture_json",
+    "execute",
+    "notebook_model_files",
+]
 
 SAMPLE_ROWS = 5
+# Where the project keeps the notebook's own fitted model (in git): a complete artifacts
+# directory the service serves until a model version is in the registry.
+NOTEBOOK_MODEL_DIR = "artifacts/notebook"
+NOTEBOOK_VERSION = "notebook"  # the version name the service reports for it
+JSON_TYPES = frozenset({"number", "integer", "boolean", "string"})
 MARKER = "PROMOTE-CAPTURE:"
 REFERENCE_MODULE = Path("project", "src", "{{ package_name }}", "reference.py")
+MODEL_MODULE = Path("project", "src", "{{ package_name }}", "modelfile.py")
+# The largest model file written into a project (git keeps every version of it): 20 MB, or
+# PROMOTE_MAX_MODEL_MB. A bigger model is not captured; `make train` saves it under artifacts/.
+MAX_MODEL_MB = 20
 
 # Runs in the notebook's kernel after its last cell: kernel_capture's source, in a namespace of
 # its own, then one JSON line.
@@ -36,20 +53,17 @@ _CAPTURE_CELL = """\
 __promote_capture = {{}}
 exec(compile({source!r}, "promote_capture.py", "exec"), __promote_capture)
 print({marker!r} + __import__("json").dumps(__promote_capture["capture"](
-    {model}, {fit_input}, {{{metrics}}}, {rows}, {reference!r}), default=str))
+    {model}, {fit_input}, {{{metrics}}}, {rows}, {reference!r},
+    {modelfile!r}, {directory!r}, {max_bytes!r}), default=str))
 del __promote_capture
 """
 
 
-def capture_cell(plan: Plan) -> str:
-    """The code run after the notebook's last cell."""
+def capture_cell(plan: Plan, model_directory: Path | None = None) -> str:
+    """The code run after the notebook's last cell; it saves the model into
+    ``model_directory`` (when given) with the template's ``modelfile.py``."""
     from promote import kernel_capture
-    from promote.store import template_path
 
-    try:
-        reference = (template_path() / REFERENCE_MODULE).read_text(encoding="utf-8")
-    except (OSError, PromoteError):  # a template without reference.py: no reference statistics
-        reference = ""
     return _CAPTURE_CELL.format(
         source=Path(kernel_capture.__file__).read_text(encoding="utf-8"),
         marker=MARKER,
@@ -57,8 +71,31 @@ def capture_cell(plan: Plan) -> str:
         fit_input=plan.fit_input,
         metrics=", ".join(f'"{m}": {m}' for m in dict.fromkeys(plan.metrics)),
         rows=SAMPLE_ROWS,
-        reference=reference,
+        reference=_template_source(REFERENCE_MODULE),
+        modelfile=_template_source(MODEL_MODULE) if model_directory else "",
+        directory=str(model_directory or ""),
+        max_bytes=max_model_bytes(),
     )
+
+
+def _template_source(relative: Path) -> str:
+    """The source of one of the template's modules ("" when the template has none)."""
+    from promote.store import template_path
+
+    try:
+        return (template_path() / relative).read_text(encoding="utf-8")
+    except (OSError, PromoteError):
+        return ""
+
+
+def max_model_bytes() -> int:
+    """The size cap of a captured model file, in bytes (``PROMOTE_MAX_MODEL_MB``)."""
+    value = os.environ.get("PROMOTE_MAX_MODEL_MB", "")
+    try:
+        megabytes = float(value) if value.strip() else MAX_MODEL_MB
+    except ValueError:
+        megabytes = MAX_MODEL_MB
+    return int(megabytes * 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -73,6 +110,9 @@ class Capture:
     schema: dict[str, Any] = field(default_factory=dict)  # the model input, as fitted
     dropped: dict[str, str] = field(default_factory=dict)  # column → why it is not recorded
     reference: dict[str, Any] | None = None  # reference.py's statistics, from the notebook
+    # The notebook's fitted model as saved in the kernel: model.json's content with the file's
+    # size, or {"error": why} when it was not kept; {} when no directory was given.
+    model: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,8 +140,10 @@ def execute(
     total_timeout: int = 3600,
     kernel: str = "python3",
     python: Path | None = None,
+    model_directory: Path | None = None,
 ) -> Capture | ExecutionFailure:
-    """Run ``notebook`` top to bottom in a fresh kernel, then capture what ``plan`` needs.
+    """Run ``notebook`` top to bottom in a fresh kernel, then capture what ``plan`` needs (and
+    save the fitted model into ``model_directory``, when given).
 
     The kernel is the Jupyter kernel named ``kernel``, or with ``python`` an IPython kernel run
     by that interpreter (an environment of ``environments``; it must have ipykernel).
@@ -113,7 +155,7 @@ def execute(
     with warnings.catch_warnings():  # a missing cell id is not the user's problem here
         warnings.simplefilter("ignore")
         node = nbformat.reads(notebook.read_text(encoding="utf-8"), as_version=4)
-    node.cells.append(nbformat.v4.new_code_cell(capture_cell(plan)))
+    node.cells.append(nbformat.v4.new_code_cell(capture_cell(plan, model_directory)))
     client = NotebookClient(
         node,
         km=_kernel_manager(python) if python else None,
@@ -243,6 +285,7 @@ def _parse(cell: Any, seconds: float) -> Capture | ExecutionFailure:
                 schema=data["schema"],
                 dropped=data["dropped"],
                 reference=data["reference"],
+                model=data.get("model") or {},
             )
     return ExecutionFailure(
         None, "the capture printed nothing", "This is a bug in promote.", seconds
@@ -263,6 +306,8 @@ def capture_json(capture: Capture, plan: Plan) -> str:
         "schema": capture.schema,
         "reference": capture.reference,
     }
+    if capture.model:
+        data["model"] = model_section(capture, plan)
     if capture.dropped:
         data["dropped"] = {
             "note": "left out of the records, of the schema's ranges and categories and of "
@@ -270,3 +315,77 @@ def capture_json(capture: Capture, plan: Plan) -> str:
             "columns": capture.dropped,
         }
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def not_servable(capture: Capture, plan: Plan) -> str:
+    """Why the service cannot serve the captured model as it is ("" when it can)."""
+    if plan.inference.function:
+        return (
+            "requests carry the loaded columns and the service applies the notebook's feature "
+            "steps (make_features) before the model; the captured model takes their result, so "
+            "the service serves a model from `make train`"
+        )
+    if capture.dropped:
+        return (
+            "columns that look like personal data are left out of the sample, so the "
+            "service's sample would be incomplete; the service serves a model from `make train`"
+        )
+    schema = capture.schema
+    kind = schema.get("kind")
+    if kind == "table" and all(c.get("type") in JSON_TYPES for c in schema.get("columns", [])):
+        return ""
+    if kind == "text" or (kind == "array" and schema.get("n_features")):
+        return ""
+    return "its input cannot be described as JSON fields; the service serves `make train`'s"
+
+
+def model_section(capture: Capture, plan: Plan) -> dict[str, Any]:
+    """The ``model`` entry of ``notebook.json``: where the captured model is, or why not."""
+    model = capture.model
+    if "error" in model:
+        return {"error": f"the notebook's model is not in the project: {model['error']}"}
+    why = not_servable(capture, plan)
+    section = {
+        "directory": NOTEBOOK_MODEL_DIR,
+        "file": model["file"],
+        "format": model["format"],
+        "sha256": model["sha256"],
+        "bytes": model["bytes"],
+        "served": not why,
+    }
+    return section | ({"not_served": why} if why else {})
+
+
+def notebook_model_files(
+    capture: Capture, plan: Plan, saved: Path
+) -> tuple[dict[Path, str], dict[str, str]]:
+    """The captured model's files for the project: ``(copies, texts)``, the model file and
+    its manifest (saved in the kernel into ``saved``) to copy, and the JSON files that make
+    ``NOTEBOOK_MODEL_DIR`` a complete artifacts directory (when the service can serve it)."""
+    model = capture.model
+    if not model or "error" in model:
+        return {}, {}
+    copies = {
+        saved / name: f"{NOTEBOOK_MODEL_DIR}/{name}" for name in (model["file"], "model.json")
+    }
+    if not_servable(capture, plan):
+        return copies, {}
+    files = {
+        "schema.json": capture.schema,
+        "sample.json": {"records": capture.records, "predictions": capture.predictions},
+        "metrics.json": {k: v for k, v in capture.metrics.items() if math.isfinite(v)},
+    }
+    if capture.reference:
+        files["reference.json"] = capture.reference
+    files["version.json"] = {
+        "version": NOTEBOOK_VERSION,
+        "source": f"captured from the notebook {plan.notebook_name} by promote --execute",
+        "metrics": capture.metrics,
+        "libraries": model.get("versions", {}),
+        "files": sorted([*files, model["file"], "model.json"]),
+    }
+    texts = {
+        f"{NOTEBOOK_MODEL_DIR}/{name}": json.dumps(data, indent=2, allow_nan=False) + "\n"
+        for name, data in files.items()
+    }
+    return copies, texts

@@ -18,7 +18,12 @@ data about the fitted model and the input it was fitted on:
   ``make train`` computes ``artifacts/reference.json`` (which describes what requests carry:
   the loaded columns, when the service applies the notebook's feature steps itself; the
   parity tests compare at the model's input);
-* ``metrics``: the metrics that are numbers; ``versions``: the imported libraries' versions.
+* ``metrics``: the metrics that are numbers; ``versions``: the imported libraries' versions;
+* ``model``: the fitted model itself, saved into a directory promote gives by the generated
+  project's own ``modelfile.py`` (its source is passed in: skops, XGBoost's format, joblib
+  only where neither fits, and ``model.json`` with the SHA-256 and library versions): the
+  manifest with the file's size, or ``{"error": why}`` when it is not kept (over the size
+  cap, or the model uses functions or classes defined in the notebook itself).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from __future__ import annotations
 import math
 import re
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 MAX_CATEGORIES = 50  # as artifacts.MAX_CATEGORIES in the generated project
@@ -71,6 +78,9 @@ def capture(
     metrics: dict[str, Any],
     rows: int,
     reference_source: str = "",
+    model_source: str = "",
+    model_directory: str = "",
+    max_model_bytes: int = 0,
 ) -> dict[str, Any]:
     """Everything the generated project records of the notebook's run (module docstring)."""
     kind = input_kind(fit_input)
@@ -85,6 +95,7 @@ def capture(
         "reference": optional(reference, model, fit_input, kind, dropped, reference_source),
         "metrics": numbers(metrics),
         "versions": versions(),
+        "model": save_model(model, model_source, model_directory, max_model_bytes),
     }
 
 
@@ -287,6 +298,48 @@ def reference(
     for name in dropped:  # a text model's features are text lengths: kept
         statistics["features"].pop(name, None)
     return statistics
+
+
+def save_model(model: Any, source: str, directory: str, max_bytes: int) -> dict[str, Any]:
+    """``model`` saved into ``directory`` by ``modelfile.py`` (``source``): its manifest with
+    ``bytes`` and ``seconds``, or ``{"error": why}`` with nothing left in ``directory``."""
+    if not directory:
+        return {}
+    if not source:
+        return {"error": "the template has no modelfile.py to save it with"}
+    started = time.monotonic()
+    folder = Path(directory)
+    modelfile: dict[str, Any] = {"__name__": "promote_modelfile"}
+    try:
+        exec(compile(source, "modelfile.py", "exec"), modelfile)
+        manifest: dict[str, Any] = modelfile["save_model"](model, folder)
+    except Exception as error:
+        remove_files(folder)
+        return {"error": f"it could not be saved ({type(error).__name__}: {error})"}
+    path = folder / str(manifest["file"])
+    size = path.stat().st_size
+    why = ""
+    if manifest["format"] == "joblib" and b"__main__" in path.read_bytes():
+        why = (
+            "it uses functions or classes defined in the notebook itself, which the project "
+            "has in its own modules: `make train` saves the model with those"
+        )
+    elif max_bytes and size > max_bytes:
+        why = (
+            f"its file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB promote writes "
+            "into a project (PROMOTE_MAX_MODEL_MB): `make train` saves it under artifacts/, "
+            "which git ignores"
+        )
+    if why:
+        remove_files(folder)
+        return {"error": why, "bytes": size, "format": manifest["format"]}
+    return {**manifest, "bytes": size, "seconds": round(time.monotonic() - started, 3)}
+
+
+def remove_files(folder: Path) -> None:
+    for path in folder.iterdir():
+        if path.is_file():
+            path.unlink()
 
 
 def numbers(metrics: dict[str, Any]) -> dict[str, float]:

@@ -3,7 +3,8 @@
 An artifacts directory holds six files:
 
 * ``model.skops``: the fitted model, in skops' format, which loads without running
-  arbitrary code; ``model.joblib`` (a pickle) only for a model skops cannot save;
+  arbitrary code (``model.ubj``, XGBoost's own format, for an XGBoost estimator;
+  ``model.joblib``, a pickle, only for a model neither can save): ``modelfile.py``;
 * ``model.json``: the model file's name, format, SHA-256 and the library versions it was
   saved with, and for skops the types it needs beyond skops' defaults (``MANIFEST_FILE``);
 * ``schema.json``: the input a request carries, inferred from the training rows
@@ -27,54 +28,35 @@ the sample, the data checks and the drift reference then all describe ``inputs``
 clients send.
 """
 
-import hashlib
 import importlib
-import importlib.metadata
-import io
 import json
 import logging
 import math
-import platform
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import joblib
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import skops.io as sio
 from pandas.api import types as ptypes
 
 from . import reference as ref
 
+# The model file and its manifest (``modelfile.py``), also used from here.
+from .modelfile import JOBLIB_MODEL_FILE as JOBLIB_MODEL_FILE
+from .modelfile import MANIFEST_FILE as MANIFEST_FILE
+from .modelfile import MODEL_FILE as MODEL_FILE
+from .modelfile import TRUSTED_MODULES as TRUSTED_MODULES
+from .modelfile import ModelArtifactError as ModelArtifactError
+from .modelfile import file_sha256 as file_sha256
+from .modelfile import library_versions as library_versions
+from .modelfile import load_model as load_model
+from .modelfile import save_model as save_model
+
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "model.skops"
-JOBLIB_MODEL_FILE = "model.joblib"  # a pickle: only for models skops cannot save
-MANIFEST_FILE = "model.json"
-MANIFEST_VERSION = 1
-# Modules whose types a skops model may need beyond skops' own defaults. Loading refuses any
-# other type, and saving falls back to joblib for a model that needs one. The project's own
-# package (functions and classes from the notebook) is trusted too. Add a module here only if
-# you trust its code: a type named in a model file is a function the model can call.
-TRUSTED_MODULES = (
-    "sklearn",
-    "numpy",
-    "scipy",
-    "pandas",
-    "xgboost",
-    "lightgbm",
-    "catboost",
-    "imblearn",
-)
-# Distributions whose versions are recorded beside the model. A different major or minor
-# version of scikit-learn refuses to load it (scikit-learn does not support models across
-# versions), and for a pickle (joblib) of Python too; any other difference is a warning.
-RECORDED_VERSIONS = ("scikit-learn", "numpy", "pandas", "scipy", "skops", "joblib")
-STRICT_VERSIONS = ("scikit-learn",)
-STRICT_PICKLE_VERSIONS = ("python", "scikit-learn")
 SCHEMA_FILE = "schema.json"
 SAMPLE_FILE = "sample.json"
 METRICS_FILE = "metrics.json"
@@ -321,128 +303,10 @@ def check_feature_steps(
         ) from error
 
 
-class ModelArtifactError(ValueError):
-    """The model file cannot be loaded safely: changed since it was saved, types nobody
-    trusted, or saved with library versions that cannot read it."""
-
-
-def save_model(model: Any, directory: Path) -> dict[str, Any]:
-    """Write ``model`` into ``directory`` (skops, else joblib) with its manifest; return it."""
-    manifest: dict[str, Any] = {"version": MANIFEST_VERSION}
-    try:
-        data = sio.dumps(model)
-        needed = sio.get_untrusted_types(data=data)
-        refused = [name for name in needed if not _trusted_module(name)]
-        if refused:
-            raise ModelArtifactError(f"it needs types from untrusted modules: {refused}")
-        sio.loads(data, trusted=needed)  # what cannot be read back is not saved as skops
-    except Exception as error:  # skops cannot save every object (lambdas, some libraries)
-        logger.warning("skops cannot save the model (%s); saving it with joblib", error)
-        buffer = io.BytesIO()
-        joblib.dump(model, buffer)
-        data = buffer.getvalue()
-        manifest.update(file=JOBLIB_MODEL_FILE, format="joblib", skops_error=str(error))
-    else:
-        manifest.update(file=MODEL_FILE, format="skops", trusted_types=sorted(needed))
-    for stale in {MODEL_FILE, JOBLIB_MODEL_FILE} - {manifest["file"]}:
-        (directory / stale).unlink(missing_ok=True)
-    (directory / manifest["file"]).write_bytes(data)
-    manifest.update(sha256=hashlib.sha256(data).hexdigest(), versions=library_versions())
-    _write_json(directory / MANIFEST_FILE, manifest)
-    return manifest
-
-
-def load_model(directory: Path) -> tuple[Any, str]:
-    """The model saved by ``save_model`` and its SHA-256, after checking the manifest."""
-    manifest = _read_json(directory / MANIFEST_FILE)
-    path = directory / str(manifest["file"])
-    if not path.is_file():
-        raise FileNotFoundError(f"missing {manifest['file']} in {directory}")
-    sha256 = file_sha256(path)
-    if sha256 != manifest["sha256"]:
-        raise ModelArtifactError(
-            f"{path} has SHA-256 {sha256}, but {MANIFEST_FILE} records {manifest['sha256']}: "
-            "the model file was changed or replaced after training. Run `make train` again "
-            "(or restore the file) rather than serving a model nobody can trace."
-        )
-    pickled = manifest["format"] == "joblib"
-    check_versions(
-        manifest.get("versions", {}), path, STRICT_PICKLE_VERSIONS if pickled else STRICT_VERSIONS
-    )
-    if pickled:
-        logger.warning("%s is a pickle (skops could not save this model)", path)
-        return joblib.load(path), sha256
-    needed = sio.get_untrusted_types(file=path)
-    listed = set(manifest.get("trusted_types", []))
-    refused = [name for name in needed if name not in listed or not _trusted_module(name)]
-    if refused:
-        raise ModelArtifactError(
-            f"{path} needs types that are not trusted: {refused}. Only types recorded in "
-            f"{MANIFEST_FILE} at training time and from the modules in "
-            "artifacts.TRUSTED_MODULES (or this package) are loaded; retrain, or add the "
-            "module to TRUSTED_MODULES if you trust its code."
-        )
-    return sio.load(path, trusted=needed), sha256
-
-
-def library_versions() -> dict[str, str]:
-    """The versions of Python and of ``RECORDED_VERSIONS`` that are installed."""
-    versions = {"python": platform.python_version()}
-    for name in RECORDED_VERSIONS:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def check_versions(
-    saved: Mapping[str, str], path: Path, strict: Sequence[str] = STRICT_VERSIONS
-) -> None:
-    """Refuse a model saved with another major or minor version of a library in ``strict``;
-    warn for any other library version that differs from the one installed."""
-    current = library_versions()
-    differ = {
-        name: (version, current[name])
-        for name, version in saved.items()
-        if name in current and current[name] != version
-    }
-    if not differ:
-        return
-    listed = ", ".join(f"{name} {old} (now {new})" for name, (old, new) in differ.items())
-    strict = [
-        name
-        for name, (old, new) in differ.items()
-        if name in strict and old.split(".")[:2] != new.split(".")[:2]
-    ]
-    if strict:
-        raise ModelArtifactError(
-            f"{path} was saved with {listed}: a model saved with another version of "
-            f"{' and '.join(strict)} may not load or may predict differently. Install the "
-            "versions of the lock file (`make install`) or retrain with `make train`."
-        )
-    logger.warning("%s was saved with %s; predictions may differ slightly", path, listed)
-
-
-def _trusted_module(name: str) -> bool:
-    package = __name__.rpartition(".")[0]
-    top = name.split(".", 1)[0]
-    return top in TRUSTED_MODULES or (bool(package) and top == package)
-
-
 def _own_module(module: str) -> bool:
     """Whether ``module`` is this package's (``pkg.features``), the package itself excluded."""
     package = __name__.rpartition(".")[0]
     return bool(package) and module.startswith(package + ".")
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file, in hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def infer_schema(features: Any) -> Schema:

@@ -8,7 +8,9 @@ data check failed (the version is kept as a candidate too). ``--report FILE`` al
 the report to FILE (Markdown).
 
 ``<project>-model`` manages the versions: ``list``, ``show [VERSION]``, ``promote
-[VERSION]`` (the newest candidate by default) and ``rollback``.
+[VERSION]`` (the newest candidate by default), ``rollback`` and ``adopt-notebook``, which
+records the notebook's own model (``artifacts/notebook``, captured by ``promote --execute``)
+as a version; it serves if nothing serves yet.
 
 Configuration comes from the environment (see ``service/config.py``), among others:
 
@@ -29,7 +31,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .registry import GateSettings, Registry, RegistryError, TrainingOutcome, record_training
+from .registry import (
+    NOTEBOOK_MODEL_DIR,
+    GateSettings,
+    Registry,
+    RegistryError,
+    TrainingOutcome,
+    adopt_notebook_model,
+    record_training,
+)
 from .service.config import ServiceSettings
 from .service.logs import configure_logging
 from .service.metrics import MULTIPROCESS_DIR_VARIABLE
@@ -106,6 +116,9 @@ def model(argv: Sequence[str] | None = None) -> None:
     promote = commands.add_parser("promote", help="make a version serve, without the gate")
     promote.add_argument("version", nargs="?", help="default: the newest candidate")
     commands.add_parser("rollback", help="serve the version that served before")
+    commands.add_parser(
+        "adopt-notebook", help="record the notebook's own captured model as a version"
+    )
     options = parser.parse_args(argv)
     settings = ServiceSettings()
     configure_logging(settings.log_level)
@@ -125,6 +138,21 @@ def model(argv: Sequence[str] | None = None) -> None:
             registry.set_serving(version, "promoted by hand")
             print(
                 f"{version} now serves; a running service switches to it within MODEL_RELOAD_SECONDS"
+            )
+        elif options.command == "adopt-notebook":
+            version, serving = adopt_notebook_model(
+                registry, settings.artifacts_dir / NOTEBOOK_MODEL_DIR
+            )
+            problem = registry.info(version)["parity"]["problem"]
+            print(
+                f"recorded the notebook's model as {version}; "
+                + (
+                    "it serves now"
+                    if serving
+                    else f"it does not serve: {problem}"
+                    if problem
+                    else f"it is a candidate: make promote-model VERSION={version}"
+                )
             )
         else:
             before, after = registry.rollback()

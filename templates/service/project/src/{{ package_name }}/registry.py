@@ -10,7 +10,9 @@ never written again (its files are made read-only)::
                                   "updated": ...}
       events.jsonl               one line per registration, promotion and rollback
 
-``version.json`` describes the version: ``version``, ``created`` (UTC), ``metrics``,
+``version.json`` describes the version: ``version``, ``created`` (UTC), ``source`` (trained
+by the pipeline, or captured from the notebook by ``promote --execute``: ``make
+adopt-notebook-model``, ``adopt_notebook_model``), ``metrics``,
 ``data_fingerprint`` (SHA-256, rows and columns of the training rows as requests carry them),
 ``code_version`` (the git commit, and whether the work tree had changes; null outside
 git), ``libraries`` (Python and the versions of the libraries the model needs),
@@ -62,6 +64,10 @@ SERVING_FILE = "serving.json"
 EVENTS_FILE = "events.jsonl"
 VERSION_FILE = "version.json"
 VERSION_PREFIX = "v"
+# The notebook's own fitted model, captured by ``promote --execute`` (``<ARTIFACTS_DIR>/notebook``,
+# kept in git): the service serves it until a version serves; ``adopt_notebook_model``
+# records it as a version.
+NOTEBOOK_MODEL_DIR = "notebook"
 # Libraries recorded with every version, besides the one the model's class comes from.
 RECORDED_LIBRARIES = ("numpy", "pandas", "scikit-learn", "scipy", "joblib", "pandera")
 
@@ -305,6 +311,7 @@ def record_training(
         )
         info = {
             "created": _now(),
+            "source": "trained by the pipeline (make train)",
             "metrics": to_json_safe(metrics),
             "data_fingerprint": data_fingerprint(features),
             "code_version": code_version(),
@@ -325,6 +332,48 @@ def record_training(
     if settings.mlflow_tracking_uri:
         mlflow = _log_to_mlflow(registry, version, gate_report.passed, settings)
     return TrainingOutcome(version, gate_report.passed, data_report, gate_report, mlflow)
+
+
+def adopt_notebook_model(registry: Registry, folder: Path) -> tuple[str, bool]:
+    """Record the notebook's captured model (``folder``) as a new version, with where it
+    came from (``source``) and its reload parity; it serves if nothing serves yet and it
+    predicts its sample as the notebook did. Returns ``(version, serving)``."""
+    from .artifacts import ARTIFACT_FILES
+
+    missing = [name for name in ARTIFACT_FILES if not (folder / name).is_file()]
+    if missing:
+        raise RegistryError(
+            f"no servable notebook model in {folder} (missing {', '.join(missing)}): promote "
+            "the notebook with --execute (or run make capture); a notebook model the service "
+            "cannot serve as it is (see tests/parity/notebook.json) is not recorded"
+        )
+    described = folder / VERSION_FILE
+    captured = json.loads(described.read_text()) if described.is_file() else {}
+    problem = reload_parity(folder)
+    serving = registry.serving()
+    info = {
+        "created": _now(),
+        "source": captured.get("source", "captured from the notebook"),
+        "metrics": json.loads((folder / "metrics.json").read_text()),
+        "data_fingerprint": None,
+        "code_version": None,
+        "libraries": captured.get("libraries", {}),
+        "parent": serving,
+        "data_check": None,
+        "parity": {"passed": not problem, "problem": problem or None},
+        "gate": None,
+    }
+
+    def write(target: Path) -> None:
+        for path in folder.iterdir():
+            if path.is_file() and path.name != VERSION_FILE:
+                shutil.copyfile(path, target / path.name)
+
+    version = registry.add(write, info)
+    if serving is None and not problem:
+        registry.set_serving(version, "promoted", reason="the notebook's own model")
+        return version, True
+    return version, False
 
 
 def _log_to_mlflow(registry: Registry, version: str, serving: bool, settings: GateSettings) -> str:

@@ -23,7 +23,8 @@ no model with 503. Settings come from the environment (``config.py``).
 
 The model is loaded when the application starts (in its lifespan), never at import time:
 the version the registry's ``serving.json`` points at (``registry.py``), else the artifacts
-directory itself. A promotion or a rollback (``make promote-model``, ``make rollback``)
+directory itself, else the notebook's own model (``artifacts/notebook``, which
+``promote --execute`` captured) until a first version is in the registry. A promotion or a rollback (``make promote-model``, ``make rollback``)
 takes effect within ``MODEL_RELOAD_SECONDS`` without a restart: the service reads
 ``serving.json`` that often, loads and warms the version it names in a worker thread, and
 switches to it between requests; a version that fails to load is logged and counted, and
@@ -50,7 +51,14 @@ from pydantic import BaseModel, Field
 
 from .. import PACKAGE_NAME, PROJECT_NAME, PROMOTE_VERSION, TEMPLATE_VERSION, __version__
 from .. import reference as ref
-from ..artifacts import SAMPLE_FILE, LoadedModel, ModelArtifactError, load
+from ..artifacts import (
+    MANIFEST_FILE,
+    SAMPLE_FILE,
+    SCHEMA_FILE,
+    LoadedModel,
+    ModelArtifactError,
+    load,
+)
 from ..inference import (
     FieldError,
     InvalidRecordError,
@@ -58,7 +66,7 @@ from ..inference import (
     record_json_schema,
     validate_record,
 )
-from ..registry import VERSION_FILE, Registry, RegistryError
+from ..registry import NOTEBOOK_MODEL_DIR, VERSION_FILE, Registry, RegistryError
 from ..validation import check_record
 from . import hooks
 from .config import ServiceSettings
@@ -185,13 +193,18 @@ def load_model(state: ModelState, directory: Path) -> None:
 
 def serving_source(registry: Registry, directory: Path) -> tuple[Path, str]:
     """Where the serving model is, and its version: the registry's pointer, else
-    ``directory`` (named by its version.json, if any)."""
+    ``directory`` (named by its version.json, if any), else, when ``directory`` holds no
+    model, the notebook's own model that ``promote --execute`` captured
+    (``directory/notebook``, version ``notebook``)."""
     version = registry.serving()
     if version is not None:
         try:
             return registry.path(version), version
         except RegistryError:
             logger.exception("serving.json points at a missing version")
+    captured = directory / NOTEBOOK_MODEL_DIR
+    if not (directory / MANIFEST_FILE).is_file() and (captured / SCHEMA_FILE).is_file():
+        directory = captured
     try:
         published = json.loads((directory / VERSION_FILE).read_text()).get("version")
     except (OSError, ValueError, AttributeError):

@@ -1,0 +1,252 @@
+"""The model file and its manifest: save a fitted model safely, load it back only if it is
+the file that was saved and needs nothing untrusted.
+
+``save_model`` writes one model file and ``model.json`` (``MANIFEST_FILE``) beside it:
+
+* ``model.skops``: skops' format, which loads without running arbitrary code, with the
+  types it needs beyond skops' defaults (checked against ``TRUSTED_MODULES``, listed in the
+  manifest as ``trusted_types``);
+* ``model.ubj``: an XGBoost scikit-learn estimator (``XGBClassifier``, ``XGBRegressor``,
+  ``XGBRanker``) in XGBoost's own binary JSON, which is data only; the manifest names the
+  estimator class, which must be one of ``XGBOOST_ESTIMATORS`` to be loaded;
+* ``model.joblib``: a pickle, only for a model neither fits (the manifest says why).
+
+The manifest also records the file's SHA-256 and the versions of Python and of the libraries
+it was saved with. ``load_model`` refuses a file whose hash differs, a type nobody trusted,
+or another major or minor version of scikit-learn (and of Python for a pickle).
+
+This module imports only the standard library at module level: ``promote --execute`` runs
+it in the notebook's kernel to save the notebook's own fitted model in the same format.
+"""
+
+import hashlib
+import importlib
+import importlib.metadata
+import io
+import json
+import logging
+import platform
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.skops"
+XGBOOST_MODEL_FILE = "model.ubj"  # XGBoost's binary JSON
+JOBLIB_MODEL_FILE = "model.joblib"  # a pickle: only for models nothing else can save
+MODEL_FILES = (MODEL_FILE, XGBOOST_MODEL_FILE, JOBLIB_MODEL_FILE)
+MANIFEST_FILE = "model.json"
+MANIFEST_VERSION = 1
+# Modules whose types a skops model may need beyond skops' own defaults. Loading refuses any
+# other type, and saving falls back to joblib for a model that needs one. The project's own
+# package (functions and classes from the notebook) is trusted too. Add a module here only if
+# you trust its code: a type named in a model file is a function the model can call.
+TRUSTED_MODULES = (
+    "sklearn",
+    "numpy",
+    "scipy",
+    "pandas",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "imblearn",
+)
+# XGBoost's scikit-learn estimators, saved in XGBoost's own format (the class is recreated
+# by name, then its load_model reads the file: no code comes from the file).
+XGBOOST_ESTIMATORS = (
+    "xgboost.sklearn.XGBClassifier",
+    "xgboost.sklearn.XGBRegressor",
+    "xgboost.sklearn.XGBRanker",
+)
+# Distributions whose versions are recorded beside the model. A different major or minor
+# version of scikit-learn refuses to load it (scikit-learn does not support models across
+# versions), and for a pickle (joblib) of Python too; any other difference is a warning.
+RECORDED_VERSIONS = (
+    "scikit-learn",
+    "numpy",
+    "pandas",
+    "scipy",
+    "skops",
+    "joblib",
+    "xgboost",
+    "lightgbm",
+)
+STRICT_VERSIONS = ("scikit-learn",)
+STRICT_PICKLE_VERSIONS = ("python", "scikit-learn")
+
+
+class ModelArtifactError(ValueError):
+    """The model file cannot be loaded safely: changed since it was saved, types nobody
+    trusted, or saved with library versions that cannot read it."""
+
+
+def save_model(model: Any, directory: Path) -> dict[str, Any]:
+    """Write ``model`` into ``directory`` with its manifest (module docstring); return it."""
+    manifest: dict[str, Any] = {"version": MANIFEST_VERSION}
+    estimator = qualified_name(type(model))
+    if estimator in XGBOOST_ESTIMATORS:
+        data = _xgboost_bytes(model)
+        manifest.update(file=XGBOOST_MODEL_FILE, format="xgboost", estimator=estimator)
+    else:
+        data, skops = _skops_bytes(model)
+        manifest.update(skops)
+    for stale in set(MODEL_FILES) - {manifest["file"]}:
+        (directory / stale).unlink(missing_ok=True)
+    (directory / manifest["file"]).write_bytes(data)
+    manifest.update(sha256=hashlib.sha256(data).hexdigest(), versions=library_versions())
+    _write_json(directory / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def _skops_bytes(model: Any) -> tuple[bytes, dict[str, Any]]:
+    """The model in skops' format, else (with why) as a joblib pickle."""
+    try:
+        import skops.io as sio
+
+        data = sio.dumps(model)
+        needed = sio.get_untrusted_types(data=data)
+        refused = [name for name in needed if not _trusted_module(name)]
+        if refused:
+            raise ModelArtifactError(f"it needs types from untrusted modules: {refused}")
+        sio.loads(data, trusted=needed)  # what cannot be read back is not saved as skops
+    except Exception as error:  # skops cannot save every object (lambdas, some libraries)
+        import joblib
+
+        logger.warning("skops cannot save the model (%s); saving it with joblib", error)
+        buffer = io.BytesIO()
+        joblib.dump(model, buffer)
+        return buffer.getvalue(), {
+            "file": JOBLIB_MODEL_FILE,
+            "format": "joblib",
+            "skops_error": str(error),
+        }
+    return data, {"file": MODEL_FILE, "format": "skops", "trusted_types": sorted(needed)}
+
+
+def _xgboost_bytes(model: Any) -> bytes:
+    """An XGBoost estimator in XGBoost's binary JSON (UBJ), as its ``save_model`` writes it."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / XGBOOST_MODEL_FILE
+        model.save_model(path)
+        return path.read_bytes()
+
+
+def load_model(directory: Path) -> tuple[Any, str]:
+    """The model saved by ``save_model`` and its SHA-256, after checking the manifest."""
+    manifest = _read_json(directory / MANIFEST_FILE)
+    path = directory / str(manifest["file"])
+    if not path.is_file():
+        raise FileNotFoundError(f"missing {manifest['file']} in {directory}")
+    sha256 = file_sha256(path)
+    if sha256 != manifest["sha256"]:
+        raise ModelArtifactError(
+            f"{path} has SHA-256 {sha256}, but {MANIFEST_FILE} records {manifest['sha256']}: "
+            "the model file was changed or replaced after training. Run `make train` again "
+            "(or restore the file) rather than serving a model nobody can trace."
+        )
+    pickled = manifest["format"] == "joblib"
+    check_versions(
+        manifest.get("versions", {}), path, STRICT_PICKLE_VERSIONS if pickled else STRICT_VERSIONS
+    )
+    if pickled:
+        import joblib
+
+        logger.warning("%s is a pickle (skops could not save this model)", path)
+        return joblib.load(path), sha256
+    if manifest["format"] == "xgboost":
+        return _load_xgboost(path, str(manifest.get("estimator", ""))), sha256
+    import skops.io as sio
+
+    needed = sio.get_untrusted_types(file=path)
+    listed = set(manifest.get("trusted_types", []))
+    refused = [name for name in needed if name not in listed or not _trusted_module(name)]
+    if refused:
+        raise ModelArtifactError(
+            f"{path} needs types that are not trusted: {refused}. Only types recorded in "
+            f"{MANIFEST_FILE} at training time and from the modules in "
+            "modelfile.TRUSTED_MODULES (or this package) are loaded; retrain, or add the "
+            "module to TRUSTED_MODULES if you trust its code."
+        )
+    return sio.load(path, trusted=needed), sha256
+
+
+def _load_xgboost(path: Path, estimator: str) -> Any:
+    if estimator not in XGBOOST_ESTIMATORS:
+        raise ModelArtifactError(
+            f"{MANIFEST_FILE} names {estimator!r} as the estimator of {path}, which is not one "
+            f"of {', '.join(XGBOOST_ESTIMATORS)}: retrain with `make train`"
+        )
+    module, _, name = estimator.rpartition(".")
+    model = getattr(importlib.import_module(module), name)()
+    model.load_model(path)
+    return model
+
+
+def library_versions() -> dict[str, str]:
+    """The versions of Python and of ``RECORDED_VERSIONS`` that are installed."""
+    versions = {"python": platform.python_version()}
+    for name in RECORDED_VERSIONS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def check_versions(
+    saved: Mapping[str, str], path: Path, strict: Sequence[str] = STRICT_VERSIONS
+) -> None:
+    """Refuse a model saved with another major or minor version of a library in ``strict``;
+    warn for any other library version that differs from the one installed."""
+    current = library_versions()
+    differ = {
+        name: (version, current[name])
+        for name, version in saved.items()
+        if name in current and current[name] != version
+    }
+    if not differ:
+        return
+    listed = ", ".join(f"{name} {old} (now {new})" for name, (old, new) in differ.items())
+    strict = [
+        name
+        for name, (old, new) in differ.items()
+        if name in strict and old.split(".")[:2] != new.split(".")[:2]
+    ]
+    if strict:
+        raise ModelArtifactError(
+            f"{path} was saved with {listed}: a model saved with another version of "
+            f"{' and '.join(strict)} may not load or may predict differently. Install the "
+            "versions of the lock file (`make install`) or retrain with `make train`."
+        )
+    logger.warning("%s was saved with %s; predictions may differ slightly", path, listed)
+
+
+def qualified_name(kind: type) -> str:
+    """``module.QualName`` of a class."""
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _trusted_module(name: str) -> bool:
+    package = __name__.rpartition(".")[0]
+    top = name.split(".", 1)[0]
+    return top in TRUSTED_MODULES or (bool(package) and top == package)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, in hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
