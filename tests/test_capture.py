@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,13 @@ from helpers import EXAMPLES, notebook_json
 from project_harness import install_project, venv_command
 
 from promote import kernel_capture
+from promote.capture import max_model_bytes
 from promote.cli import EXECUTION_FAILED, main
+
+MODELFILE = (
+    Path(__file__).resolve().parents[1]
+    / "templates/service/project/src/{{ package_name }}/modelfile.py"
+)
 
 FIT = "import pandas as pd\nfrom sklearn.linear_model import LinearRegression"
 DATA = "X = pd.DataFrame({'a': [1.0, 2.0, 3.0, 4.0]})\ny = [2.0, 4.0, 6.0, 8.0]"
@@ -36,6 +45,103 @@ def test_execute_records_the_notebooks_results(tmp_path: Path) -> None:
     assert "sklearn" in captured["versions"]
     card = (tmp_path / "p" / "docs" / "MODEL_CARD.md").read_text()
     assert "- Fields of one record: `a`." in card
+
+    # The notebook's own fitted model, in the project and in git, with its manifest.
+    folder = tmp_path / "p" / "artifacts" / "notebook"
+    manifest = json.loads((folder / "model.json").read_text())
+    model_file = folder / "model.skops"
+    assert manifest["format"] == "skops" and manifest["file"] == model_file.name
+    assert manifest["sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
+    assert manifest["versions"]["scikit-learn"] and manifest["versions"]["skops"]
+    assert captured["model"] == {
+        "directory": "artifacts/notebook",
+        "file": "model.skops",
+        "format": "skops",
+        "sha256": manifest["sha256"],
+        "bytes": model_file.stat().st_size,
+        "served": True,
+    }
+    tracked = subprocess.run(
+        ["git", "ls-files", "artifacts"], cwd=tmp_path / "p", capture_output=True, text=True
+    ).stdout.split()
+    assert {"artifacts/notebook/model.skops", "artifacts/notebook/model.json"} <= set(tracked)
+    # A complete artifacts directory the service can serve: schema, sample, provenance.
+    sample = json.loads((folder / "sample.json").read_text())
+    assert sample == {"records": captured["records"], "predictions": captured["predictions"]}
+    assert json.loads((folder / "schema.json").read_text()) == captured["schema"]
+    described = json.loads((folder / "version.json").read_text())
+    assert described["source"] == "captured from the notebook poc.ipynb by promote --execute"
+    # Loaded back as the project loads it, it predicts what the notebook predicted.
+    model, sha256 = load_with_modelfile(folder)
+    assert sha256 == manifest["sha256"]
+    assert model.predict(pd.DataFrame({"a": [1.0, 3.0]})).tolist() == pytest.approx([2.0, 6.0])
+
+
+def load_with_modelfile(folder: Path) -> tuple[Any, str]:
+    """``modelfile.load_model`` of the template, run here."""
+    namespace: dict[str, Any] = {"__name__": "promote_modelfile"}
+    exec(compile(MODELFILE.read_text(), str(MODELFILE), "exec"), namespace)
+    loaded: tuple[Any, str] = namespace["load_model"](folder)
+    return loaded
+
+
+def saved_model(model: Any, folder: Path, max_bytes: int = 10**7) -> dict[str, Any]:
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
+    captured = kernel_capture.capture(
+        model, frame, {}, 2, "", MODELFILE.read_text(), str(folder), max_bytes
+    )
+    result: dict[str, Any] = captured["model"]
+    return result
+
+
+def fitted() -> Any:
+    from sklearn.linear_model import LinearRegression
+
+    return LinearRegression().fit(pd.DataFrame({"a": [1.0, 2.0, 3.0]}), [2.0, 4.0, 6.0])
+
+
+def test_a_changed_model_file_is_refused(tmp_path: Path) -> None:
+    saved = saved_model(fitted(), tmp_path)
+    path = tmp_path / saved["file"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="was changed or replaced after training"):
+        load_with_modelfile(tmp_path)
+
+
+def test_a_model_over_the_size_cap_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMOTE_MAX_MODEL_MB", "0.0001")  # 100 bytes
+    saved = saved_model(fitted(), tmp_path, max_model_bytes())
+    assert saved["error"].startswith("its file is 0.0 MB, over the 0 MB promote writes")
+    assert "PROMOTE_MAX_MODEL_MB" in saved["error"] and "make train" in saved["error"]
+    assert not list(tmp_path.iterdir())
+    monkeypatch.setenv("PROMOTE_MAX_MODEL_MB", "")
+    assert max_model_bytes() == 20_000_000
+
+
+def double(values: Any) -> Any:
+    return values * 2
+
+
+def test_a_model_using_the_notebooks_own_functions_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    # As in a kernel: the function is the notebook's (module __main__).
+    monkeypatch.setattr(double, "__module__", "__main__")
+    monkeypatch.setattr(sys.modules["__main__"], "double", double, raising=False)
+    model = make_pipeline(FunctionTransformer(double), LinearRegression())
+    model.fit(pd.DataFrame({"a": [1.0, 2.0, 3.0]}), [2.0, 4.0, 6.0])
+    saved = saved_model(model, tmp_path)
+    assert saved["format"] == "joblib"  # skops refused __main__.double: it is not trusted
+    assert saved["error"].startswith("it uses functions or classes defined in the notebook")
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
@@ -117,13 +223,12 @@ def test_parity_test_passes_then_catches_a_changed_hyper_parameter(tmp_path: Pat
     assert main([str(folder / "diabetes_regressor.ipynb"), "-o", str(target), "--execute"]) == 0
     install_project(target)
     pytest_bin = venv_command(target, "pytest")
-    import subprocess
 
     passed = subprocess.run(
         [pytest_bin, "-q", "tests/test_parity.py"], cwd=target, capture_output=True, text=True
     )
     assert passed.returncode == 0, passed.stdout
-    assert "4 passed" in passed.stdout
+    assert "5 passed" in passed.stdout  # the notebook's own saved model among them
     # The hyper-parameter is a setting (settings.py) or a literal in the train module.
     edited = []
     for module in ("settings.py", "train.py"):
@@ -140,6 +245,20 @@ def test_parity_test_passes_then_catches_a_changed_hyper_parameter(tmp_path: Pat
     )
     assert failed.returncode != 0
     assert "predictions differ from the notebook's" in failed.stdout
+    # The notebook's saved model is checked against what the notebook predicted: a recorded
+    # prediction that differs fails it.
+    capture = target / "tests" / "parity" / "notebook.json"
+    data = json.loads(capture.read_text())
+    data["predictions"][0] += 1.0
+    capture.write_text(json.dumps(data))
+    own = subprocess.run(
+        [pytest_bin, "-q", "tests/test_parity.py", "-k", "own_model"],
+        cwd=target,
+        capture_output=True,
+        text=True,
+    )
+    assert own.returncode != 0
+    assert "the notebook's saved model predicts differently" in own.stdout
 
 
 # --- what is recorded: the input schema, reference statistics, no personal data -------------
@@ -193,6 +312,16 @@ def test_the_input_schema_is_recorded_as_the_model_saw_it(people: dict[str, Any]
     assert columns["plan"]["categories"] == ["basic", "pro"]
     # personal columns keep their name and type, never their values
     assert "categories" not in columns["email"] and "minimum" not in columns["contact"]
+
+
+def test_a_model_whose_sample_lacks_personal_columns_is_kept_but_not_served(
+    people: dict[str, Any],
+) -> None:
+    model = people["data"]["model"]
+    assert model["served"] is False and model["file"] == "model.skops"
+    assert "personal data" in model["not_served"]
+    folder = people["card"].parents[1] / "artifacts" / "notebook"
+    assert sorted(path.name for path in folder.iterdir()) == ["model.json", "model.skops"]
 
 
 def test_personal_data_is_left_out_with_the_reason(people: dict[str, Any]) -> None:
@@ -260,7 +389,6 @@ def test_personal_column_names(name: str, dropped: bool) -> None:
 
 @pytest.mark.slow
 def test_parity_passes_without_the_personal_columns_in_the_sample(tmp_path: Path) -> None:
-    import subprocess
 
     notebook = write(tmp_path, PEOPLE, PEOPLE_MODEL)
     target = tmp_path / "p"

@@ -7,7 +7,10 @@ For each notebook in examples/notebooks:
    cell that prints the first rows of the model's fit input as service records, and the
    notebook model's predictions for them (and those rows of the frame the notebook's
    row-wise feature steps started from, when promote sliced them into ``make_features``);
-2. ``promote`` turns it into a project, installed in a fresh venv with uv;
+2. ``promote`` turns it into a project, installed in a fresh venv with uv; where requests carry
+   the model's input as fitted (no feature steps in the service), with ``--execute``, so the
+   project holds the notebook's own fitted model, which it serves before any training (and
+   refuses once its file is changed), and ``make adopt-notebook-model`` records as a version;
 3. the project's own ``ruff check``, ``ruff format --check`` and ``pytest`` pass;
 4. its settings take the notebook's values, overridden by settings.toml and the environment;
 5. ``<project>-train`` writes the model, ``<project>-serve`` serves it, and POST /predict
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +107,35 @@ def assert_same_prediction(actual: Any, expected: Any, record: dict[str, Any]) -
         assert actual == expected, record
 
 
+def serves_the_notebooks_own_model(
+    project: Path, name: str, sample: dict[str, Any], tmp_path: Path
+) -> None:
+    """Before any training, the service serves the model the notebook fitted (captured by
+    --execute), refuses it once its file is changed, and the registry records it."""
+    serve = venv_command(project, f"{name}-serve")
+    with serving([serve], project, tmp_path / "notebook-model.log") as url:
+        assert http("GET", f"{url}/ready")[0] == 200
+        for record, expected in zip(sample["records"], sample["predictions"], strict=True):
+            status, body = http("POST", f"{url}/predict", record)
+            assert status == 200, body
+            assert body["model_version"] == "notebook"
+            assert_same_prediction(body["prediction"], expected, record)
+    model_file = project / "artifacts" / "notebook" / "model.skops"
+    saved = model_file.read_bytes()
+    model_file.write_bytes(saved[:-1] + bytes([saved[-1] ^ 0xFF]))
+    own = [venv_command(project, "pytest"), "-q", "-p", "no:cacheprovider", "-k", "own_model"]
+    refused = subprocess.run(
+        [*own, "tests/test_parity.py"], cwd=project, capture_output=True, text=True, check=False
+    )
+    assert refused.returncode == 1 and "was changed or replaced after training" in refused.stdout
+    model_file.write_bytes(saved)
+    adopted = run([venv_command(project, f"{name}-model"), "adopt-notebook"], project)
+    assert "recorded the notebook's model as v1; it serves now" in adopted
+    info = json.loads(run([venv_command(project, f"{name}-model"), "show", "v1"], project))
+    assert info["source"].startswith("captured from the notebook")
+    assert info["parity"]["passed"]
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
 def test_promoted_project_serves_the_notebook_model(notebook: Path, tmp_path: Path) -> None:
     # The notebook runs in a copy of its folder, so relative data paths work and the
@@ -117,9 +150,12 @@ def test_promoted_project_serves_the_notebook_model(notebook: Path, tmp_path: Pa
     sample = notebook_sample(workdir / notebook.name, workdir, plan.model, plan.fit_input, frame)
     assert len(sample["records"]) == len(sample["predictions"]) == SAMPLE_ROWS
 
-    # 2. Promote.
+    # 2. Promote; with --execute where the service takes the model's input as fitted (then
+    # the notebook's own model can serve as it is).
     project = tmp_path / "project"
-    assert main([str(notebook), "-o", str(project)]) == 0
+    execute = not plan.inference.function
+    options = ["--execute"] if execute else []
+    assert main([str(workdir / notebook.name), "-o", str(project), *options]) == 0
 
     # 3. Install into a fresh venv.
     install_project(project)
@@ -128,6 +164,8 @@ def test_promoted_project_serves_the_notebook_model(notebook: Path, tmp_path: Pa
     run([venv_command(project, "ruff"), "check", "."], project)
     run([venv_command(project, "ruff"), "format", "--check", "."], project)
     run([venv_command(project, "pytest"), "-q", "-p", "no:cacheprovider"], project)
+    if execute:
+        serves_the_notebooks_own_model(project, plan.project_name, sample, tmp_path)
 
     # 5. Settings: the notebook's value, overridden by settings.toml, then by the environment.
     show = [
@@ -142,7 +180,7 @@ def test_promoted_project_serves_the_notebook_model(notebook: Path, tmp_path: Pa
     assert run(show, project, **{variable: "8"}).strip() == "8"
     (project / "settings.toml").unlink()
 
-    # 6. Train.
+    # 6. Train (after the notebook's own model, when it was recorded: gated against it).
     run([venv_command(project, f"{plan.project_name}-train")], project)
     assert (project / "artifacts" / "model.skops").is_file()
 

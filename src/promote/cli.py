@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,10 +132,37 @@ def build(
             f"ran the notebook in {result.captured.seconds:.1f} s; its predictions and metrics "
             f"are in {api.PARITY_FILE} for the parity test"
         )
+        _report_model(result.rendered.target)
     click.echo(f"next: cd {result.rendered.target} && make install train test serve")
     if result.execution_failure:
         click.secho(f"error: {result.execution_failure.message(notebook)}", fg="red", err=True)
         sys.exit(EXECUTION_FAILED)
+
+
+def _report_model(project: Path) -> None:
+    """Say where the notebook's own model went (``model`` of the capture), or why not."""
+    try:
+        data = json.loads((project / api.PARITY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    model = data.get("model") if isinstance(data, dict) else None
+    if not model:
+        return
+    if "error" in model:
+        click.secho(f"note: {model['error']}", fg="yellow", err=True)
+        return
+    where = f"{model['directory']}/{model['file']}"
+    size = f"{model['format']}, {model['bytes'] / 1e6:.1f} MB"
+    if model.get("served"):
+        click.echo(
+            f"the notebook's model is in {where} ({size}); the service serves it until a "
+            "version is in the registry (make adopt-notebook-model records it as one)"
+        )
+    else:
+        click.echo(
+            f"the notebook's model is in {where} ({size}) for the parity test; it is not "
+            f"served as it is: {model['not_served']}"
+        )
 
 
 @cli.command("capture")
@@ -152,6 +180,7 @@ def capture(
         click.secho(f"error: {ran.message(notebook or directory)}", fg="red", err=True)
         sys.exit(EXECUTION_FAILED)
     click.echo(f"ran the notebook in {ran.seconds:.1f} s; wrote {api.PARITY_FILE}")
+    _report_model(directory)
 
 
 @cli.command("new")

@@ -52,6 +52,9 @@ TRUSTED_MODULES = (
     "catboost",
     "imblearn",
 )
+# Single types trusted besides those modules: plain containers of the standard library that
+# fitted models hold (LightGBM's estimators keep an OrderedDict), not the rest of their module.
+TRUSTED_TYPES = ("collections.OrderedDict",)
 # XGBoost's scikit-learn estimators, saved in XGBoost's own format (the class is recreated
 # by name, then its load_model reads the file: no code comes from the file).
 XGBOOST_ESTIMATORS = (
@@ -230,9 +233,11 @@ def qualified_name(kind: type) -> str:
 
 
 def _trusted_module(name: str) -> bool:
+    """Whether the type ``name`` may be loaded: from ``TRUSTED_MODULES`` or this package, or
+    one of ``TRUSTED_TYPES``."""
     package = __name__.rpartition(".")[0]
     top = name.split(".", 1)[0]
-    return top in TRUSTED_MODULES or (bool(package) and top == package)
+    return name in TRUSTED_TYPES or top in TRUSTED_MODULES or (bool(package) and top == package)
 
 
 def file_sha256(path: Path) -> str:
