@@ -414,3 +414,93 @@ def test_a_frame_with_a_repeated_column_name_is_captured_without_its_values() ->
     assert captured["dropped"] == {"a": "values look like e-mail addresses"}
     assert "example" not in json.dumps(captured)
     assert [column["type"] for column in captured["schema"]["columns"]] == ["integer", "string"]
+
+
+# --- XGBoost and LightGBM: in a venv of their own (they are not promote's dependencies) -------
+
+BOOSTED = """\
+import json, sys
+from pathlib import Path
+
+import numpy as np
+import lightgbm
+import xgboost
+from sklearn.datasets import load_breast_cancer, load_diabetes
+
+capture_source, modelfile_source, folder = sys.argv[1:4]
+capture = {"__name__": "promote_kernel_capture"}
+exec(compile(Path(capture_source).read_text(), "kernel_capture.py", "exec"), capture)
+modelfile = {"__name__": "promote_modelfile"}
+exec(compile(Path(modelfile_source).read_text(), "modelfile.py", "exec"), modelfile)
+X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+Xr, yr = load_diabetes(return_X_y=True, as_frame=True)
+models = {
+    "XGBClassifier": (xgboost.XGBClassifier(n_estimators=10), X, y),
+    "XGBRegressor": (xgboost.XGBRegressor(n_estimators=10), Xr, yr),
+    "LGBMClassifier": (lightgbm.LGBMClassifier(n_estimators=10, verbose=-1), X, y),
+}
+found = {}
+for name, (model, features, target) in models.items():
+    model.fit(features, target)
+    directory = Path(folder) / name
+    directory.mkdir()
+    saved = capture["save_model"](
+        model, Path(modelfile_source).read_text(), str(directory), 10**7)
+    loaded, _ = modelfile["load_model"](directory)
+    same = np.array_equal(loaded.predict(features), model.predict(features))
+    if hasattr(model, "predict_proba"):
+        probabilities = loaded.predict_proba(features)
+        same = same and np.array_equal(probabilities, model.predict_proba(features))
+    manifest = json.loads((directory / "model.json").read_text())
+    manifest["estimator"] = "os.system"
+    (directory / "model.json").write_text(json.dumps(manifest))
+    try:
+        modelfile["load_model"](directory)
+        refused = ""
+    except ValueError as error:
+        refused = str(error)
+    found[name] = {"format": saved["format"], "file": saved["file"], "same": bool(same),
+                   "refused": refused, "types": saved.get("trusted_types", [])}
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.slow
+def test_xgboost_and_lightgbm_models_are_saved_in_a_safe_format(tmp_path: Path) -> None:
+    import importlib.metadata
+
+    from project_harness import clean_env, find_uv
+
+    uv, venv = find_uv(), tmp_path / "venv"
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    pins = [
+        f"{name}=={importlib.metadata.version(name)}"
+        for name in ("scikit-learn", "numpy", "pandas", "scipy", "skops", "joblib")
+    ]
+    pins += ["xgboost-cpu>=3,<4", "lightgbm>=4.5,<5"]
+    subprocess.run(
+        [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *pins],
+        check=True,
+        env=clean_env(),
+    )
+    script = tmp_path / "boosted.py"
+    script.write_text(BOOSTED)
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    completed = subprocess.run(
+        [venv / "bin" / "python", script, kernel_capture.__file__, MODELFILE, saved],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    found = json.loads(completed.stdout.splitlines()[-1])
+    for name in ("XGBClassifier", "XGBRegressor"):  # XGBoost's own format, data only
+        assert (found[name]["format"], found[name]["file"]) == ("xgboost", "model.ubj")
+        assert found[name]["same"]
+        assert "names 'os.system' as the estimator" in found[name]["refused"]
+    # LightGBM's estimators cannot be rebuilt from its model text alone: skops, checked types.
+    lgbm = found["LGBMClassifier"]
+    assert (lgbm["format"], lgbm["same"], lgbm["refused"]) == ("skops", True, "")
+    assert "lightgbm.sklearn.LGBMClassifier" in lgbm["types"]
