@@ -174,7 +174,7 @@ def _report_model(project: Path) -> None:
 def capture(
     directory: Path, notebook: Path | None, timeout: int, total_timeout: int, kernel: str
 ) -> None:
-    """Run the project's notebook and record its results for the project's parity test."""
+    """Run the project's notebook: record its results for the parity test, and its model."""
     ran = api.capture_into(directory, notebook, api.Execution(timeout, total_timeout, kernel))
     if isinstance(ran, CaptureFailure):
         click.secho(f"error: {ran.message(notebook or directory)}", fg="red", err=True)
