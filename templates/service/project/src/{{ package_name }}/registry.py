@@ -338,7 +338,7 @@ def adopt_notebook_model(registry: Registry, folder: Path) -> tuple[str, bool]:
     """Record the notebook's captured model (``folder``) as a new version, with where it
     came from (``source``) and its reload parity; it serves if nothing serves yet and it
     predicts its sample as the notebook did. Returns ``(version, serving)``."""
-    from .artifacts import ARTIFACT_FILES
+    from .artifacts import ARTIFACT_FILES, MANIFEST_FILE
 
     missing = [name for name in ARTIFACT_FILES if not (folder / name).is_file()]
     if missing:
@@ -349,6 +349,11 @@ def adopt_notebook_model(registry: Registry, folder: Path) -> tuple[str, bool]:
         )
     described = folder / VERSION_FILE
     captured = json.loads(described.read_text()) if described.is_file() else {}
+    sha256 = json.loads((folder / MANIFEST_FILE).read_text()).get("sha256")
+    for version in registry.versions():
+        manifest = registry.path(version) / MANIFEST_FILE
+        if manifest.is_file() and json.loads(manifest.read_text()).get("sha256") == sha256:
+            raise RegistryError(f"the notebook's model is already recorded, as {version}")
     problem = reload_parity(folder)
     serving = registry.serving()
     info = {
