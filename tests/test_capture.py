@@ -53,7 +53,8 @@ def test_execute_records_the_notebooks_results(tmp_path: Path) -> None:
     assert manifest["format"] == "skops" and manifest["file"] == model_file.name
     assert manifest["sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
     assert manifest["versions"]["scikit-learn"] and manifest["versions"]["skops"]
-    assert captured["model"] == {
+    assert captured["model"] == "model"  # the notebook's variable
+    assert captured["saved_model"] == {
         "directory": "artifacts/notebook",
         "file": "model.skops",
         "format": "skops",
@@ -317,7 +318,7 @@ def test_the_input_schema_is_recorded_as_the_model_saw_it(people: dict[str, Any]
 def test_a_model_whose_sample_lacks_personal_columns_is_kept_but_not_served(
     people: dict[str, Any],
 ) -> None:
-    model = people["data"]["model"]
+    model = people["data"]["saved_model"]
     assert model["served"] is False and model["file"] == "model.skops"
     assert "personal data" in model["not_served"]
     folder = people["card"].parents[1] / "artifacts" / "notebook"
@@ -504,3 +505,46 @@ def test_xgboost_and_lightgbm_models_are_saved_in_a_safe_format(tmp_path: Path) 
     lgbm = found["LGBMClassifier"]
     assert (lgbm["format"], lgbm["same"], lgbm["refused"]) == ("skops", True, "")
     assert "lightgbm.sklearn.LGBMClassifier" in lgbm["types"]
+
+
+def test_the_capture_says_where_the_model_is_or_why_it_is_not() -> None:
+    from helpers import plan_cells
+
+    from promote.capture import Capture, capture_json, notebook_model_files
+
+    plan = plan_cells(FIT, DATA, MODEL)
+    schema = {"kind": "table", "columns": [{"name": "a", "dtype": "float64", "type": "number"}]}
+    base = Capture([{"a": 1.0}], [2.0], {"r2": 1.0}, {}, schema=schema)
+    kept = Capture(
+        base.records,
+        base.predictions,
+        base.metrics,
+        {},
+        schema=schema,
+        model={"file": "model.skops", "format": "skops", "sha256": "ab", "bytes": 9},
+    )
+    section = json.loads(capture_json(kept, plan))["saved_model"]
+    assert section["served"] is True and section["directory"] == "artifacts/notebook"
+    copies, texts = notebook_model_files(kept, plan, Path("saved"))
+    assert sorted(copies.values()) == [
+        "artifacts/notebook/model.json",
+        "artifacts/notebook/model.skops",
+    ]
+    assert json.loads(texts["artifacts/notebook/sample.json"]) == {
+        "records": [{"a": 1.0}],
+        "predictions": [2.0],
+    }
+    # A column promote cannot describe as a JSON field: kept for the parity test, not served.
+    odd = {"kind": "table", "columns": [{"name": "a", "dtype": "object", "type": "unknown"}]}
+    unservable = Capture(base.records, base.predictions, {}, {}, schema=odd, model=kept.model)
+    section = json.loads(capture_json(unservable, plan))["saved_model"]
+    assert section["served"] is False and "cannot be described" in section["not_served"]
+    assert notebook_model_files(unservable, plan, Path("saved"))[1] == {}
+    # Not kept at all: the reason, and nothing to copy.
+    over = Capture([], [], {}, {}, model={"error": "its file is 31.0 MB, over the cap"})
+    assert json.loads(capture_json(over, plan))["saved_model"] == {
+        "error": "the notebook's model is not in the project: its file is 31.0 MB, over the cap"
+    }
+    assert notebook_model_files(over, plan, Path("saved")) == ({}, {})
+    data = json.loads(capture_json(base, plan))
+    assert data["model"] == "model" and "saved_model" not in data  # no model directory given

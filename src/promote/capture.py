@@ -307,7 +307,7 @@ def capture_json(capture: Capture, plan: Plan) -> str:
         "reference": capture.reference,
     }
     if capture.model:
-        data["model"] = model_section(capture, plan)
+        data["saved_model"] = model_section(capture, plan)
     if capture.dropped:
         data["dropped"] = {
             "note": "left out of the records, of the schema's ranges and categories and of "
@@ -340,7 +340,8 @@ def not_servable(capture: Capture, plan: Plan) -> str:
 
 
 def model_section(capture: Capture, plan: Plan) -> dict[str, Any]:
-    """The ``model`` entry of ``notebook.json``: where the captured model is, or why not."""
+    """The ``saved_model`` entry of ``notebook.json``: where the captured model is, or why not
+    (``model`` names the notebook's variable)."""
     model = capture.model
     if "error" in model:
         return {"error": f"the notebook's model is not in the project: {model['error']}"}

@@ -140,12 +140,12 @@ def build(
 
 
 def _report_model(project: Path) -> None:
-    """Say where the notebook's own model went (``model`` of the capture), or why not."""
+    """Say where the notebook's own model went (``saved_model`` of the capture), or why not."""
     try:
         data = json.loads((project / api.PARITY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    model = data.get("model") if isinstance(data, dict) else None
+    model = data.get("saved_model") if isinstance(data, dict) else None
     if not model:
         return
     if "error" in model:
