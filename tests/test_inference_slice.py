@@ -8,7 +8,7 @@ import pytest
 from helpers import plan_cells
 
 from promote import codegen
-from promote.analysis.rowwise import Frames, refusal
+from promote.analysis.rowwise import Frames, explain, refusal
 from promote.planning import Plan
 
 IMPORTS = (
@@ -44,6 +44,8 @@ def known() -> Frames:
         "X = df.drop(columns=LIMIT)",
         'X = df.drop(["id", "label"], axis=1)',
         'X = df.drop(labels=COLUMNS, axis="columns", errors="ignore")',
+        'df.loc[df["age"] < 40, "group"] = "young"',
+        'df.loc[(df["age"] >= 40) & ~df["kind"].isin(["x"]), "group"] = df["kind"].str.upper()',
     ],
 )
 def test_row_wise_steps_are_accepted(statements: str) -> None:
@@ -70,6 +72,9 @@ def test_row_wise_steps_are_accepted(statements: str) -> None:
         ("X = scaler.fit_transform(df)", "fit_transform"),
         ("X = df.drop(index=[0, 1])", "drop(index="),
         ('X = df.drop(["id"])', "drop(['id'])"),
+        ('df.loc[0, "a"] = 1', "df.loc[0, 'a']"),  # a row label, not a condition
+        ('df.loc[df["id"], "a"] = 1', "df.loc[df['id'], 'a']"),
+        ('df.loc[df["a"] > 0, "b"] = df["a"].mean()', "df['a'].mean()"),
         ("X = df.drop(columns=dropped)", "drop(columns=dropped)"),
     ],
 )
@@ -77,6 +82,34 @@ def test_other_steps_are_refused_with_the_statement(statement: str, reason: str)
     found = refusal(ast.parse(statement).body[0], known())
 
     assert found is not None and reason in found
+
+
+@pytest.mark.parametrize(
+    ("statement", "why"),
+    [
+        ("X = scaler.fit_transform(df)", "fits `scaler` on the training data outside the model"),
+        ("X = scaler.transform(df)", "applies `scaler`, fitted on the training data, outside"),
+        ('df["a"] = df["a"].fillna(df["a"].transform("mean"))', "statistics of the training"),
+        ('df["z"] = df["a"] / df["a"].max()', "uses statistics of the training data (`max`)"),
+        ('df = pd.get_dummies(df, columns=["kind"])', "makes columns from the values found"),
+        ('df["kind"] = df["kind"].astype("category")', "makes columns from the values found"),
+        ("df = df.dropna()", "keeps, drops or reorders rows (`dropna`)"),
+        ('df = df[df["a"] > 0]', "keeps, drops or reorders rows"),
+        ('df["lag"] = df["a"].shift(1)', "reads other rows (`shift`)"),
+        ('df["a"] = df["a"].fillna(method="ffill")', "reads other rows (`fillna`)"),
+        ("X = df.values", "turns the table into an array without column names (`values`)"),
+        ('df["c"] = clean(df["c"])', "calls `clean`, a function the notebook defines"),
+        ("a, b = train_test_split(df)", "splits the rows into training and test sets"),
+        ("X = df.T", "is not a step promote can prove row-wise"),
+    ],
+)
+def test_a_refused_step_is_explained_in_words(statement: str, why: str) -> None:
+    frames = known()
+    frames.modules = {**frames.modules, "train_test_split": "sklearn"}
+    stmt = ast.parse(statement).body[0]
+
+    assert refusal(stmt, frames) is not None
+    assert why in explain(stmt, frames).text
 
 
 def sliced(*features: str) -> Plan:
@@ -142,15 +175,16 @@ def test_feature_steps_reading_a_setting_default_it_for_the_service() -> None:
     [
         (
             "df['a'] = df['a'].fillna(df['a'].median())\nX = df[['a']]\ny = df['label']",
-            "`df['a'].fillna(df['a'].median())` (cell 3) is not a step promote can prove row-wise",
+            "`df['a'] = df['a'].fillna(df['a'].median())` (cell 3) uses statistics of the "
+            "training data (`median`)",
         ),
         (
             "df = df[df['a'] > 0]\nX = df[['a']]\ny = df['label']",
-            "`df[df['a'] > 0]` (cell 3) is not a step",
+            "`df = df[df['a'] > 0]` (cell 3) keeps, drops or reorders rows",
         ),
         (
             "y = df.pop('label')\nX = df[['a']]",
-            "uses `df` other than by taking a column",
+            "`y = df.pop('label')` (cell 3) uses `df` in a way that may change it",
         ),
         (
             "cols = ['a']\nX = df[cols]\ny = df['label'] * len(cols)",
@@ -158,7 +192,19 @@ def test_feature_steps_reading_a_setting_default_it_for_the_service() -> None:
         ),
         (
             "df['label'] = df['label'] * 2\nX = df[['a', 'label']]\ny = df['label']",
-            "reads a column the feature steps write",
+            "takes a column from `df` that the feature steps read too",
+        ),
+        (
+            "df['label'] = df['label'] * 2\nX = df[['a']]\ny = df['label']",
+            "`y = df['label']` (cell 3) takes a column from `df` that the feature steps read too",
+        ),
+        (
+            "df['label'] = 2\nX = df[['a']]\ny = df['label']",
+            "`y = df['label']` (cell 3) reads a column the feature steps write",
+        ),
+        (
+            "X = df[['a']]\ny = df['label'] / len(df)",
+            "uses `df` other than by taking a column",
         ),
     ],
 )
@@ -172,16 +218,124 @@ def test_a_slice_that_is_not_provably_row_wise_keeps_the_model_input_and_says_wh
     assert "make_features" not in codegen.generate(plan)["src/demo/pipeline.py"]
 
 
-def test_model_input_made_in_the_training_stage_is_not_sliced() -> None:
+TRAIN_ON_DF = (
+    "X = df.drop(columns='label')\ny = df['label']\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=0)\n"
+    "model = LogisticRegression()\nmodel.fit(X_train, y_train)"
+)
+
+
+def test_model_input_made_in_the_training_stage_from_the_loaded_data_is_sliced() -> None:
+    """The model's input made in the train stage (the target dropped, then split): the slice
+    goes to features.py, the train stage calls it where the notebook made ``X``."""
+    plan = plan_cells(IMPORTS, LOAD, "# the model's input\n" + TRAIN_ON_DF, PREDICT)
+
+    inference = plan.inference
+    assert (inference.function, inference.module, inference.stage_function) == (
+        "make_features",
+        "features",
+        "train_model",
+    )
+    assert inference.drop == ("'label'",) and not inference.note
+    features = next(m for m in plan.modules if m.name == "features")
+    (make,) = features.functions
+    assert make.body.startswith("# the model's input\nX = df.drop(columns='label', errors=")
+    train = next(m for m in plan.modules if m.name == "train").functions[0]
+    assert train.body.startswith("X = make_features(df)\ny = df['label']\nX_train, X_test")
+    files = codegen.generate(plan)
+    assert "from demo.features import make_features" in files["src/demo/train.py"]
+    pipeline = files["src/demo/pipeline.py"]
+    assert "inputs = df.drop(columns='label')\n    model, X_train = train_model(" in pipeline
+    assert "make_features=make_features" in pipeline
+    for source in files.values():
+        compile(source, "generated", "exec")
+
+
+def test_earlier_training_cells_keep_their_place_before_the_sliced_steps() -> None:
+    """Two models tried one after the other, each on ``X = df.drop(...)``: the first cell's
+    code stays as it was, the last ``X`` (the served model's) comes from make_features."""
+    first = TRAIN_ON_DF.replace("model", "first_model")
+    plan = plan_cells(IMPORTS, LOAD, first, TRAIN_ON_DF, PREDICT)
+
+    assert plan.inference.function == "make_features", plan.inference.note
+    train = next(m for m in plan.modules if m.name == "train").functions[0]
+    assert train.body.startswith("X = df.drop(columns='label')\ny = df['label']")
+    assert train.body.count("X = make_features(df)") == 1
+    assert train.body.index("first_model.fit") < train.body.index("X = make_features(df)")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "y = LabelEncoder().fit_transform(df['label'])",
+        "y = (df['label'] == 'yes').astype(int)",
+        "y = df['label'].map({'no': 0, 'yes': 1})",
+    ],
+)
+def test_a_target_encoded_from_its_column_is_left_out_of_requests(target: str) -> None:
+    """A label encoding of the target is not a feature step: the target's column is taken,
+    and requests leave it out."""
     plan = plan_cells(
-        IMPORTS,
+        IMPORTS + "\nfrom sklearn.preprocessing import LabelEncoder",
         LOAD,
-        "X = df[['a']]\ny = df['label']\nmodel = LogisticRegression()\nmodel.fit(X, y)",
-        PREDICT.replace("X_test", "X"),
+        TRAIN_ON_DF.replace("y = df['label']", target),
+        PREDICT,
     )
 
+    assert plan.inference.function == "make_features", plan.inference.note
+    assert plan.inference.drop == ("'label'",)
+
+
+def test_preprocessing_fitted_inside_the_models_pipeline_is_part_of_the_model() -> None:
+    plan = plan_cells(
+        IMPORTS + "\nfrom sklearn.pipeline import make_pipeline\n"
+        "from sklearn.preprocessing import StandardScaler",
+        LOAD,
+        TRAIN_ON_DF.replace(
+            "LogisticRegression()", "make_pipeline(StandardScaler(), LogisticRegression())"
+        ),
+        PREDICT,
+    )
+
+    assert plan.inference.function == "make_features", plan.inference.note
+    make = next(m for m in plan.modules if m.name == "features").functions[0]
+    assert "StandardScaler" not in make.body
+
+
+@pytest.mark.parametrize(
+    ("features", "note"),
+    [
+        (
+            "from sklearn.preprocessing import StandardScaler\nscaler = StandardScaler()\n"
+            "df[['a']] = scaler.fit_transform(df[['a']])",
+            "`df` comes from the features stage, where `df[['a']] = scaler.fit_transform(df[['a']])`"
+            " (cell 3) fits `scaler` on the training data outside the model",
+        ),
+        (
+            "df = pd.get_dummies(df, columns=['kind'])",
+            "`df` comes from the features stage, where `df = pd.get_dummies(df, columns=['kind'])`"
+            " (cell 3) makes columns from the values found in the data (`get_dummies`)",
+        ),
+        (
+            "df = df.dropna()",
+            "`df` comes from the features stage, where `df = df.dropna()` (cell 3) keeps, drops "
+            "or reorders rows (`dropna`)",
+        ),
+        (
+            "df['ratio'] = df['a'] / df['b']",
+            "the feature steps are spread over 2 stages (features, train)",
+        ),
+    ],
+)
+def test_the_training_stage_slice_needs_the_loaded_data_and_says_why_not(
+    features: str, note: str
+) -> None:
+    """``X = df.drop(columns=...)`` in the train stage is row-wise, but ``df`` is not what a
+    client can send when an earlier stage changed it: the note names that stage's step."""
+    plan = plan_cells(IMPORTS, LOAD, features, TRAIN_ON_DF, PREDICT)
+
     assert not plan.inference.function
-    assert "made in the train stage by `X = df[['a']]`" in plan.inference.note
+    assert note in plan.inference.note
 
 
 def test_a_model_fitted_on_the_data_as_loaded_needs_no_slice() -> None:

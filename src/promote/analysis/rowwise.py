@@ -15,6 +15,8 @@ whitelist, read from the syntax alone (pure: no code runs):
 * dropping columns named by literals or constants (``df.drop(columns=TARGET)``,
   ``df.drop(["id", "y"], axis=1)``): the planner makes it ignore the columns a request lacks
   (the target);
+* setting a column on the rows a row-wise condition selects
+  (``df.loc[df["age"] < 40, "age_group"] = "young"``);
 * lists of column names: literals, ``+`` and ``+=`` of them, ``append`` / ``extend`` /
   ``remove`` of literals, and comprehensions over a frame's ``columns`` filtered by string
   tests (``[c for c in df.columns if c.startswith("mean ")]``): they depend on the frame's
@@ -24,7 +26,9 @@ Anything else is refused, with the reason: statistics of the data (``df["a"].mea
 ``fillna(df["a"].median())``), row filters and reordering (``df[df.a > 0]``, ``dropna``,
 ``drop_duplicates``, ``sort_values``), ``get_dummies`` and category types (their columns come
 from the data), ``fillna(method="ffill")`` and other steps that read neighbouring rows, calls
-to functions the notebook defined, attribute access such as ``df.age``.
+to functions the notebook defined, attribute access such as ``df.age``. ``explain`` says in
+words why a refused statement is not row-wise (it fits something on the data, uses statistics
+of the data, keeps or drops rows, ...), for the note the user reads.
 """
 
 from __future__ import annotations
@@ -32,8 +36,20 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-__all__ = ["Frames", "refusal"]
+from promote.analysis.bindings import BUILTINS
+
+__all__ = [
+    "GENERIC",
+    "GENERIC_RANK",
+    "NOTEBOOK_RANK",
+    "SPLIT_RANK",
+    "Frames",
+    "Why",
+    "explain",
+    "refusal",
+]
 
 # numpy functions that act element by element (``np.where`` included).
 NUMPY_ELEMENTWISE = frozenset(
@@ -264,7 +280,48 @@ def _assign(target: ast.expr, value: ast.expr, known: Frames) -> str | None:
         return reason
     if isinstance(target, ast.Subscript) and _frame_column(target, known):
         return _values(value, known)
+    if isinstance(target, ast.Subscript) and _conditional_column(target, known):
+        assert isinstance(target.slice, ast.Tuple)
+        return _values(target.slice.elts[0], known) or _values(value, known)
     return _why(target)
+
+
+# Methods whose result is a boolean mask of the rows (``.str`` ones included).
+MASK_METHODS = frozenset(
+    {"isin", "isna", "isnull", "notna", "notnull", "between", "contains", "startswith"}
+    | {"endswith", "match", "fullmatch"}
+)
+
+
+def _is_condition(node: ast.expr) -> bool:
+    """A boolean mask by its syntax: comparisons, ``&`` ``|`` ``~`` of them, ``isin``, ``isna``...
+    (a label such as ``0`` or ``df["id"]`` would pick rows by their labels, not their values)."""
+    if isinstance(node, ast.Compare):
+        return True
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitAnd | ast.BitOr | ast.BitXor):
+        return _is_condition(node.left) and _is_condition(node.right)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Invert):
+        return _is_condition(node.operand)
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in MASK_METHODS
+    )
+
+
+def _conditional_column(node: ast.Subscript, known: Frames) -> bool:
+    """``df.loc[condition, "a"]`` on a known frame (the condition is checked by the caller)."""
+    where = node.value
+    return (
+        isinstance(where, ast.Attribute)
+        and where.attr == "loc"
+        and isinstance(where.value, ast.Name)
+        and where.value.id in known.frames
+        and isinstance(node.slice, ast.Tuple)
+        and len(node.slice.elts) == 2
+        and _is_condition(node.slice.elts[0])
+        and _is_column_key(node.slice.elts[1], known)
+    )
 
 
 def _frame_column(node: ast.Subscript, known: Frames) -> bool:
@@ -491,3 +548,151 @@ def _name_test(node: ast.expr, variable: str, known: Frames) -> bool:
 def _why(node: ast.AST) -> str:
     text = ast.unparse(node)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -- why a step is not row-wise, in words ---------------------------------------------------------
+GENERIC = "is not a step promote can prove row-wise (see docs/explanation/split.md)"
+# Calls that learn something from the rows they are given (``scaler.fit(X)``).
+FITS = frozenset({"fit", "fit_transform", "partial_fit", "fit_resample"})
+# Methods and numpy functions that summarise many rows into one value.
+STATISTICS = frozenset(
+    {"mean", "median", "std", "var", "min", "max", "sum", "prod", "quantile", "mode"}
+    | {"value_counts", "idxmax", "idxmin", "nunique", "describe", "corr", "cov", "skew"}
+    | {"kurt", "agg", "aggregate", "groupby", "qcut", "percentile", "nanmean", "nanmedian"}
+    | {"nanstd", "average", "amax", "amin", "ptp"}
+)
+# Calls whose new columns come from the values found in the data.
+DATA_COLUMNS = frozenset({"get_dummies", "unique", "factorize", "Categorical", "crosstab"})
+# Calls that keep, drop or reorder rows.
+ROWS = frozenset(
+    {"dropna", "drop_duplicates", "sort_values", "sort_index", "query", "head", "tail"}
+    | {"sample", "nlargest", "nsmallest", "reset_index", "set_index"}
+)
+# Calls that read other rows than the one they compute.
+NEIGHBOURS = frozenset(
+    {"shift", "diff", "rolling", "expanding", "ewm", "cumsum", "cumprod", "cummax", "cummin"}
+    | {"pct_change", "ffill", "bfill", "interpolate", "rank", "resample"}
+)
+# What turns a table into an array without column names.
+ARRAYS = frozenset({"values", "to_numpy", "array", "asarray", "reshape", "newaxis"})
+
+
+class Why(NamedTuple):
+    """Why a step is not row-wise: ``text`` for the user, ``rank`` the lower the more telling."""
+
+    rank: int
+    text: str
+
+
+NOTEBOOK_RANK = 6  # a call of the notebook's own function: promote does not know what it does
+SPLIT_RANK = 7  # a split inside the steps: less telling than any other reason
+GENERIC_RANK = 8
+
+
+def explain(stmt: ast.stmt, known: Frames) -> Why:
+    """Why ``stmt`` (refused by ``refusal``) is not row-wise, the most telling reason: it fits
+    on the data, uses statistics of it, makes columns from its values, keeps or drops rows,
+    reads neighbouring rows, turns the table into an array, calls the notebook's own function,
+    splits the rows; else ``GENERIC``."""
+    found = [why for node in ast.walk(stmt) if (why := _node_reason(node, known))]
+    return min(found, key=lambda why: why.rank) if found else Why(GENERIC_RANK, GENERIC)
+
+
+def _node_reason(node: ast.AST, known: Frames) -> Why | None:
+    name = _called(node)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if name in FITS:
+            return Why(0, _fitted(node.func.value, "fits"))
+        if name == "transform":
+            if node.args and isinstance(node.args[0], ast.Constant):  # df["a"].transform("mean")
+                return Why(1, _statistics(str(node.args[0].value)))
+            return Why(0, _fitted(node.func.value, "applies"))
+    if name in STATISTICS:
+        return Why(1, _statistics(name))
+    if name in DATA_COLUMNS or (name == "astype" and _category(node)):
+        return Why(
+            2,
+            f"makes columns from the values found in the data (`{name}`), which one request "
+            "does not show",
+        )
+    if name == "train_test_split":
+        return Why(
+            SPLIT_RANK,
+            "splits the rows into training and test sets; promote slices the steps made before "
+            "the split",
+        )
+    if name in ROWS or _row_mask(node, known):
+        return Why(
+            3,
+            f"keeps, drops or reorders rows (`{name or _why(node)}`), which the service cannot "
+            "do to the one request it must answer",
+        )
+    if name in NEIGHBOURS or (name == "fillna" and _by_neighbours(node)):
+        return Why(4, f"reads other rows (`{name}`) than the one it computes")
+    if name in ARRAYS:
+        return Why(
+            5,
+            f"turns the table into an array without column names (`{name}`), which requests, "
+            "made of named fields, cannot start from",
+        )
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id not in known.modules
+        and node.func.id not in BUILTINS
+    ):
+        return Why(
+            NOTEBOOK_RANK,
+            f"calls `{node.func.id}`, a function the notebook defines, which promote does not "
+            "look into",
+        )
+    return None
+
+
+def _fitted(node: ast.expr, verb: str) -> str:
+    where = " on the training data" if verb == "fits" else ", fitted on the training data,"
+    return (
+        f"{verb} `{_why(node)}`{where} outside the model, so the service cannot apply it to "
+        "a request (in a scikit-learn Pipeline with the model, it would be part of the model)"
+    )
+
+
+def _called(node: ast.AST) -> str:
+    """The name a call (or an attribute such as ``.values``) uses, else ""."""
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            return func.attr
+        return func.id if isinstance(func, ast.Name) else ""
+    if isinstance(node, ast.Attribute) and node.attr in {"values", "newaxis"}:
+        return node.attr
+    return ""
+
+
+def _statistics(name: str) -> str:
+    return (
+        f"uses statistics of the training data (`{name}`), which the service cannot compute "
+        "from one request"
+    )
+
+
+def _category(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and any(
+        isinstance(a, ast.Constant) and a.value == "category" for a in node.args
+    )
+
+
+def _by_neighbours(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and any(k.arg == "method" for k in node.keywords)
+
+
+def _row_mask(node: ast.AST, known: Frames) -> bool:
+    """``df[df["a"] > 0]`` / ``df.loc[mask]``: rows picked by a condition."""
+    if not isinstance(node, ast.Subscript):
+        return False
+    key = node.slice
+    if isinstance(key, ast.Tuple) and key.elts:
+        key = key.elts[0]
+    return _is_condition(key) and not (
+        isinstance(node.ctx, ast.Store) and _conditional_column(node, known)
+    )

@@ -110,6 +110,7 @@ def plan(
                 types[i],
                 features if i == sliced.group else None,
                 sliced.statements if i == sliced.group else frozenset(),
+                sliced.binder,
             )
         )
     calls = tuple(
@@ -121,10 +122,9 @@ def plan(
     if features is not None:
         inference = _inference(features, sliced, functions[sliced.group], settings, parameter)
         if inference.function:
-            modules = tuple(
-                replace(m, functions=(features, *m.functions)) if m.name == features.module else m
-                for m in modules
-            )
+            modules = _with_features(modules, features, functions[sliced.group].module)
+            if features.module != functions[sliced.group].module:
+                helpers = {**helpers, features.name: features.module}
         else:  # the target's name cannot be written in the pipeline: no slice after all
             functions[sliced.group] = _function(
                 groups[sliced.group],
@@ -462,14 +462,15 @@ def _function(
     types: tuple[tuple[Annotation, ...], tuple[Annotation, ...]],
     features: Function | None = None,
     sliced: frozenset[int] = frozenset(),
+    binder: int = 0,
 ) -> Function:
     """The stage function of ``group``; with ``features``, it calls that function (made of the
-    ``sliced`` statements, left out here) first."""
-    body = _body(group, sources, kept, lambda s: id(s) not in sliced)
+    ``sliced`` statements, left out here) where the ``binder`` statement was."""
+    calls: dict[int, str] = {}
     if features is not None:
         arguments = ", ".join(features.params)
-        call = f"{features.returns[0]} = {features.name}({arguments})"
-        body = f"{call}\n\n{body}" if body else call
+        calls[binder] = f"{features.returns[0]} = {features.name}({arguments})"
+    body = _body(group, sources, kept, lambda s: id(s) not in sliced, calls)
     returns_result = False
     if group.result is not None and not group.returns:
         cell = next(c for c in analysis.cells if any(s is group.result for s in c.statements))
@@ -512,13 +513,21 @@ def _body(
     sources: dict[int, list[str]],
     kept: dict[int, list[Statement]],
     include: Callable[[Statement], bool],
+    instead: Mapping[int, str] | None = None,
 ) -> str:
-    """The source of the group's kept statements that ``include`` selects, with comments."""
+    """The source of the group's kept statements that ``include`` selects, with comments;
+    a statement whose id ``instead`` maps is replaced by that line."""
     parts: list[str] = []
+    instead = instead or {}
     for cell in group.cells:
-        lines = sources[cell.index]
+        lines = list(sources[cell.index])
         keep = {id(s) for s in kept[cell.index] if include(s)}
         drop = [(s.start, s.end) for s in cell.statements if id(s) not in keep]
+        for stmt in cell.statements:
+            if id(stmt) in instead:
+                lines[stmt.start] = instead[id(stmt)]
+                drop = [(a, b) for a, b in drop if (a, b) != (stmt.start, stmt.end)]
+                drop.append((stmt.start + 1, stmt.end))
         parts.append(_without(lines, drop))
     return "\n\n".join(p.strip("\n") for p in parts if p.strip())
 
@@ -590,7 +599,7 @@ def _features_function(
     return Function(
         name=name,
         stage=group.stage,
-        module=tables.STAGE_MODULES[group.stage][0],
+        module=tables.STAGE_MODULES["features"][0],
         cells=tuple(cells),
         params=params,
         returns=(sliced.output,),
@@ -600,6 +609,28 @@ def _features_function(
         return_types=tuple(a.text for a in output_types[:1]),
         type_names=frozenset(n for a in annotations for n in a.names),
         settings_default=parameter in params,
+    )
+
+
+def _with_features(
+    modules: tuple[Module, ...], features: Function, caller: str
+) -> tuple[Module, ...]:
+    """``modules`` with ``features`` first in its module (made if the plan has none, in the
+    stage order), and the ``caller`` module reading its name (to import it)."""
+    found = [m.name for m in modules]
+    if features.module not in found:
+        tree = ast.parse(features.body)
+        reads = frozenset(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
+        modules = (*modules, Module(features.module, (), (), reads))
+        order = ["helpers", *(m for m, _ in tables.STAGE_MODULES.values())]
+        modules = tuple(sorted(modules, key=lambda m: order.index(m.name)))
+    return tuple(
+        replace(m, functions=(features, *m.functions))
+        if m.name == features.module
+        else replace(m, reads=m.reads | {features.name})
+        if m.name == caller
+        else m
+        for m in modules
     )
 
 

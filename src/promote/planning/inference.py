@@ -5,26 +5,33 @@ Pure. From the name the model is fitted on, trace back through the split
 that stage backwards: the statements ``X`` depends on, down to the frame the stage received
 (the loaded data). The slice is accepted only when
 
-* it starts from one frame the stage receives, and nothing else from earlier stages;
+* it starts from one frame the stage receives, and nothing else from earlier stages, and
+  that frame is the data as the load stage made it (what a client can send);
 * each of its statements is row-wise (``analysis/rowwise.py``);
-* the rest of the stage (the target, ``y = df["target"]``) reads that frame only to take
-  columns from it, writes none of the columns the slice writes, and uses nothing else the
-  slice binds, so the slice can run first, as its own function, with the same result.
+* the rest of the stage (the target, ``y = df["target"]``, the split, the fit when the model's
+  input is made in the train stage) keeps its place around the call that replaces the slice:
+  statements before the first sliced one run before it as they did; the later ones read the
+  frame only to take columns from it (the target: a label encoder on ``df["target"]`` too),
+  write none of the columns the slice writes, and use nothing else the slice binds.
 
-Then the stage calls ``make_features(df)`` (the slice) and keeps the rest; the pipeline keeps
-the rows of the loaded frame (the target's columns dropped) as what requests carry, and the
-service applies the same ``make_features`` to each request. Otherwise the service takes the
-model's input as it was fitted, and the plan says why (``Slice.note``).
+Then the stage calls ``make_features(df)`` (the slice, in ``features.py``) where the slice made
+the model's input, and keeps the rest; the pipeline keeps the rows of the loaded frame (the
+target's columns dropped) as what requests carry, and the service applies the same
+``make_features`` to each request. Otherwise the service takes the model's input as it was
+fitted, and the plan says why (``Slice.note``): the first step that is not row-wise, in words
+(it fits on the data outside the model, uses statistics of the data, keeps or drops rows...),
+looked for in the stage that makes the model's input and then in the stages that made the frame
+it starts from.
 """
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from promote.analysis import ModelFit
-from promote.analysis.rowwise import Frames, refusal
+from promote.analysis.rowwise import GENERIC_RANK, NOTEBOOK_RANK, Frames, explain, refusal
 from promote.analysis.statements import Statement, called_name
 
 __all__ = ["SPLITS", "Slice", "Stage", "find_slice"]
@@ -54,6 +61,8 @@ class Slice:
     frame: str = ""  # the stage parameter the slice starts from: the raw input
     output: str = ""  # the name the slice makes: the model's input (``X``)
     targets: tuple[ast.expr, ...] = ()  # column keys the rest of the stage takes (the target)
+    binder: int = 0  # id of the sliced statement that makes ``output``: the call goes there
+    sources: tuple[str, ...] = ()  # when refused, the earlier stages' names the steps read
     note: str = ""  # why the service takes the model's input as fitted ("" when accepted)
 
     @property
@@ -89,14 +98,51 @@ def find_slice(
     if binder is None or stages[binder[0]].stage == "load":
         return Slice()  # the model takes the data as loaded: there are no feature steps
     group, index = binder
-    if group == fit_group:
-        stmt = stages[group].statements[index]
-        return Slice(
-            note=f"the model's input is made in the {stages[group].stage} stage by "
-            f"`{_short(stmt.node)}` (cell {stages[group].cells[id(stmt)]}), not by feature "
-            "steps before it"
+    found = _slice_stage(group, stages[group], index, name, hoisted, constants, modules)
+    if not found.accepted:
+        for source in found.sources:  # made from several frames: is one made by steps that
+            note, refused = _loaded(stages, group, source, hoisted, constants, modules)
+            if refused:  # are not row-wise? That tells more
+                return Slice(note=note)
+        return found
+    note, _ = _loaded(stages, group, found.frame, hoisted, constants, modules)
+    return replace(found, group=-1, note=note) if note else found
+
+
+def _loaded(
+    stages: Sequence[Stage],
+    group: int,
+    frame: str,
+    hoisted: set[str],
+    constants: frozenset[str],
+    modules: Mapping[str, str],
+) -> tuple[str, bool]:
+    """ "" when ``frame``, which the slice in stage ``group`` starts from, is the data as the
+    load stage made it (what a client can send); else why requests cannot carry it: the first
+    step of the stages between that is not row-wise (then True), or that the steps span
+    several stages."""
+    spread = [stages[group].stage]
+    while True:
+        maker = next((g for g in range(group - 1, -1, -1) if frame in stages[g].returns), None)
+        if maker is None or stages[maker].stage == "load":
+            break
+        stage = stages[maker]
+        binders = [i for i, s in enumerate(stage.statements) if frame in s.binds]
+        if not binders:
+            return f"promote could not find where the {stage.stage} stage makes `{frame}`", False
+        _, made_from, note, telling = _chain(stage, binders[-1], frame, hoisted, constants, modules)
+        if note:
+            return f"`{frame}` comes from the {stage.stage} stage, where {note}", telling
+        spread.append(stage.stage)
+        group, frame = maker, made_from
+    if len(spread) > 1:
+        named = ", ".join(reversed(spread))
+        return (
+            f"the feature steps are spread over {len(spread)} stages ({named}), and promote "
+            "slices the steps of one stage",
+            False,
         )
-    return _slice_stage(group, stages[group], index, name, hoisted, constants, modules)
+    return "", False
 
 
 def _slice_stage(
@@ -108,6 +154,39 @@ def _slice_stage(
     constants: frozenset[str],
     modules: Mapping[str, str],
 ) -> Slice:
+    chosen, frame, note, telling = _chain(stage, last, output, hoisted, constants, modules)
+    if note:
+        params = {n for s in chosen for n in s.reads} & set(stage.params) - hoisted
+        return Slice(note=note, sources=() if telling else tuple(sorted(params)))
+    known = Frames({frame}, constants, modules)
+    for stmt in chosen:
+        refusal(stmt.node, known)
+    if output not in known.frames:
+        return Slice(note=f"the model's input `{output}` is not a table of columns")
+    ids = {id(s) for s in chosen}
+    slice_binds = {n for s in chosen for n in s.binds} - {frame, output}
+    start = Frames({frame}, constants, modules)
+    note, targets = _rest(stage, last, ids, output, slice_binds, start)
+    if note:
+        return Slice(note=note)
+    leaked = sorted(set(stage.returns) & slice_binds)
+    if leaked:
+        return Slice(note=f"later stages use `{leaked[0]}`, which the feature steps make")
+    binder = id(stage.statements[last])
+    return Slice(index, frozenset(ids), frame, output, tuple(targets), binder=binder)
+
+
+def _chain(
+    stage: Stage,
+    last: int,
+    output: str,
+    hoisted: set[str],
+    constants: frozenset[str],
+    modules: Mapping[str, str],
+) -> tuple[list[Statement], str, str, bool]:
+    """The statements of ``stage`` up to ``last`` that ``output`` depends on, the one frame
+    parameter they start from, and "" (else why they are not row-wise steps from one frame,
+    and whether that reason says what a step does to the data)."""
     needed = {output}
     chosen: list[Statement] = []
     for stmt in reversed(stage.statements[: last + 1]):
@@ -120,38 +199,115 @@ def _slice_stage(
     chosen.reverse()
     outside = sorted(n for n in needed - hoisted if n in stage.params)
     unknown = sorted(n for n in needed - hoisted if n not in stage.params)
+    note, telling = _not_row_wise(chosen, stage, Frames(set(outside), constants, modules))
+    if telling:
+        return chosen, "", note, True
     if unknown or len(outside) != 1:
         made_from = ", ".join(f"`{n}`" for n in outside + unknown) or "no frame"
-        return Slice(
-            note=f"the model's input `{output}` is made from {made_from}, not from one frame "
-            "of loaded data"
+        return (
+            chosen,
+            "",
+            f"the model's input `{output}` is made from {made_from}, not from one frame of "
+            "loaded data",
+            False,
         )
-    frame = outside[0]
-    known = Frames({frame}, constants, modules)
+    return chosen, outside[0], note, False
+
+
+def _not_row_wise(chosen: Sequence[Statement], stage: Stage, known: Frames) -> tuple[str, bool]:
+    """Why the statements ``chosen`` are not all row-wise ("" when they are), and whether that
+    reason tells more than ``GENERIC``: the first statement whose reason
+    (``rowwise.explain``) says what the step does to the data, else the first that calls the
+    notebook's own function, else the first split, else the first refused."""
+    notes: list[tuple[int, str]] = []
     for stmt in chosen:
         reason = refusal(stmt.node, known)
-        if reason is not None:
-            return Slice(
-                note=f"`{reason}` (cell {stage.cells[id(stmt)]}) is not a step promote can "
-                "prove row-wise (see docs/explanation/split.md)"
-            )
-    if output not in known.frames:
-        return Slice(note=f"the model's input `{output}` is not a table of columns")
-    ids = {id(s) for s in chosen}
-    slice_binds = {n for s in chosen for n in s.binds} - {frame, output}
-    written = {ast.dump(k) for s in chosen for k in _written_columns(s.node, frame)}
+        if reason is None:
+            continue
+        # go on as if it were row-wise, so that the next reasons are the statements' own
+        known.frames.update(n for n in stmt.binds if n not in known.lists)
+        why = explain(stmt.node, known)
+        # what promote knows a step does, then the notebook's own functions, a split, the rest
+        bucket = 0 if why.rank < NOTEBOOK_RANK else why.rank
+        shown = reason if why.rank == GENERIC_RANK else _short(stmt.node)
+        notes.append((bucket, f"`{shown}` (cell {stage.cells[id(stmt)]}) {why.text}"))
+    if not notes:
+        return "", False
+    bucket, note = min(notes, key=lambda n: n[0])  # the first of the most telling
+    return note, bucket < GENERIC_RANK
+
+
+def _rest(
+    stage: Stage,
+    last: int,
+    ids: set[int],
+    output: str,
+    slice_binds: set[str],
+    known: Frames,
+) -> tuple[str, list[ast.expr]]:
+    """Why the statements of ``stage`` outside the slice cannot keep their places around the
+    call that replaces it (at the ``last`` statement, which makes ``output``); "" if they can.
+    And the columns they take from ``frame`` (the target): requests leave them out.
+
+    Statements before the first sliced one run before it as they did; the others must not see
+    what the slice makes or changes."""
+    (frame,) = known.frames
+    chosen = [s for s in stage.statements if id(s) in ids]
+    written = {k for s in chosen for k in _flat(_written_columns(s.node, frame))}
+    read = {k for s in chosen for k in _flat(_columns_read(s.node, frame))}
+    first = min(i for i, s in enumerate(stage.statements) if id(s) in ids)
     targets: list[ast.expr] = []
-    for stmt in (s for s in stage.statements if id(s) not in ids):
-        note = _rest_refusal(stmt, stage.cells[id(stmt)], frame, output, slice_binds, written)
+    for position, stmt in enumerate(stage.statements):
+        if id(stmt) in ids:
+            continue
+        cell = stage.cells[id(stmt)]
+        keys = _columns_taken(stmt.node, frame) or []
+        if set(_flat(keys)) & read:
+            return (
+                f"`{_short(stmt.node)}` (cell {cell}) takes a column from `{frame}` that the "
+                "feature steps read too, so requests could not leave it out",
+                [],
+            )
+        targets.extend(keys)
+        if position < first:
+            # it runs before the call as it did; but a statement the analysis cannot see
+            # change the frame (``foo(df)``, ``df.a.fillna(0, inplace=True)``) would make
+            # training's frame differ from what requests carry
+            if _may_change(stmt, known):
+                return (
+                    f"`{_short(stmt.node)}` (cell {cell}) uses `{frame}` in a way that may "
+                    "change it, before the feature steps",
+                    [],
+                )
+            continue
+        if position < last and output in (*stmt.reads, *stmt.binds):
+            return (
+                f"`{_short(stmt.node)}` (cell {cell}) uses `{output}` while the feature steps "
+                "make it",
+                [],
+            )
+        note = _rest_refusal(stmt, cell, frame, output, slice_binds, written)
         if note:
-            return Slice(note=note)
-        key = _column_taken(stmt.node, frame) if frame in stmt.reads else None
-        if key is not None:
-            targets.append(key)
-    leaked = sorted(set(stage.returns) & slice_binds)
-    if leaked:
-        return Slice(note=f"later stages use `{leaked[0]}`, which the feature steps make")
-    return Slice(index, frozenset(ids), frame, output, tuple(targets))
+            return note, []
+    return "", targets
+
+
+def _may_change(stmt: Statement, known: Frames) -> bool:
+    """Whether ``stmt`` reads the frame of ``known`` other than by taking columns or by a
+    row-wise step (both leave it as it is)."""
+    (frame,) = known.frames
+    if frame not in stmt.reads or _columns_taken(stmt.node, frame) is not None:
+        return False
+    return refusal(stmt.node, Frames({frame}, known.constants, known.modules)) is not None
+
+
+def _flat(keys: Sequence[ast.expr]) -> list[str]:
+    """Each column name of ``keys`` (names and lists of names), as comparable text."""
+    return [
+        ast.dump(part)
+        for key in keys
+        for part in (key.elts if isinstance(key, ast.List | ast.Tuple) else [key])
+    ]
 
 
 def _rest_refusal(
@@ -169,13 +325,13 @@ def _rest_refusal(
         return f"`{_short(stmt.node)}` (cell {cell}) also uses {what}, which the feature steps make"
     if frame not in stmt.reads:
         return ""
-    key = _column_taken(stmt.node, frame)
-    if key is None:
+    keys = _columns_taken(stmt.node, frame)
+    if keys is None:
         return (
             f"`{_short(stmt.node)}` (cell {cell}) uses `{frame}` other than by taking a column "
             "from it"
         )
-    if ast.dump(key) in written:
+    if set(_flat(keys)) & written:
         return f"`{_short(stmt.node)}` (cell {cell}) reads a column the feature steps write"
     return ""
 
@@ -240,20 +396,48 @@ def _written_columns(node: ast.stmt, frame: str) -> list[ast.expr]:
     ]
 
 
-def _column_taken(node: ast.stmt, frame: str) -> ast.expr | None:
-    """``key`` for ``y = frame[key]``, else None."""
-    if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
-        return None
-    value = node.value
-    if (
-        isinstance(node.targets[0], ast.Name)
-        and isinstance(value, ast.Subscript)
-        and isinstance(value.value, ast.Name)
-        and value.value.id == frame
-        and frame not in {n.id for n in ast.walk(value.slice) if isinstance(n, ast.Name)}
-    ):
-        return value.slice
-    return None
+def _columns_taken(node: ast.stmt, frame: str) -> list[ast.expr] | None:
+    """The column keys of ``frame`` that ``node`` reads, when it reads ``frame`` only by taking
+    columns from it (``y = frame[key]``, ``y = encoder.fit_transform(frame[key])``); else None."""
+    keys: list[ast.expr] = []
+    parents = {
+        id(child): parent for parent in ast.walk(node) for child in ast.iter_child_nodes(parent)
+    }
+    for name in ast.walk(node):
+        if not (isinstance(name, ast.Name) and name.id == frame):
+            continue
+        parent = parents.get(id(name))
+        if not (
+            isinstance(parent, ast.Subscript)
+            and parent.value is name
+            and isinstance(parent.ctx, ast.Load)
+            and _column_key(parent.slice)
+            and frame not in {n.id for n in ast.walk(parent.slice) if isinstance(n, ast.Name)}
+        ):
+            return None
+        keys.append(parent.slice)
+    return keys
+
+
+def _columns_read(node: ast.stmt, frame: str) -> list[ast.expr]:
+    """The column keys ``node`` reads from ``frame`` by name (``frame[key]``)."""
+    return [
+        part.slice
+        for part in ast.walk(node)
+        if isinstance(part, ast.Subscript)
+        and isinstance(part.value, ast.Name)
+        and part.value.id == frame
+        and isinstance(part.ctx, ast.Load)
+    ]
+
+
+def _column_key(node: ast.expr) -> bool:
+    """A column name or a list of them: a string, a name (a constant), a list of those."""
+    if isinstance(node, ast.List | ast.Tuple):
+        return all(_column_key(e) for e in node.elts)
+    return (isinstance(node, ast.Constant) and isinstance(node.value, str)) or isinstance(
+        node, ast.Name
+    )
 
 
 def _short(node: ast.AST) -> str:

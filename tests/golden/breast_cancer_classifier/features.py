@@ -45,7 +45,6 @@ def feature_engineering(df: pd.DataFrame, settings: Settings) -> FeatureEngineer
     From cells 13-14 of breast_cancer_classifier.ipynb.
     """
     X = make_features(df)
-
     y = df[settings.target]
 
     return FeatureEngineeringResult(X=X, y=y)

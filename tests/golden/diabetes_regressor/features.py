@@ -59,7 +59,6 @@ def feature_engineering(df: pd.DataFrame, settings: Settings) -> FeatureEngineer
     From cell 13 of diabetes_regressor.ipynb.
     """
     X = make_features(df)
-
     y = df[settings.target]
 
     return FeatureEngineeringResult(X=X, y=y)
