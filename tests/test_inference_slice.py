@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
-from helpers import plan_cells
+from helpers import notebook_json, plan_cells
 
 from promote import codegen
+from promote.api import promote
+from promote.render import ruff_path
 from promote.analysis.rowwise import Frames, explain, refusal
 from promote.planning import Plan
 
@@ -360,3 +369,102 @@ def test_a_slice_whose_names_later_stages_use_is_not_taken() -> None:
 
     assert not plan.inference.function
     assert plan.inference.note == "later stages use `cols`, which the feature steps make"
+
+
+# -- a notebook on disk, promoted and its pipeline run -------------------------------------------
+HEART_CELLS = (
+    "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.metrics import accuracy_score\nfrom sklearn.model_selection import "
+    "train_test_split\nfrom sklearn.pipeline import make_pipeline\n"
+    "from sklearn.preprocessing import LabelEncoder, StandardScaler",
+    "# md: ## Data",
+    "df = pd.read_csv('heart.csv')",
+    "# md: ## Training",
+    "# the model's input: the loaded columns and one derived, the target left out\n"
+    "df['chol_per_age'] = df['chol'] / df['age']\n"
+    "df.loc[df['age'] >= 60, 'senior'] = 1\n"
+    "df.loc[df['age'] < 60, 'senior'] = 0\n"
+    "X = df.drop(columns='target')\n"
+    "y = LabelEncoder().fit_transform(df['target'])\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)\n"
+    "model = make_pipeline(StandardScaler(), LogisticRegression())\n"
+    "model.fit(X_train, y_train)",
+    "accuracy = accuracy_score(y_test, model.predict(X_test))",
+)
+# Runs in the promoted project (its src on the path): the pipeline's model input, and what
+# make_features makes from the rows requests carry, must both be what the notebook fitted on.
+CHECK_PIPELINE = """
+import json, os, sys
+import pandas as pd
+from pandas.testing import assert_frame_equal
+from {package} import pipeline
+
+result = pipeline.run()
+os.chdir(sys.argv[2])  # the notebook's own folder, where it reads its data
+notebook = {{}}
+exec(compile(sys.argv[1], "notebook", "exec"), notebook)
+assert "target" not in result.inputs.columns
+assert_frame_equal(result.features, notebook["X_train"])
+assert_frame_equal(result.make_features(result.inputs.copy()), notebook["X_train"])
+one = result.make_features(result.inputs.iloc[[3]].copy())  # one request alone
+assert_frame_equal(one, notebook["X_train"].iloc[[3]], check_dtype=False)
+print(json.dumps(sorted(result.inputs.columns)))
+"""
+
+
+def test_a_promoted_notebook_slices_its_training_stage_and_reproduces_the_model_input(
+    tmp_path: Path,
+) -> None:
+    """Promote a notebook whose model input is made in the train stage (derived columns, the
+    target dropped, a label-encoded target, preprocessing inside the model's pipeline), then
+    run its pipeline: make_features on the loaded rows, all together or one alone, gives the
+    exact frame the notebook fitted on; the generated modules pass ruff and mypy."""
+    rng = np.random.default_rng(0)
+    rows = 80
+    pd.DataFrame(
+        {
+            "age": rng.integers(30, 80, rows),
+            "chol": rng.integers(150, 300, rows).astype(float),
+            "trestbps": rng.integers(90, 180, rows),
+            "target": rng.choice(["no", "yes"], rows),
+        }
+    ).to_csv(tmp_path / "heart.csv", index=False)
+    notebook = tmp_path / "heart.ipynb"
+    notebook.write_text(notebook_json(*HEART_CELLS))
+    project = tmp_path / "heart"
+
+    result = promote(notebook, project, lock=False)
+
+    assert result.plan.inference.function == "make_features", result.plan.inference.note
+    package = project / "src" / result.plan.package_name
+    modules = [str(package / f"{m.name}.py") for m in result.plan.modules] + [
+        str(package / "pipeline.py")
+    ]
+    source = "\n".join(c for c in HEART_CELLS if not c.startswith("# md:"))
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHECK_PIPELINE.format(package=result.plan.package_name),
+            source,
+            str(tmp_path),
+        ],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project / "src")},
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout) == ["age", "chol", "trestbps"]
+    lint = subprocess.run(
+        [ruff_path(), "check", "--no-cache", *modules], cwd=project, capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout
+    typed = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", "pyproject.toml", *modules],
+        cwd=project,
+        env={**os.environ, "MYPYPATH": str(project / "src")},
+        capture_output=True,
+        text=True,
+    )
+    assert typed.returncode == 0, typed.stdout

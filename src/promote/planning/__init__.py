@@ -572,7 +572,7 @@ def _features_function(
     if read or _reads_name(body, parameter):
         params += (parameter,)
     frame_type = types[0][group.params.index(sliced.frame)]
-    output_types = [a for n, a in zip(group.returns, types[1], strict=False) if n == sliced.output]
+    output_types = [_type_at(groups, analysis, kept, settings, sliced.binder, sliced.output)]
     taken = set(analysis.imports) | set(analysis.definitions) | set(analysis.constants) | BUILTINS
     taken |= {n for c in analysis.cells for s in c.statements for n in (*s.binds, *s.reads)}
     taken |= {g.name for g in groups} | {"run", "settings", "TrainingResult"}
@@ -959,12 +959,7 @@ def _types(
     settings: Mapping[str, Setting],
 ) -> list[tuple[tuple[Annotation, ...], tuple[Annotation, ...]]]:
     """For each group, the annotations of its parameters and of its returns."""
-    constants = {
-        name: "str" if x.annotation == "str" else "list"
-        for name, x in settings.items()
-        if x.annotation == "str" or x.annotation.startswith("list[")
-    }
-    tracker = TypeTracker(qualified_names(analysis.cells), constants)
+    tracker = _tracker(analysis, settings)
     out = []
     for group in groups:
         params = tuple(tracker.annotation(name) for name in group.params)
@@ -973,6 +968,34 @@ def _types(
                 tracker.visit(stmt.node, stmt.binds)
         out.append((params, tuple(tracker.annotation(name) for name in group.returns)))
     return out
+
+
+def _type_at(
+    groups: list[_Group],
+    analysis: Analysis,
+    kept: dict[int, list[Statement]],
+    settings: Mapping[str, Setting],
+    statement: int,
+    name: str,
+) -> Annotation:
+    """The annotation of ``name`` right after the statement whose id is ``statement``."""
+    tracker = _tracker(analysis, settings)
+    for group in groups:
+        for cell in group.cells:
+            for stmt in kept[cell.index]:
+                tracker.visit(stmt.node, stmt.binds)
+                if id(stmt) == statement:
+                    return tracker.annotation(name)
+    return tracker.annotation(name)
+
+
+def _tracker(analysis: Analysis, settings: Mapping[str, Setting]) -> TypeTracker:
+    constants = {
+        name: "str" if x.annotation == "str" else "list"
+        for name, x in settings.items()
+        if x.annotation == "str" or x.annotation.startswith("list[")
+    }
+    return TypeTracker(qualified_names(analysis.cells), constants)
 
 
 def _inline_settings(
