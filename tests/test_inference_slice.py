@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import notebook_json, plan_cells
+from helpers import analyse_cells, notebook_json, plan_cells
 
-from promote import codegen
-from promote.api import promote
-from promote.render import ruff_path
+from promote import codegen, report
 from promote.analysis.rowwise import Frames, explain, refusal
-from promote.planning import Plan
+from promote.api import promote
+from promote.planning import Plan, plan
+from promote.render import ruff_path
 
 IMPORTS = (
     "import numpy as np\nimport pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
@@ -317,8 +317,9 @@ def test_preprocessing_fitted_inside_the_models_pipeline_is_part_of_the_model() 
         (
             "from sklearn.preprocessing import StandardScaler\nscaler = StandardScaler()\n"
             "df[['a']] = scaler.fit_transform(df[['a']])",
-            "`df` comes from the features stage, where `df[['a']] = scaler.fit_transform(df[['a']])`"
-            " (cell 3) fits `scaler` on the training data outside the model",
+            "`df` comes from the features stage, where "
+            "`df[['a']] = scaler.fit_transform(df[['a']])` (cell 3) fits `scaler` on the "
+            "training data outside the model",
         ),
         (
             "df = pd.get_dummies(df, columns=['kind'])",
@@ -468,3 +469,26 @@ def test_a_promoted_notebook_slices_its_training_stage_and_reproduces_the_model_
         text=True,
     )
     assert typed.returncode == 0, typed.stdout
+
+
+def test_check_and_the_model_card_say_what_requests_carry_and_why() -> None:
+    """The reason the service takes the model's input is visible before promoting (``promote
+    check``, text and JSON) and in the generated project (docs/MODEL_CARD.md)."""
+    refused = analyse_cells(IMPORTS, LOAD, "df = df.dropna()", TRAIN_ON_DF, PREDICT)
+    sliced_cells = analyse_cells(IMPORTS, LOAD, TRAIN_ON_DF, PREDICT)
+
+    text = report.check_text(report.check_report(refused))
+    assert (
+        "serving: requests carry the model's input (X_train) as fitted: `df` comes from the "
+        "features stage, where `df = df.dropna()` (cell 3) keeps, drops or reorders rows"
+    ) in text
+    data = json.loads(report.check_json(report.check_report(sliced_cells)))
+    assert data["inference"] == {
+        "sliced": True,
+        "function": "features.make_features",
+        "note": None,
+    }
+    card = codegen.model_card(plan(refused, "demo"))
+    assert "does not apply the notebook's feature steps itself: `df` comes from" in card
+    card = codegen.model_card(plan(sliced_cells, "demo"))
+    assert "applies the notebook's row-wise feature steps, `features.make_features()`" in card

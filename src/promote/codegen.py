@@ -463,10 +463,25 @@ def model_card(plan: Plan, captured: Mapping[str, Any] | None = None) -> str:
         lines += [f"- `{target}` (copied from `{source}`)" for source, target in plan.data_files]
     else:
         lines += ["- Loaded in `data.py` (no data file was copied into the project)."]
-    lines += [
-        "- The input the service accepts is the data the model was fitted on; its schema is "
-        "written to `artifacts/schema.json` by `make train`.",
-    ]
+    inference = plan.inference
+    if inference.function:
+        lines += [
+            "- The input the service accepts is the loaded data, the target left out; the "
+            f"service applies the notebook's row-wise feature steps, `{inference.module}."
+            f"{inference.function}()`, before the model. The schema of a request is written to "
+            "`artifacts/schema.json` by `make train`.",
+        ]
+    else:
+        lines += [
+            "- The input the service accepts is the data the model was fitted on; its schema is "
+            "written to `artifacts/schema.json` by `make train`."
+            + (
+                " The service does not apply the notebook's feature steps itself: "
+                f"{inference.note}."
+                if inference.note
+                else ""
+            ),
+        ]
     captured = captured or {}
     columns = captured.get("schema", {}).get("columns")
     if columns or captured.get("records"):

@@ -11,7 +11,7 @@ from promote.analysis.evidence import normal_name
 from promote.analysis.readiness import ReadinessItem, readiness
 from promote.diagnostics import Diagnostic
 from promote.errors import RefusedNotebookError
-from promote.planning import Plan, plan
+from promote.planning import Inference, Plan, plan
 
 if TYPE_CHECKING:
     from promote.environments import Retried
@@ -51,6 +51,8 @@ class CheckReport:
     analysis: Analysis
     readiness: tuple[ReadinessItem, ...]
     refusal: str | None  # why ``promote`` would refuse the notebook, or None
+    inference: Inference | None = None  # how the service would make the model's input
+    fit_input: str = ""  # the name the model is fitted on, for the inference line
 
     @property
     def blocking(self) -> bool:
@@ -64,12 +66,11 @@ class CheckReport:
 
 def check_report(analysis: Analysis) -> CheckReport:
     """Build the report; planning is tried (it is pure) so check and promote agree on refusals."""
-    refusal: str | None = None
     try:
-        plan(analysis, "check")
+        planned = plan(analysis, "check")
     except RefusedNotebookError as error:
-        refusal = error.reason
-    return CheckReport(analysis, readiness(analysis), refusal)
+        return CheckReport(analysis, readiness(analysis), error.reason)
+    return CheckReport(analysis, readiness(analysis), None, planned.inference, planned.fit_input)
 
 
 def check_text(result: CheckReport) -> str:
@@ -88,6 +89,8 @@ def check_text(result: CheckReport) -> str:
         )
     else:
         lines.append("model: none found (no `.fit(...)` call)")
+    if result.inference is not None:
+        lines.append(f"serving: {_inference_line(result.inference, result.fit_input)}")
     lines += _evidence_lines(analysis)
     lines += _bounds_lines(analysis)
     lines += ["", "Production readiness"]
@@ -193,6 +196,19 @@ def check_json(result: CheckReport) -> str:
         "notebook": str(analysis.notebook.path),
         "blocking": result.blocking,
         "refusal": result.refusal,
+        "inference": (
+            {
+                "sliced": bool(result.inference.function),
+                "function": (
+                    f"{result.inference.module}.{result.inference.function}"
+                    if result.inference.function
+                    else None
+                ),
+                "note": result.inference.note or None,
+            }
+            if result.inference is not None
+            else None
+        ),
         "counts": _counts(analysis),
         "cells": [
             {
@@ -278,15 +294,18 @@ def _counts(analysis: Analysis) -> dict[str, int]:
 
 def inference_text(plan: Plan) -> str:
     """What a request carries, and why (``planning/inference.py``)."""
-    inference = plan.inference
+    return _inference_line(plan.inference, plan.fit_input)
+
+
+def _inference_line(inference: Inference, fit_input: str) -> str:
     if inference.function:
         return (
             f"requests carry the loaded columns; the service applies "
             f"{inference.module}.{inference.function}() before the model"
         )
     if inference.note:
-        return f"requests carry the model's input ({plan.fit_input}) as fitted: {inference.note}"
-    return f"requests carry the model's input ({plan.fit_input}): the loaded data, as fitted"
+        return f"requests carry the model's input ({fit_input}) as fitted: {inference.note}"
+    return f"requests carry the model's input ({fit_input}): the loaded data, as fitted"
 
 
 def plan_text(plan: Plan) -> str:
