@@ -273,6 +273,19 @@ def test_earlier_training_cells_keep_their_place_before_the_sliced_steps() -> No
     assert train.body.index("first_model.fit") < train.body.index("X = make_features(df)")
 
 
+def test_only_the_target_of_the_served_model_is_left_out_of_requests() -> None:
+    """An earlier model fitted on ``df[["a", "b"]]`` takes columns too; requests still carry
+    them: only the served model's target (traced from its ``.fit`` through the split) goes."""
+    first = (
+        "first = LogisticRegression()\nfirst.fit(df[['a', 'b']], df['label'])\n"
+        "first.predict(df[['a', 'b']])"
+    )
+    plan = plan_cells(IMPORTS, LOAD, first, TRAIN_ON_DF.replace("'label'", "'outcome'"), PREDICT)
+
+    assert plan.inference.function == "make_features", plan.inference.note
+    assert plan.inference.drop == ("'outcome'",)
+
+
 @pytest.mark.parametrize(
     "target",
     [

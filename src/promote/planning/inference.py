@@ -82,23 +82,13 @@ def find_slice(
     if fit is None or not model.fit_input:
         return Slice(note="promote could not find where the model is fitted")
     fit_group, fit_index = fit
-    name = model.fit_input
-    flat = [(g, i) for g, stage in enumerate(stages) for i in range(len(stage.statements))]
-    position = flat.index((fit_group, fit_index))
-    binder = None
-    for g, i in reversed(flat[:position]):
-        stmt = stages[g].statements[i]
-        if name not in stmt.binds:
-            continue
-        source = _split_source(stmt, name)
-        if source is None:
-            binder = (g, i)
-            break
-        name = source  # the rows of the split are the rows of its input: trace that
-    if binder is None or stages[binder[0]].stage == "load":
+    traced = _trace(stages, fit, model.fit_input)
+    if traced is None or stages[traced[0]].stage == "load":
         return Slice()  # the model takes the data as loaded: there are no feature steps
-    group, index = binder
-    found = _slice_stage(group, stages[group], index, name, hoisted, constants, modules)
+    group, index, name = traced
+    label = _trace(stages, fit, _label_name(stages[fit_group].statements[fit_index], model))
+    target = id(stages[label[0]].statements[label[1]]) if label and label[0] == group else 0
+    found = _slice_stage(group, stages[group], index, name, hoisted, constants, modules, target)
     if not found.accepted:
         for source in found.sources:  # made from several frames: is one made by steps that
             note, refused = _loaded(stages, group, source, hoisted, constants, modules)
@@ -124,7 +114,9 @@ def _loaded(
     spread = [stages[group].stage]
     while True:
         maker = next((g for g in range(group - 1, -1, -1) if frame in stages[g].returns), None)
-        if maker is None or stages[maker].stage == "load":
+        if maker is None:
+            return f"promote could not find the stage that makes `{frame}`", False
+        if stages[maker].stage == "load":
             break
         stage = stages[maker]
         binders = [i for i, s in enumerate(stage.statements) if frame in s.binds]
@@ -153,7 +145,10 @@ def _slice_stage(
     hoisted: set[str],
     constants: frozenset[str],
     modules: Mapping[str, str],
+    label: int = 0,
 ) -> Slice:
+    """The slice of ``stage`` that makes ``output`` at its statement ``last``; ``label`` is the
+    id of the stage's statement that makes the model's target, if it has it (0 if not)."""
     chosen, frame, note, telling = _chain(stage, last, output, hoisted, constants, modules)
     if note:
         params = {n for s in chosen for n in s.reads} & set(stage.params) - hoisted
@@ -166,7 +161,7 @@ def _slice_stage(
     ids = {id(s) for s in chosen}
     slice_binds = {n for s in chosen for n in s.binds} - {frame, output}
     start = Frames({frame}, constants, modules)
-    note, targets = _rest(stage, last, ids, output, slice_binds, start)
+    note, targets = _rest(stage, last, ids, output, slice_binds, start, label)
     if note:
         return Slice(note=note)
     leaked = sorted(set(stage.returns) & slice_binds)
@@ -244,10 +239,13 @@ def _rest(
     output: str,
     slice_binds: set[str],
     known: Frames,
+    label: int,
 ) -> tuple[str, list[ast.expr]]:
     """Why the statements of ``stage`` outside the slice cannot keep their places around the
     call that replaces it (at the ``last`` statement, which makes ``output``); "" if they can.
-    And the columns they take from ``frame`` (the target): requests leave them out.
+    And the columns they take from ``frame`` for the target: requests leave them out. Those
+    of the ``label`` statement (the one that makes the model's target) if it is one of them,
+    else all the columns they take.
 
     Statements before the first sliced one run before it as they did; the others must not see
     what the slice makes or changes."""
@@ -256,12 +254,16 @@ def _rest(
     written = {k for s in chosen for k in _flat(_written_columns(s.node, frame))}
     read = {k for s in chosen for k in _flat(_columns_read(s.node, frame))}
     first = min(i for i, s in enumerate(stage.statements) if id(s) in ids)
+    if label in ids or label not in {id(s) for s in stage.statements}:
+        label = 0  # the target is not made by the rest of this stage: any column taken may be
     targets: list[ast.expr] = []
     for position, stmt in enumerate(stage.statements):
         if id(stmt) in ids:
             continue
         cell = stage.cells[id(stmt)]
         keys = _columns_taken(stmt.node, frame) or []
+        if label and id(stmt) != label:
+            keys = []
         if set(_flat(keys)) & read:
             return (
                 f"`{_short(stmt.node)}` (cell {cell}) takes a column from `{frame}` that the "
@@ -336,6 +338,38 @@ def _rest_refusal(
     return ""
 
 
+def _trace(stages: Sequence[Stage], fit: tuple[int, int], name: str) -> tuple[int, int, str] | None:
+    """The stage and statement that last made ``name`` before the fit at ``fit``, through the
+    split (its rows are the rows of its input: the input is traced), and the name it makes."""
+    flat = [(g, i) for g, stage in enumerate(stages) for i in range(len(stage.statements))]
+    for g, i in reversed(flat[: flat.index(fit)]):
+        stmt = stages[g].statements[i]
+        if not name or name not in stmt.binds:
+            continue
+        source = _split_source(stmt, name)
+        if source is None:
+            return g, i, name
+        name = source
+    return None
+
+
+def _label_name(stmt: Statement, model: ModelFit) -> str:
+    """The name the model's ``.fit`` takes as the target (its second argument, or ``y=``)."""
+    for node in stmt.nodes:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in {"fit", "fit_generator"}
+            and node.args
+            and isinstance(node.args[0], ast.Name)
+            and node.args[0].id == model.fit_input
+        ):
+            label = node.args[1] if len(node.args) > 1 else None
+            label = label or next((k.value for k in node.keywords if k.arg == "y"), None)
+            return label.id if isinstance(label, ast.Name) else ""
+    return ""
+
+
 def _fit_position(stages: Sequence[Stage], model: ModelFit) -> tuple[int, int] | None:
     found = None
     for number, stage in enumerate(stages):
@@ -354,7 +388,8 @@ def _fit_position(stages: Sequence[Stage], model: ModelFit) -> tuple[int, int] |
 
 
 def _split_source(stmt: Statement, name: str) -> str | None:
-    """``X`` for ``X_train, X_test, ... = train_test_split(X, ...)`` and ``name`` X_train."""
+    """``X`` for ``X_train, X_test, ... = train_test_split(X, y, ...)`` and ``name``
+    X_train (``y`` for y_train)."""
     node = stmt.node
     if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
         return None
@@ -363,10 +398,10 @@ def _split_source(stmt: Statement, name: str) -> str | None:
         return None
     if called_name(value) not in SPLITS or not value.args:
         return None
-    first = target.elts[0] if target.elts else None
-    if not (isinstance(first, ast.Name) and first.id == name):
+    made = [e.id if isinstance(e, ast.Name) else "" for e in target.elts]
+    if name not in made or made.index(name) // 2 >= len(value.args):
         return None
-    source = value.args[0]
+    source = value.args[made.index(name) // 2]  # X_train, X_test, y_train, y_test: X, y
     return source.id if isinstance(source, ast.Name) else None
 
 
