@@ -215,6 +215,18 @@ def test_feature_steps_reading_a_setting_default_it_for_the_service() -> None:
             "X = df[['a']]\ny = df['label'] / len(df)",
             "uses `df` other than by taking a column",
         ),
+        (  # a chained in-place change of a column the steps read, before them
+            "df['a'].fillna(0, inplace=True)\nX = df[['a']]\ny = df['label']",
+            "`df['a'].fillna(0, inplace=True)` (cell 3) uses `df` in a way that may change it",
+        ),
+        (  # ... or after them: taking the target in place is not only taking it
+            "X = df[['a']]\ndf['label'].replace({'no': 0}, inplace=True)\ny = df['label']",
+            "uses `df` other than by taking a column",
+        ),
+        (
+            "y = df['label']\ndf['a'][df['a'] < 0] = 0\nX = df[['a']]",
+            "`df['a'][df['a'] < 0]` (cell 3) is not a step promote can prove row-wise",
+        ),
     ],
 )
 def test_a_slice_that_is_not_provably_row_wise_keeps_the_model_input_and_says_why(

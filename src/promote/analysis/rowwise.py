@@ -688,11 +688,9 @@ def _by_neighbours(node: ast.AST) -> bool:
 
 def _row_mask(node: ast.AST, known: Frames) -> bool:
     """``df[df["a"] > 0]`` / ``df.loc[mask]``: rows picked by a condition."""
-    if not isinstance(node, ast.Subscript):
-        return False
+    if not isinstance(node, ast.Subscript) or not isinstance(node.ctx, ast.Load):
+        return False  # ``df.loc[mask, "a"] = 1`` sets values, it keeps every row
     key = node.slice
     if isinstance(key, ast.Tuple) and key.elts:
         key = key.elts[0]
-    return _is_condition(key) and not (
-        isinstance(node.ctx, ast.Store) and _conditional_column(node, known)
-    )
+    return _is_condition(key)

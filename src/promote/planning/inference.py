@@ -433,7 +433,12 @@ def _written_columns(node: ast.stmt, frame: str) -> list[ast.expr]:
 
 def _columns_taken(node: ast.stmt, frame: str) -> list[ast.expr] | None:
     """The column keys of ``frame`` that ``node`` reads, when it reads ``frame`` only by taking
-    columns from it (``y = frame[key]``, ``y = encoder.fit_transform(frame[key])``); else None."""
+    columns from it (``y = frame[key]``, ``y = encoder.fit_transform(frame[key])``); else None.
+
+    None too when the statement may change what it takes (``inplace=``, ``update``, an
+    assignment into it such as ``frame[key][0] = 1``): the frame would change with it."""
+    if isinstance(node, ast.Delete) or _may_write(node):
+        return None
     keys: list[ast.expr] = []
     parents = {
         id(child): parent for parent in ast.walk(node) for child in ast.iter_child_nodes(parent)
@@ -452,6 +457,24 @@ def _columns_taken(node: ast.stmt, frame: str) -> list[ast.expr] | None:
             return None
         keys.append(parent.slice)
     return keys
+
+
+# Methods that change their receiver without ``inplace=``.
+IN_PLACE = frozenset({"update", "pop", "insert", "popitem", "setdefault", "clear", "sort"})
+
+
+def _may_write(node: ast.stmt) -> bool:
+    """Whether ``node`` may change a value it reads: an ``inplace=`` keyword, an in-place method,
+    an assignment into a subscript or an attribute of something."""
+    for part in ast.walk(node):
+        if isinstance(part, ast.Call):
+            if any(k.arg == "inplace" or k.arg is None for k in part.keywords):
+                return True
+            if isinstance(part.func, ast.Attribute) and part.func.attr in IN_PLACE:
+                return True
+        if isinstance(part, ast.Subscript | ast.Attribute) and not isinstance(part.ctx, ast.Load):
+            return True
+    return False
 
 
 def _columns_read(node: ast.stmt, frame: str) -> list[ast.expr]:
