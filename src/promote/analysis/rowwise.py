@@ -621,7 +621,7 @@ def _node_reason(node: ast.AST, known: Frames) -> Why | None:
             "splits the rows into training and test sets; promote slices the steps made before "
             "the split",
         )
-    if name in ROWS or _row_mask(node, known):
+    if name in ROWS or _row_mask(node):
         return Why(
             3,
             f"keeps, drops or reorders rows (`{name or _why(node)}`), which the service cannot "
@@ -686,7 +686,7 @@ def _by_neighbours(node: ast.AST) -> bool:
     return isinstance(node, ast.Call) and any(k.arg == "method" for k in node.keywords)
 
 
-def _row_mask(node: ast.AST, known: Frames) -> bool:
+def _row_mask(node: ast.AST) -> bool:
     """``df[df["a"] > 0]`` / ``df.loc[mask]``: rows picked by a condition."""
     if not isinstance(node, ast.Subscript) or not isinstance(node.ctx, ast.Load):
         return False  # ``df.loc[mask, "a"] = 1`` sets values, it keeps every row
