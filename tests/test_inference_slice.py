@@ -356,10 +356,6 @@ def test_preprocessing_fitted_inside_the_models_pipeline_is_part_of_the_model() 
             "`df` comes from the features stage, where `df = df.dropna()` (cell 3) keeps, drops "
             "or reorders rows (`dropna`)",
         ),
-        (
-            "df['ratio'] = df['a'] / df['b']",
-            "the feature steps are spread over 2 stages (features, train)",
-        ),
     ],
 )
 def test_the_training_stage_slice_needs_the_loaded_data_and_says_why_not(
@@ -405,11 +401,13 @@ HEART_CELLS = (
     "from sklearn.preprocessing import LabelEncoder, StandardScaler",
     "# md: ## Data",
     "df = pd.read_csv('heart.csv')",
-    "# md: ## Training",
-    "# the model's input: the loaded columns and one derived, the target left out\n"
+    "# md: ## Features",
+    "# derived columns\n"
     "df['chol_per_age'] = df['chol'] / df['age']\n"
     "df.loc[df['age'] >= 60, 'senior'] = 1\n"
-    "df.loc[df['age'] < 60, 'senior'] = 0\n"
+    "df.loc[df['age'] < 60, 'senior'] = 0",
+    "# md: ## Training",
+    "# the model's input: the target left out\n"
     "X = df.drop(columns='target')\n"
     "y = LabelEncoder().fit_transform(df['target'])\n"
     "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)\n"
@@ -441,10 +439,11 @@ print(json.dumps(sorted(result.inputs.columns)))
 def test_a_promoted_notebook_slices_its_training_stage_and_reproduces_the_model_input(
     tmp_path: Path,
 ) -> None:
-    """Promote a notebook whose model input is made in the train stage (derived columns, the
-    target dropped, a label-encoded target, preprocessing inside the model's pipeline), then
-    run its pipeline: make_features on the loaded rows, all together or one alone, gives the
-    exact frame the notebook fitted on; the generated modules pass ruff and mypy."""
+    """Promote a notebook whose model input is made by a features stage (derived columns)
+    and the training stage (the target dropped; a label-encoded target, preprocessing inside
+    the model's pipeline), then run its pipeline: make_features on the loaded rows, all
+    together or one alone, gives the exact frame the notebook fitted on; the generated
+    modules pass ruff and mypy."""
     rng = np.random.default_rng(0)
     rows = 80
     pd.DataFrame(
@@ -462,6 +461,7 @@ def test_a_promoted_notebook_slices_its_training_stage_and_reproduces_the_model_
     result = promote(notebook, project, lock=False)
 
     assert result.plan.inference.function == "make_features", result.plan.inference.note
+    assert [c.function.name for c in result.plan.calls] == ["load_data", "training"]
     package = project / "src" / result.plan.package_name
     modules = [str(package / f"{m.name}.py") for m in result.plan.modules] + [
         str(package / "pipeline.py")
@@ -494,6 +494,76 @@ def test_a_promoted_notebook_slices_its_training_stage_and_reproduces_the_model_
         text=True,
     )
     assert typed.returncode == 0, typed.stdout
+
+
+def test_row_wise_steps_of_a_features_stage_join_those_of_the_training_stage() -> None:
+    """``df["ratio"] = ...`` under a features heading, ``X = df.drop(...)`` in training: one
+    ``make_features`` holds both, and the features stage, left with nothing, is gone."""
+    plan = plan_cells(
+        IMPORTS, LOAD, "# derived\ndf['ratio'] = np.log1p(df['a']) / df['b']", TRAIN_ON_DF, PREDICT
+    )
+
+    assert plan.inference.function == "make_features", plan.inference.note
+    assert plan.inference.drop == ("'label'",)
+    (make,) = next(m for m in plan.modules if m.name == "features").functions
+    assert make.body.startswith("# derived\ndf['ratio'] = np.log1p(df['a']) / df['b']\n\nX = ")
+    assert make.cells == (3, 4)
+    assert [c.function.name for c in plan.calls] == ["load_data", "train_model"]
+    files = codegen.generate(plan)
+    assert "import numpy as np" in files["src/demo/features.py"]
+    assert "X = make_features(df)" in files["src/demo/train.py"]
+    for source in files.values():
+        compile(source, "generated", "exec")
+
+
+def test_a_features_stage_with_other_statements_keeps_them() -> None:
+    plan = plan_cells(
+        IMPORTS,
+        LOAD,
+        "df['ratio'] = df['a'] / df['b']\nclasses = sorted(set(df['label']))",
+        TRAIN_ON_DF.replace(
+            "LogisticRegression()", "LogisticRegression(class_weight={c: 1.0 for c in classes})"
+        ),
+        PREDICT,
+    )
+
+    assert plan.inference.function == "make_features", plan.inference.note
+    stage = next(m for m in plan.modules if m.name == "features").functions[1]
+    assert stage.body == "classes = sorted(set(df['label']))"
+    assert stage.returns == ("df", "classes")
+
+
+@pytest.mark.parametrize(
+    ("features", "training", "after"),
+    [
+        # another stage reads the frame the features stage made
+        (
+            "df['ratio'] = df['a'] / df['b']",
+            TRAIN_ON_DF,
+            "from sklearn.metrics import accuracy_score\n"
+            "accuracy = accuracy_score(df['label'], model.predict(df.drop(columns='label')))",
+        ),
+        # the training stage reads a column the features stage writes, outside the steps
+        (
+            "df['ratio'] = df['a'] / df['b']",
+            TRAIN_ON_DF.replace("df['label']", "df['ratio']"),
+            PREDICT,
+        ),
+        # the features stage makes a new frame, not the one it was given
+        (
+            "data = df.copy()\ndata['ratio'] = data['a'] / data['b']",
+            TRAIN_ON_DF.replace("df", "data"),
+            PREDICT,
+        ),
+    ],
+)
+def test_row_wise_steps_over_two_stages_that_cannot_join_are_refused(
+    features: str, training: str, after: str
+) -> None:
+    plan = plan_cells(IMPORTS, LOAD, features, training, after)
+
+    assert not plan.inference.function
+    assert "spread over 2 stages (features, train)" in plan.inference.note
 
 
 def test_check_and_the_model_card_say_what_requests_carry_and_why() -> None:

@@ -109,7 +109,7 @@ def plan(
                 parameter,
                 types[i],
                 features if i == sliced.group else None,
-                sliced.statements if i == sliced.group else frozenset(),
+                sliced.statements if i in (sliced.group, sliced.moved_group) else frozenset(),
                 sliced.binder,
             )
         )
@@ -122,19 +122,24 @@ def plan(
     if features is not None:
         inference = _inference(features, sliced, functions[sliced.group], settings, parameter)
         if inference.function:
-            modules = _with_features(modules, features, functions[sliced.group].module)
-            if features.module != functions[sliced.group].module:
+            moved = sliced.moved_group
+            if moved >= 0 and _identity(functions[moved]):  # its steps all moved: drop it
+                groups = [g for i, g in enumerate(groups) if i != moved]
+                functions = [f for i, f in enumerate(functions) if i != moved]
+                calls = tuple(
+                    Call(f, keep=g.stage != "predict" or bool(g.returns))
+                    for f, g in zip(functions, groups, strict=True)
+                )
+                modules, helpers = _modules(groups, functions, analysis, sources, pure)
+            caller = next(f for f in functions if f.name == inference.stage_function)
+            modules = _with_features(modules, features, caller.module)
+            if features.module != caller.module:
                 helpers = {**helpers, features.name: features.module}
         else:  # the target's name cannot be written in the pipeline: no slice after all
-            functions[sliced.group] = _function(
-                groups[sliced.group],
-                sources,
-                analysis,
-                kept,
-                settings,
-                parameter,
-                types[sliced.group],
-            )
+            for i in {sliced.group, sliced.moved_group} - {-1}:
+                functions[i] = _function(
+                    groups[i], sources, analysis, kept, settings, parameter, types[i]
+                )
             calls = tuple(
                 Call(f, keep=g.stage != "predict" or bool(g.returns))
                 for f, g in zip(functions, groups, strict=True)
@@ -562,8 +567,13 @@ def _features_function(
     types: tuple[tuple[Annotation, ...], tuple[Annotation, ...]],
     groups: list[_Group],
 ) -> Function:
-    """``make_features(df)``: the sliced statements, which training and the service call."""
-    body = _body(group, sources, kept, lambda s: id(s) in sliced.statements)
+    """``make_features(df)``: the sliced statements, which training and the service call
+    (those of the stage before too, when the slice joins it: ``Slice.moved_group``)."""
+    parts = [groups[sliced.moved_group]] if sliced.moved_group >= 0 else []
+    parts.append(group)
+    body = "\n\n".join(
+        _body(part, sources, kept, lambda s: id(s) in sliced.statements) for part in parts
+    )
     body, tolerant = _drops_ignore_missing(body)
     read = {n: x for n, x in settings.items() if not x.module_level and _reads_name(body, n)}
     if read:
@@ -580,7 +590,13 @@ def _features_function(
     while name in taken:
         name, number = f"make_features_{number}", number + 1
     cells = sorted(
-        {c.index for c in group.cells for s in kept[c.index] if id(s) in sliced.statements}
+        {
+            c.index
+            for part in parts
+            for c in part.cells
+            for s in kept[c.index]
+            if id(s) in sliced.statements
+        }
     )
     where = f"cell {cells[0]}" if len(cells) == 1 else f"cells {cells[0]}-{cells[-1]}"
     docstring = (
@@ -612,20 +628,24 @@ def _features_function(
     )
 
 
+def _identity(function: Function) -> bool:
+    """A stage function left with no statement, that hands on what it received."""
+    return not function.body.strip() and set(function.returns) <= set(function.params)
+
+
 def _with_features(
     modules: tuple[Module, ...], features: Function, caller: str
 ) -> tuple[Module, ...]:
     """``modules`` with ``features`` first in its module (made if the plan has none, in the
     stage order), and the ``caller`` module reading its name (to import it)."""
-    found = [m.name for m in modules]
-    if features.module not in found:
-        tree = ast.parse(features.body)
-        reads = frozenset(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
+    tree = ast.parse(features.body)
+    reads = frozenset(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
+    if features.module not in [m.name for m in modules]:
         modules = (*modules, Module(features.module, (), (), reads))
         order = ["helpers", *(m for m, _ in tables.STAGE_MODULES.values())]
         modules = tuple(sorted(modules, key=lambda m: order.index(m.name)))
     return tuple(
-        replace(m, functions=(features, *m.functions))
+        replace(m, functions=(features, *m.functions), reads=m.reads | reads)
         if m.name == features.module
         else replace(m, reads=m.reads | {features.name})
         if m.name == caller

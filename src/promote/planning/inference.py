@@ -63,6 +63,7 @@ class Slice:
     targets: tuple[ast.expr, ...] = ()  # column keys the rest of the stage takes (the target)
     binder: int = 0  # id of the sliced statement that makes ``output``: the call goes there
     sources: tuple[str, ...] = ()  # when refused, the earlier stages' names the steps read
+    moved_group: int = -1  # the stage before ``group`` whose steps the slice also takes, if any
     note: str = ""  # why the service takes the model's input as fitted ("" when accepted)
 
     @property
@@ -95,8 +96,63 @@ def find_slice(
             if refused:  # are not row-wise? That tells more
                 return Slice(note=note)
         return found
-    note, _ = _loaded(stages, group, found.frame, hoisted, constants, modules)
+    note, refused = _loaded(stages, group, found.frame, hoisted, constants, modules)
+    if note and not refused:  # row-wise steps in the stage before too: join them if they can
+        joined = _join(stages, group, found, hoisted, constants, modules, target)
+        return joined or replace(found, group=-1, note=note)
     return replace(found, group=-1, note=note) if note else found
+
+
+def _join(
+    stages: Sequence[Stage],
+    group: int,
+    found: Slice,
+    hoisted: set[str],
+    constants: frozenset[str],
+    modules: Mapping[str, str],
+    label: int,
+) -> Slice | None:
+    """``found`` (in stage ``group``) joined with the row-wise steps of the one stage before it
+    that makes its frame (``df["bmi"] = ...`` in a features stage, ``X = df.drop(...)`` in the
+    train stage): when that stage makes the frame from the frame of the same name the load
+    stage made, no other stage reads the frame in between or after, and the rest of both
+    stages can run without those steps (they move into ``make_features``). None if not."""
+    frame = found.frame
+    maker = next((g for g in range(group - 1, -1, -1) if frame in stages[g].returns), None)
+    if maker is None or stages[maker].stage == "load":
+        return None
+    before = next((g for g in range(maker - 1, -1, -1) if frame in stages[g].returns), None)
+    if before is None or stages[before].stage != "load":
+        return None
+    if any(frame in stages[g].params for g in range(maker + 1, len(stages)) if g != group):
+        return None  # another stage reads the frame the moved steps would no longer make
+    stage = stages[maker]
+    last = max(i for i, s in enumerate(stage.statements) if frame in s.binds)
+    chosen, start, note, _ = _chain(stage, last, frame, hoisted, constants, modules)
+    if note or start != frame:
+        return None
+    ids = {id(s) for s in chosen}
+    binds = {n for s in chosen for n in s.binds} - {frame}
+    if set(stage.returns) & binds:
+        return None
+    note, taken = _rest(stage, last, ids, frame, binds, Frames({frame}, constants, modules), 0)
+    if note:
+        return None
+    written = {k for s in chosen for k in _flat(_written_columns(s.node, frame))}
+    later = stages[group]
+    for stmt in later.statements:  # the later stage's rest now sees the frame as loaded
+        if id(stmt) in found.statements:
+            continue
+        keys = _columns_taken(stmt.node, frame)
+        if set(stmt.reads) & binds or (frame in stmt.reads and keys is None):
+            return None
+        if set(_flat(keys or [])) & written:
+            return None
+    label_here = label in {id(s) for s in later.statements} - found.statements
+    targets = found.targets if label_here else (*found.targets, *taken)
+    return replace(
+        found, statements=found.statements | ids, targets=tuple(targets), moved_group=maker
+    )
 
 
 def _loaded(
