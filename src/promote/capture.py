@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from promote.errors import PromoteError
 from promote.planning import Plan
@@ -166,8 +167,11 @@ def execute(
     )
     started = time.monotonic()
     capture_index = len(node.cells) - 1
+    # The kernel's own stderr (start-up warnings, a crash's last words) goes to a file: it is
+    # shown only when the kernel dies or does not start.
+    kernel_log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
     try:
-        with client.setup_kernel(cleanup_kc=True):  # our own kernel manager too
+        with client.setup_kernel(cleanup_kc=True, stderr=kernel_log):  # our own manager too
             for index, cell in enumerate(node.cells):
                 if cell.cell_type != "code":
                     continue
@@ -196,7 +200,7 @@ def execute(
                 except DeadKernelError:
                     return ExecutionFailure(
                         index + 1,
-                        "the kernel died while running the cell",
+                        "the kernel died while running the cell" + _last_words(kernel_log),
                         "The cell ends the Python process (os._exit, a crash in a C library) "
                         "or runs out of memory; fix it or sample the data, then promote again.",
                         time.monotonic() - started,
@@ -225,16 +229,34 @@ def execute(
                     )
     except DeadKernelError as error:
         return ExecutionFailure(
-            None, f"the kernel died ({error})", "Check memory use.", time.monotonic() - started
+            None,
+            f"the kernel died ({error}){_last_words(kernel_log)}",
+            "Check memory use.",
+            time.monotonic() - started,
         )
     except Exception as error:  # kernel start-up: no such kernel, missing ipykernel, ...
+        which = f"the kernel of {python}" if python else f"the kernel {kernel!r}"
         return ExecutionFailure(
             None,
-            f"the kernel {kernel!r} could not run the notebook ({type(error).__name__}: {error})",
+            f"{which} could not run the notebook ({type(error).__name__}: {error})"
+            + _last_words(kernel_log),
             "Install ipykernel in the notebook's environment or name another with --kernel.",
             time.monotonic() - started,
         )
+    finally:
+        kernel_log.close()
     return _parse(node.cells[capture_index], time.monotonic() - started)
+
+
+def _last_words(log: IO[bytes], lines: int = 3) -> str:
+    """The end of the kernel's stderr, as ``; it said: ...``, or nothing."""
+    try:
+        log.seek(0)
+        text = log.read().decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return ""
+    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    return f"; it said: {' | '.join(kept)[-400:]}" if kept else ""
 
 
 def _kernel_manager(python: Path) -> Any:
