@@ -193,6 +193,12 @@ def test_secret_assigned_twice_is_still_moved_out_of_the_code() -> None:
         (("reg = LinearRegression().fit(X, y)",), "reg", "X"),
         (("scaler.fit(X)", "clf.fit(Xs, y)", "clf.predict(Xs)"), "clf", "Xs"),
         (("grid.fit(X, y)", "best = grid.best_estimator_"), "grid", "X"),
+        # fit returns the estimator: the model is the name the notebook predicts with
+        (("clr = clf.fit(X2, y)", "acc = score(y, clf.predict(X2))", "pca.fit(Xn)"), "clf", "X2"),
+        # nothing predicts: a fit on a target (a predictor) wins over a later PCA().fit(X)
+        (("forest.fit(X, y)", "pca = PCA().fit(Xn)"), "forest", "X"),
+        (("forest.fit(X, y=y)", "pca.fit(Xn)"), "forest", "X"),
+        (("kmeans.fit(X)",), "kmeans", "X"),
     ],
 )
 def test_model_is_the_fitted_object_that_predicts(

@@ -6,6 +6,7 @@ Pure: a ``Notebook`` in, an ``Analysis`` out; no user code is executed and no fi
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -516,8 +517,10 @@ def _reads_when_run(stmt: Statement, definitions: dict[str, Definition]) -> list
 
 
 def _model(cells: list[CellAnalysis]) -> ModelFit | None:
-    """The fitted model: the last ``x.fit(X, ...)`` whose result is later asked to predict."""
-    fits: list[ModelFit] = []
+    """The fitted model: the last ``x.fit(X, ...)`` whose result is later asked to predict;
+    else the last fitted on a target (``fit(X, y)``: a predictor, not a ``PCA().fit(X)``);
+    else the last fit."""
+    fits: list[tuple[ModelFit, str | None, bool]] = []  # the fit, its receiver, with a target
     predicted: set[str] = set()
     for cell in cells:
         for stmt in cell.kept():
@@ -530,15 +533,25 @@ def _model(cells: list[CellAnalysis]) -> ModelFit | None:
                     predicted.add(node.func.value.id)
             fit = _fit_in(stmt.node)
             if fit is not None:
-                fits.append(ModelFit(fit[0], fit[1], cell.index, fit[2]))
+                name, fit_input, source, receiver, target = fit
+                fits.append((ModelFit(name, fit_input, cell.index, source), receiver, target))
     if not fits:
         return None
-    preferred = [f for f in fits if f.name in predicted]
-    return (preferred or fits)[-1]
+    # ``clr = clf.fit(X, y)`` then ``clf.predict(...)``: fit returns the estimator, so the
+    # receiver is the same model under the name the notebook predicts with.
+    preferred = [
+        fit if fit.name in predicted else dataclasses.replace(fit, name=receiver or fit.name)
+        for fit, receiver, _ in fits
+        if fit.name in predicted or receiver in predicted
+    ]
+    supervised = [fit for fit, _, target in fits if target]
+    return (preferred or supervised or [fit for fit, _, _ in fits])[-1]
 
 
-def _fit_in(node: ast.stmt) -> tuple[str, str | None, str] | None:
-    """``model.fit(X, y)`` → ("model", "X", "X"); ``m = Est().fit(X, y)`` → ("m", "X", "X")."""
+def _fit_in(node: ast.stmt) -> tuple[str, str | None, str, str | None, bool] | None:
+    """``model.fit(X, y)`` → ("model", "X", "X", "model", True); ``m = Est().fit(X)`` → ("m",
+    "X", "X", None, False): the model's name, its input's name and source, the receiver's
+    name, whether it is fitted on a target too."""
     value = node.value if isinstance(node, ast.Expr | ast.Assign) else None
     if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
         return None
@@ -547,13 +560,15 @@ def _fit_in(node: ast.stmt) -> tuple[str, str | None, str] | None:
     first = value.args[0] if value.args else None
     fit_input = first.id if isinstance(first, ast.Name) else None
     first_source = ast.unparse(first) if first is not None else ""
+    target = len(value.args) >= 2 or any(k.arg == "y" for k in value.keywords)
+    receiver = value.func.value
+    receiver_name = receiver.id if isinstance(receiver, ast.Name) else None
     if isinstance(node, ast.Assign):
         if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            return node.targets[0].id, fit_input, first_source
+            return node.targets[0].id, fit_input, first_source, receiver_name, target
         return None
-    receiver = value.func.value
-    if isinstance(receiver, ast.Name):
-        return receiver.id, fit_input, first_source
+    if receiver_name is not None:
+        return receiver_name, fit_input, first_source, receiver_name, target
     return None
 
 
