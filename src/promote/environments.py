@@ -235,7 +235,11 @@ def _create(uv: str, folder: Path, resolution: Resolution) -> _Environment | str
     venv = folder / "venv"
     python = venv / "bin" / "python"
     requirements = folder / "requirements.txt"
-    requirements.write_text("\n".join([*resolution.requirements, "ipykernel"]) + "\n")
+    # ipykernel runs the kernel; skops saves the notebook's model in it (capture), at the
+    # version the pins allow when they do not name one.
+    named = {normal_name(p.distribution) for p in resolution.pins}
+    tools = ["ipykernel", *(["skops"] if "skops" not in named else [])]
+    requirements.write_text("\n".join([*resolution.requirements, *tools]) + "\n")
     binary = sorted({normal_name(p.distribution) for p in resolution.pins} & COMPILED)
     commands = [
         [uv, "venv", "--quiet", "--python", resolution.python, str(venv)],
