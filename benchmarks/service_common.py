@@ -211,8 +211,9 @@ def wrk_json(
 
 def install_project(notebook: Path, scratch: Path, uv: str) -> tuple[Path, str]:
     """Promote the notebook into ``scratch/project``, install it in a fresh venv with uv (its
-    pins, then the project without dependencies, as ``make install`` does) and train it
-    (``make train``'s command). Return the project directory and the project's name."""
+    pins, then the project without dependencies, bytecode compiled, as ``make install`` does)
+    and train it (``make train``'s command). Return the project directory and the project's
+    name."""
     sys.path.insert(0, str(ROOT / "src"))
     from promote.api import promote
 
@@ -221,11 +222,9 @@ def install_project(notebook: Path, scratch: Path, uv: str) -> tuple[Path, str]:
     name = result.plan.project_name
     python = project / ".venv" / "bin" / "python"
     run([uv, "venv", "--quiet", "--python", sys.executable, str(project / ".venv")])
-    run(
-        [uv, "pip", "install", "--quiet", "--python", str(python), "-r", "requirements.txt"],
-        project,
-    )
-    run([uv, "pip", "install", "--quiet", "--python", str(python), "--no-deps", "-e", "."], project)
+    install = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python)]
+    run([*install, "-r", "requirements.txt"], project)
+    run([*install, "--no-deps", "-e", "."], project)
     run([str(project / ".venv" / "bin" / f"{name}-train")], project)
     return project, name
 
