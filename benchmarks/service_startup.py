@@ -7,8 +7,10 @@ It promotes an example notebook (default: the breast cancer classifier), install
 in a fresh venv as ``make install`` does (uv, bytecode compiled) and trains it, then:
 
 1. **Cold start**, ``--runs`` times each, alternately: the project's ``<project>-serve``, a
-   bare FastAPI app (the floor) and a hand-written FastAPI + joblib app (``service_speed.py``'s
-   ``floor`` and ``minimal``), from process start to the first 200 of ``/ready``: wall time,
+   bare FastAPI app (the floor), a hand-written FastAPI + joblib app (``service_speed.py``'s
+   ``floor`` and ``minimal``) and, to show what skops costs at start, the project's service on
+   the same model saved as a joblib pickle (as the template saves a model skops cannot save:
+   ``skops.io`` is then not imported), from process start to the first 200 of ``/ready``: wall time,
    the CPU time of the server's processes at that moment (user + system, from /proc: on a
    shared machine the steadier figure), the resident memory then, and once warmed (one
    ``/predict``, 0.5 s). Each in two modes: ``compiled`` (the venv's bytecode, as
@@ -133,6 +135,31 @@ async def lifespan():
 
 asyncio.run(lifespan())
 print(json.dumps({"total": sum(by_package.values()), "by_package": by_package.most_common()}))
+"""
+
+# The counterfactual: the same model saved as the template saves a model skops cannot save (a
+# joblib pickle, with its manifest), so that the service starts without importing skops.io.
+AS_PICKLE = """
+import hashlib, importlib, json, shutil, sys
+from pathlib import Path
+import joblib
+artifacts = importlib.import_module(sys.argv[1] + ".artifacts")
+source, target = Path(sys.argv[2]), Path(sys.argv[3])
+target.mkdir()
+for path in source.iterdir():
+    if path.is_file() and path.name not in (artifacts.MODEL_FILE, artifacts.MANIFEST_FILE):
+        shutil.copy(path, target / path.name)
+joblib.dump(artifacts.load(source).model, target / artifacts.JOBLIB_MODEL_FILE)
+data = (target / artifacts.JOBLIB_MODEL_FILE).read_bytes()
+manifest = {
+    "version": artifacts.MANIFEST_VERSION,
+    "file": artifacts.JOBLIB_MODEL_FILE,
+    "format": "joblib",
+    "skops_error": "benchmarks/service_startup.py: the same model, as a pickle",
+    "sha256": hashlib.sha256(data).hexdigest(),
+    "versions": artifacts.library_versions(),
+}
+(target / artifacts.MANIFEST_FILE).write_text(json.dumps(manifest))
 """
 
 IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
@@ -301,7 +328,15 @@ def main() -> None:
                 {"MODEL_FILE": str(scratch / "model.joblib")},
             ),
             "generated": ([str(venv_bin / f"{name}-serve")], artifacts),
+            "generated, pickled model": (
+                [str(venv_bin / f"{name}-serve")],
+                {"ARTIFACTS_DIR": str(scratch / "pickled-artifacts")},
+            ),
         }
+        run(
+            [str(venv_bin / "python"), "-c", AS_PICKLE, package, artifacts["ARTIFACTS_DIR"],
+             str(scratch / "pickled-artifacts")]
+        )  # fmt: skip
         single = json.loads((project / "artifacts" / "sample.json").read_text())["records"][0]
         starts = cold_starts(contenders, single, args.runs, scratch)
         print("profiling the phases, the imports and the memory ...", flush=True)
@@ -345,10 +380,10 @@ def main() -> None:
 
 
 def print_tables(summary: dict[str, Any]) -> None:
-    print(f"\n{'server (bytecode)':<24}{'wall s':>8}{'CPU s':>8}{'RSS ready':>11}{'RSS idle':>10}")
+    print(f"\n{'server (bytecode)':<38}{'wall s':>8}{'CPU s':>8}{'RSS ready':>11}{'RSS idle':>10}")
     for key, row in summary["cold_start"].items():
         print(
-            f"{key:<24}{row['wall_s']:>8.2f}{row['cpu_s']:>8.2f}"
+            f"{key:<38}{row['wall_s']:>8.2f}{row['cpu_s']:>8.2f}"
             f"{row['rss_ready_mib']:>10.1f}M{row['rss_idle_mib']:>9.1f}M"
         )
     print(f"\n{'phase of the start (compiled)':<52}{'CPU ms':>8}{'+RSS MiB':>10}{'RSS MiB':>9}")
