@@ -273,7 +273,9 @@ def main() -> None:
     parser.add_argument("--no-soorgeon", action="store_true", help="do not install soorgeon")
     parser.add_argument("--only", help="only the notebooks whose name contains this")
     parser.add_argument("--sizes", default="100,1000,5000", help="synthetic notebooks' cells")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "promote_speed.json")
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "benchmarks" / "results" / "promote_speed.json"
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:

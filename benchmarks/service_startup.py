@@ -21,8 +21,9 @@ in a fresh venv as ``make install`` does (uv, bytecode compiled) and trains it, 
    memory each step adds, the big libraries first in the order the service needs them, then
    the rest of the service's modules, ``create_app()`` and the lifespan (load the model, warm
    it up, serve it).
-3. **Imports** (``python -X importtime``): the modules imported, and the import time by
-   top-level package (self time; importtime's own overhead inflates the total).
+3. **Imports** (``python -X importtime``): the modules imported by the service's modules and
+   by loading the model, and the import time by top-level package (self time; importtime's own
+   overhead inflates the total).
 4. **Memory**: of the resident memory of the started service, what is private (Python's
    objects and native heaps) and what is mapped from shared libraries (shared between workers),
    from /proc/PID/smaps; and what Python allocated, by package, at ``/ready`` (tracemalloc,
@@ -234,8 +235,13 @@ def phases(python: Path, package: str, env: dict[str, str]) -> list[dict[str, An
 
 
 def imports(python: Path, package: str, env: dict[str, str]) -> dict[str, Any]:
-    """-X importtime of what the service imports before it starts: by top-level package."""
-    code = f"import uvicorn, {package}.entrypoints, {package}.service.app"
+    """-X importtime of what the service imports before it is ready (its modules, then what
+    loading the model imports): by top-level package."""
+    code = (
+        f"import os, pathlib, uvicorn, {package}.entrypoints, {package}.service.app\n"
+        f"from {package}.artifacts import load\n"
+        "load(pathlib.Path(os.environ['ARTIFACTS_DIR']))"
+    )
     completed = subprocess.run(
         [str(python), "-X", "importtime", "-c", code],
         env={**os.environ, **env},
