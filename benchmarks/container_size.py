@@ -273,7 +273,11 @@ def mlflow_images(
         )
     output = attempt.get("stdout", "") + "\n" + attempt.get("error", "")
     first = re.search(r"STEP 1/(\d+): FROM (\S+)", output)
-    reason = re.search(r"^.*(registry|pull|manifest|no such host).*$", output, re.MULTILINE)
+    reason = re.search(
+        r"^.*(pinging container registry|no such host|manifest unknown|Error).*$",
+        output,
+        re.MULTILINE,
+    ) or re.search(r"^.*(registry|pull).*$", output, re.MULTILINE)
     found["build_docker"] = {
         **{key: value for key, value in attempt.items() if key != "stdout"},
         "from": first[2] if first else None,
