@@ -170,9 +170,21 @@ def timed_command(command: list[str], cwd: Path) -> dict[str, Any]:
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     result: dict[str, Any] = {"wall": wall, "cpu": cpu}
     if completed.returncode != 0:
-        lines = [line for line in (completed.stderr + completed.stdout).splitlines() if line]
-        result["error"] = (lines[-1] if lines else f"exit {completed.returncode}")[:100]
+        result["error"] = _why(completed)[:100]
     return result
+
+
+def _why(completed: subprocess.CompletedProcess[str]) -> str:
+    """The line of a failed command's output that says why: promote's ``error: ...`` line,
+    else the last line it wrote to stderr (soorgeon's reason), else to stdout."""
+    errors = [line.strip() for line in completed.stderr.splitlines() if line.strip()]
+    said = next((line for line in errors if line.startswith("error:")), None)
+    if said is not None:
+        return said
+    if errors:
+        return errors[-1]
+    lines = [line.strip() for line in completed.stdout.splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit {completed.returncode}"
 
 
 def commands(notebook: Path, scratch: Path, soorgeon: Path | None) -> dict[str, dict[str, Any]]:

@@ -145,22 +145,23 @@ import hashlib, importlib, json, shutil, sys
 from pathlib import Path
 import joblib
 artifacts = importlib.import_module(sys.argv[1] + ".artifacts")
+modelfile = importlib.import_module(sys.argv[1] + ".modelfile")  # the model file's format
 source, target = Path(sys.argv[2]), Path(sys.argv[3])
 target.mkdir()
 for path in source.iterdir():
-    if path.is_file() and path.name not in (artifacts.MODEL_FILE, artifacts.MANIFEST_FILE):
+    if path.is_file() and path.name not in (*modelfile.MODEL_FILES, modelfile.MANIFEST_FILE):
         shutil.copy(path, target / path.name)
-joblib.dump(artifacts.load(source).model, target / artifacts.JOBLIB_MODEL_FILE)
-data = (target / artifacts.JOBLIB_MODEL_FILE).read_bytes()
+joblib.dump(artifacts.load(source).model, target / modelfile.JOBLIB_MODEL_FILE)
+data = (target / modelfile.JOBLIB_MODEL_FILE).read_bytes()
 manifest = {
-    "version": artifacts.MANIFEST_VERSION,
-    "file": artifacts.JOBLIB_MODEL_FILE,
+    "version": modelfile.MANIFEST_VERSION,
+    "file": modelfile.JOBLIB_MODEL_FILE,
     "format": "joblib",
     "skops_error": "benchmarks/service_startup.py: the same model, as a pickle",
     "sha256": hashlib.sha256(data).hexdigest(),
-    "versions": artifacts.library_versions(),
+    "versions": modelfile.library_versions(),
 }
-(target / artifacts.MANIFEST_FILE).write_text(json.dumps(manifest))
+(target / modelfile.MANIFEST_FILE).write_text(json.dumps(manifest))
 """
 
 IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")

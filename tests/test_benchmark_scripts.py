@@ -67,6 +67,12 @@ def test_a_command_is_timed_and_a_failure_keeps_its_last_line(
     assert ok["wall"] > 0 and ok["cpu"] > 0 and "error" not in ok
     failed = timed([sys.executable, "-c", "raise SystemExit('no sections found')"], tmp_path)
     assert failed["error"] == "no sections found"
+    # The reason, not the last thing printed: soorgeon writes its progress to stdout and why
+    # it refuses to stderr; promote's error line comes first.
+    script = "import sys; print('Finished cleaning'); sys.exit('* uses global variables')"
+    assert timed([sys.executable, "-c", script], tmp_path)["error"] == "* uses global variables"
+    script = "import sys; sys.exit('error: Cannot promote nb.ipynb, cell 3:\\nsecond line')"
+    assert timed([sys.executable, "-c", script], tmp_path)["error"].startswith("error: Cannot")
 
 
 def test_importtime_output_is_summed_by_top_level_package(
