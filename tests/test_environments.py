@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -120,7 +121,9 @@ def fake_environments(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, str]]:
     """Environments made of the candidate's pins; returns the list of those created."""
     created: list[dict[str, str]] = []
 
-    def create(_uv: str, folder: Path, resolution: Resolution) -> environments._Environment:
+    def create(
+        _uv: str, folder: Path, resolution: Resolution, _service: Sequence[str]
+    ) -> environments._Environment:
         versions = {p.distribution: p.version or "" for p in resolution.pins}
         created.append(versions)
         return environments._Environment(folder / "python", versions, dict(PACKAGES))

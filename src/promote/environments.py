@@ -143,7 +143,7 @@ def retry(
             if pin.version and failed.get(normal_name(pin.distribution)) != pin.version
         )
         with tempfile.TemporaryDirectory(prefix="promote-env-") as scratch:
-            environment = _create(uv, Path(scratch), candidate)
+            environment = _create(uv, Path(scratch), candidate, service_pins)
             if isinstance(environment, str):
                 attempts.append(Attempt(number, changed, f"could not install: {environment}"))
                 continue
@@ -230,17 +230,20 @@ def _meets(specifier: str, version: str) -> bool:
         return False
 
 
-def _create(uv: str, folder: Path, resolution: Resolution) -> _Environment | str:
-    """A virtual environment in ``folder`` with the pins and ipykernel; or why it failed."""
+def _create(
+    uv: str, folder: Path, resolution: Resolution, service_pins: Sequence[str]
+) -> _Environment | str:
+    """A virtual environment in ``folder`` with what the project would install (the pins, then
+    the service's own pins they do not replace: pandas for ``load_iris(as_frame=True)``, skops
+    for the capture of the model) and ipykernel; or why it could not be made."""
     venv = folder / "venv"
     python = venv / "bin" / "python"
     requirements = folder / "requirements.txt"
-    # ipykernel runs the kernel; skops saves the notebook's model in it (capture), at the
-    # version the pins allow when they do not name one.
     named = {normal_name(p.distribution) for p in resolution.pins}
-    tools = ["ipykernel", *(["skops"] if "skops" not in named else [])]
-    requirements.write_text("\n".join([*resolution.requirements, *tools]) + "\n")
-    binary = sorted({normal_name(p.distribution) for p in resolution.pins} & COMPILED)
+    service = [p for p in service_pins if normal_name(requirement_name(p)) not in named]
+    lines = [*resolution.requirements, *service, "ipykernel"]
+    requirements.write_text("\n".join(lines) + "\n")
+    binary = sorted({normal_name(requirement_name(line)) for line in lines} & COMPILED)
     commands = [
         [uv, "venv", "--quiet", "--python", resolution.python, str(venv)],
         [uv, "pip", "install", "--quiet", "--python", str(python), "-r", str(requirements)]
