@@ -29,6 +29,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeGuard
 
 from promote.analysis import ModelFit
 from promote.analysis.rowwise import GENERIC_RANK, NOTEBOOK_RANK, Frames, explain, refusal
@@ -412,14 +413,7 @@ def _trace(stages: Sequence[Stage], fit: tuple[int, int], name: str) -> tuple[in
 def _label_name(stmt: Statement, model: ModelFit) -> str:
     """The name the model's ``.fit`` takes as the target (its second argument, or ``y=``)."""
     for node in stmt.nodes:
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in {"fit", "fit_generator"}
-            and node.args
-            and isinstance(node.args[0], ast.Name)
-            and node.args[0].id == model.fit_input
-        ):
+        if _fits(node, model):
             label = node.args[1] if len(node.args) > 1 else None
             label = label or next((k.value for k in node.keywords if k.arg == "y"), None)
             return label.id if isinstance(label, ast.Name) else ""
@@ -430,17 +424,21 @@ def _fit_position(stages: Sequence[Stage], model: ModelFit) -> tuple[int, int] |
     found = None
     for number, stage in enumerate(stages):
         for index, stmt in enumerate(stage.statements):
-            for node in stmt.nodes:
-                if (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Attribute)
-                    and node.func.attr in {"fit", "fit_generator"}
-                    and node.args
-                    and isinstance(node.args[0], ast.Name)
-                    and node.args[0].id == model.fit_input
-                ):
-                    found = (number, index)
+            if any(_fits(node, model) for node in stmt.nodes):
+                found = (number, index)
     return found
+
+
+def _fits(node: ast.AST, model: ModelFit) -> TypeGuard[ast.Call]:
+    """Whether ``node`` is the ``.fit(X, ...)`` call on the model's input."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in {"fit", "fit_generator"}
+        and bool(node.args)
+        and isinstance(node.args[0], ast.Name)
+        and node.args[0].id == model.fit_input
+    )
 
 
 def _split_source(stmt: Statement, name: str) -> str | None:
