@@ -119,7 +119,12 @@ def install_project(directory: Path) -> Path:
         "requirements.lock" if (directory / "requirements.lock").is_file() else ("requirements.txt")
     )
     run([uv, "venv", "--quiet", "--python", sys.executable, VENV], directory)
-    run([uv, "pip", "install", "--python", python, "-r", requirements], directory)
+    # Compiled now, as `make install` does: otherwise, where PYTHONDONTWRITEBYTECODE is set,
+    # every process the tests start compiles pandas, scikit-learn and scipy again.
+    run(
+        [uv, "pip", "install", "--compile-bytecode", "--python", python, "-r", requirements],
+        directory,
+    )
     run([uv, "pip", "install", "--python", python, "--no-deps", "-e", "."], directory)
     return python
 
