@@ -13,11 +13,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from helpers import EXAMPLES, notebook_json
+from helpers import EXAMPLES, notebook_json, plan_cells
 from project_harness import install_project, venv_command
 
 from promote import kernel_capture
-from promote.capture import max_model_bytes
+from promote.capture import ExecutionFailure, execute, max_model_bytes
 from promote.cli import EXECUTION_FAILED, main
 
 MODELFILE = (
@@ -184,6 +184,18 @@ def test_a_looping_cell_is_stopped_by_its_timeout(
     )
     assert "at cell 3: the cell ran longer than 5 s" in capsys.readouterr().err
     assert (target / "Makefile").is_file()
+
+
+def test_a_looping_cell_is_stopped_in_an_environment_s_own_kernel_too(tmp_path: Path) -> None:
+    """The kernel of another interpreter (``--execute``'s retries) keeps the cell's timeout."""
+    notebook = write(tmp_path, "x = 1", "while True:\n    pass", FIT, DATA, MODEL)
+    started = time.monotonic()
+    ran = execute(
+        notebook, plan_cells(FIT, DATA, MODEL), cell_timeout=5, python=Path(sys.executable)
+    )
+    assert isinstance(ran, ExecutionFailure), ran
+    assert (ran.cell, ran.error) == (2, "the cell ran longer than 5 s")
+    assert time.monotonic() - started < 60
 
 
 @pytest.mark.parametrize(

@@ -263,7 +263,7 @@ def _kernel_manager(python: Path) -> Any:
     """A kernel manager that starts an IPython kernel with ``python``: a kernel spec of its own,
     in a folder beside that interpreter's environment, so nothing is registered for the user."""
     from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
 
     folder = python.parent.parent / "share" / "promote-kernels"
     spec = folder / "promote-env" / "kernel.json"
@@ -279,7 +279,9 @@ def _kernel_manager(python: Path) -> Any:
         encoding="utf-8",
     )
     specs = KernelSpecManager(kernel_dirs=[str(folder)], ensure_native_kernel=False)
-    return KernelManager(kernel_name="promote-env", kernel_spec_manager=specs)
+    # Asynchronous, as nbclient's own: a blocking manager's client would wait for output with no
+    # timeout inside nbclient's event loop, and a cell's timeout would never fire.
+    return AsyncKernelManager(kernel_name="promote-env", kernel_spec_manager=specs)
 
 
 def _error_summary(name: str, value: str, limit: int = 300) -> str:
