@@ -34,6 +34,8 @@ def benchmarks() -> Iterator[dict[str, ModuleType]]:
         ("promote_speed.py", "--no-soorgeon"),
         ("service_startup.py", "--runs"),
         ("container_size.py", "--no-mlflow"),
+        ("execute_overhead.py", "--repeat"),
+        ("corpus_environments.py", "--budget"),
     ],
 )
 def test_each_script_parses_its_arguments(script: str, option: str) -> None:
