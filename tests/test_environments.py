@@ -109,6 +109,7 @@ def fake_index(monkeypatch: pytest.MonkeyPatch) -> FakeIndex:
             "pandas": ["1.5.3", "2.1.4", "2.2.3"],
             "numpy": ["1.26.4", "2.4.6"],
             "scikit-learn": ["1.9.1"],
+            "seaborn": ["0.13.2"],
         }
     )
     monkeypatch.setattr(r, "_compile", fake)
@@ -178,6 +179,28 @@ def test_the_library_the_traceback_names_is_stepped_back_until_the_notebook_runs
     )
     assert "pandas 2.2.3 failed to run the notebook" in pins["pandas"].reason
     assert [a.ran for a in retried.attempts] == [True]
+
+
+@pytest.mark.usefixtures("index")
+def test_the_project_keeps_the_service_pinned_versions_the_notebook_ran_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """numpy, imported by an exploration cell only, is pinned by the service too: the project
+    keeps the numpy the notebook ran with (a pandas 1 wheel needs numpy 1), not the service's;
+    seaborn, which only the notebook needs, is installed in the environment, not pinned."""
+    created = fake_environments(monkeypatch)
+    analysis = analyse_cells(*CELLS)
+    retried = environments.retry(
+        failure(), analysis, plan(analysis, "p"), None,
+        run=lambda _: CAPTURE if created[-1]["pandas"].startswith("1.") else failure(),
+        service_pins=SERVICE,
+        installed={"pandas": "2.2.3", "scikit-learn": "1.9.1", "numpy": "2.4.6"},
+        packages=PACKAGES, notebook_only=["numpy==2.4.6", "seaborn==0.13.2"],
+    )  # fmt: skip
+    assert retried.resolution is not None
+    pins = {p.distribution: p.version for p in retried.resolution.pins}
+    assert pins["pandas"] == "1.5.3" and pins["numpy"] == "1.26.4"
+    assert "seaborn" not in pins and created[-1]["seaborn"] == "0.13.2"
 
 
 @pytest.mark.usefixtures("index")

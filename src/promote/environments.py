@@ -120,7 +120,10 @@ def retry(
     failed = {normal_name(k): v for k, v in installed.items()}
     requirements = list(resolution.requirements if resolution else plan.dependencies)
     named = {normal_name(requirement_name(r)) for r in requirements}
-    extra = {normal_name(requirement_name(r)) for r in notebook_only} - named
+    # What only the notebook needs: not the package's, nor what the service pins anyway (numpy,
+    # pandas: the project keeps the version the notebook ran with, not the service's own).
+    service = {normal_name(requirement_name(p)) for p in service_pins}
+    extra = {normal_name(requirement_name(r)) for r in notebook_only} - named - service
     requirements += [r for r in notebook_only if normal_name(requirement_name(r)) in extra]
     caps: dict[str, tuple[str, str]] = {}
     rungs: dict[str, list[str]] = {}
