@@ -70,7 +70,8 @@ def test_row_wise_steps_are_accepted(statements: str) -> None:
         ('df["z"] = (df["a"] - df["a"].mean()) / df["a"].std()', "df['a'].mean()"),
         ('df = df[df["a"] > 0]', "df[df['a'] > 0]"),
         ("df = df.dropna()", "df.dropna()"),
-        ('df = pd.get_dummies(df, columns=["kind"])', "pd.get_dummies"),
+        ('df = pd.get_dummies(df, columns=["kind"], drop_first=True)', "pd.get_dummies"),
+        ('X = pd.get_dummies(df)[["a_x"]]', "pd.get_dummies"),
         ('df["kind"] = df["kind"].astype("category")', "astype('category')"),
         ('df["a"] = df["a"].fillna(method="ffill")', "fillna(method='ffill')"),
         ('df["lag"] = df["a"].shift(1)', "shift(1)"),
@@ -100,7 +101,7 @@ def test_other_steps_are_refused_with_the_statement(statement: str, reason: str)
         ("X = scaler.transform(df)", "applies `scaler`, fitted on the training data, outside"),
         ('df["a"] = df["a"].fillna(df["a"].transform("mean"))', "statistics of the training"),
         ('df["z"] = df["a"] / df["a"].max()', "uses statistics of the training data (`max`)"),
-        ('df = pd.get_dummies(df, columns=["kind"])', "makes columns from the values found"),
+        ("df = pd.get_dummies(df, drop_first=True)", "makes columns from the values found"),
         ('df["kind"] = df["kind"].astype("category")', "makes columns from the values found"),
         ("df = df.dropna()", "keeps, drops or reorders rows (`dropna`)"),
         ('df = df[df["a"] > 0]', "keeps, drops or reorders rows"),
@@ -119,6 +120,47 @@ def test_a_refused_step_is_explained_in_words(statement: str, why: str) -> None:
 
     assert refusal(stmt, frames) is not None
     assert why in explain(stmt, frames).text
+
+
+def test_steps_that_fit_are_accepted_and_what_they_learn_is_recorded() -> None:
+    """A transformer of scikit-learn made and fitted in the steps, and ``pd.get_dummies``
+    bound to a name: row-wise once what they learnt from the training rows is kept."""
+    frames = known()
+    frames.modules = {**frames.modules, "StandardScaler": "sklearn", "preprocessing": "sklearn"}
+    steps = (
+        "ss = StandardScaler()\n"
+        'ss.fit(df[["a", "b"]])\n'
+        'df[["a", "b"]] = ss.transform(df[["a", "b"]])\n'
+        "minmax = preprocessing.MinMaxScaler(feature_range=(0, 1))\n"
+        'df["c"] = minmax.fit_transform(df[["c"]])\n'
+        'X = pd.get_dummies(df, columns=["kind"], dtype=int)'
+    )
+    for stmt in ast.parse(steps).body:
+        assert refusal(stmt, frames) is None, ast.unparse(stmt)
+
+    assert frames.fitted == ["ss", "minmax"]
+    assert frames.dummies == ["X"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ss.fit(df, df['y'])",  # fitted on the target too: a model, not a feature step
+        "ss.fit(other)",
+        "ss.fit(df).transform(df)",
+        "X = ss.transform(df, copy=True)",
+        "scaler = StandardScaler(with_mean=mean)",  # not a literal argument
+        "scaler = make_scaler()",  # not a class of scikit-learn
+    ],
+)
+def test_fitting_other_than_a_transformer_of_the_steps_on_their_rows_is_refused(
+    statement: str,
+) -> None:
+    frames = known()
+    frames.modules = {**frames.modules, "StandardScaler": "sklearn"}
+    refusal(ast.parse("ss = StandardScaler()").body[0], frames)
+
+    assert refusal(ast.parse(statement).body[0], frames) is not None
 
 
 def sliced(*features: str) -> Plan:
@@ -341,15 +383,16 @@ def test_preprocessing_fitted_inside_the_models_pipeline_is_part_of_the_model() 
     [
         (
             "from sklearn.preprocessing import StandardScaler\nscaler = StandardScaler()\n"
-            "df[['a']] = scaler.fit_transform(df[['a']])",
+            "df[['a']] = scaler.fit_transform(df[['a']], ['b'])",
             "`df` comes from the features stage, where "
-            "`df[['a']] = scaler.fit_transform(df[['a']])` (cell 3) fits `scaler` on the "
+            "`df[['a']] = scaler.fit_transform(df[['a']], ['b'])` (cell 3) fits `scaler` on the "
             "training data outside the model",
         ),
         (
-            "df = pd.get_dummies(df, columns=['kind'])",
-            "`df` comes from the features stage, where `df = pd.get_dummies(df, columns=['kind'])`"
-            " (cell 3) makes columns from the values found in the data (`get_dummies`)",
+            "df = pd.get_dummies(df, columns=['kind'], drop_first=True)",
+            "`df` comes from the features stage, where `df = pd.get_dummies(df, columns=['kind']"
+            ", drop_first=True)` (cell 3) makes columns from the values found in the data "
+            "(`get_dummies`)",
         ),
         (
             "df = df.dropna()",
@@ -367,6 +410,34 @@ def test_the_training_stage_slice_needs_the_loaded_data_and_says_why_not(
 
     assert not plan.inference.function
     assert note in plan.inference.note
+
+
+def test_a_scaler_and_dummies_of_a_features_stage_are_fitted_in_training_and_reused() -> None:
+    """The steps learn from the training rows: training calls ``fit_features``, which returns
+    what they learnt; ``make_features`` (the service's) takes it and fits nothing."""
+    features = (
+        "from sklearn.preprocessing import StandardScaler\nscaler = StandardScaler()\n"
+        "# scale the numbers\n"
+        "df[['a', 'b']] = scaler.fit_transform(df[['a', 'b']])\n"
+        "df = pd.get_dummies(df, columns=['kind'])"
+    )
+    plan = plan_cells(IMPORTS, LOAD, features, TRAIN_ON_DF, PREDICT)
+
+    assert plan.inference.function == "make_features", plan.inference.note
+    assert plan.inference.state == "feature_state"
+    module = next(m for m in plan.modules if m.name == "features")
+    fit, make = module.functions[:2]
+    assert (fit.name, fit.returns, fit.params) == ("fit_features", ("X", "feature_state"), ("df",))
+    assert make.params == ("df", "feature_state")
+    assert "scaler.fit_transform(df[['a', 'b']])" in fit.body
+    assert 'feature_state["scaler"] = scaler' in fit.body
+    assert 'feature_state["df_columns"] = dict(df.dtypes.astype(str))' in fit.body
+    assert "StandardScaler()" not in make.body and "fit" not in make.body
+    assert 'scaler = feature_state["scaler"]' in make.body
+    assert "# scale the numbers\ndf[['a', 'b']] = scaler.transform(df[['a', 'b']])" in make.body
+    assert 'df.reindex(columns=list(feature_state["df_columns"]), fill_value=0)' in make.body
+    pipeline = codegen.generate(plan)["src/demo/pipeline.py"]
+    assert "feature_state=feature_state" in pipeline
 
 
 def test_a_model_fitted_on_the_data_as_loaded_needs_no_slice() -> None:
@@ -482,6 +553,120 @@ def test_a_promoted_notebook_slices_its_training_stage_and_reproduces_the_model_
     )
     assert checked.returncode == 0, checked.stderr
     assert json.loads(checked.stdout) == ["age", "chol", "trestbps"]
+    lint = subprocess.run(
+        [ruff_path(), "check", "--no-cache", *modules], cwd=project, capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout
+    typed = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", "pyproject.toml", *modules],
+        cwd=project,
+        env={**os.environ, "MYPYPATH": str(project / "src")},
+        capture_output=True,
+        text=True,
+    )
+    assert typed.returncode == 0, typed.stdout
+
+
+STUDENT_CELLS = (
+    "import numpy as np\nimport pandas as pd\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "from sklearn.preprocessing import StandardScaler",
+    "# md: ## Data",
+    "pd.options.mode.chained_assignment = None\ndf = pd.read_csv('students.csv')",
+    "# md: ## Features",
+    "X = df[['grade', 'obedient', 'research', 'project']]\n"
+    "ss = StandardScaler()\n"
+    "# fit the scaler on the numeric features\n"
+    "ss.fit(X[['research', 'project']])\n"
+    "X[['research', 'project']] = ss.transform(X[['research', 'project']])\n"
+    "X = pd.get_dummies(X, columns=['grade', 'obedient'])\n"
+    "y = df['recommend']",
+    "# md: ## Training",
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)\n"
+    "model = LogisticRegression()\nmodel.fit(X_train, y_train)",
+    "accuracy = (model.predict(X_test) == y_test).mean()",
+)
+# Runs in the promoted project: what training fitted is saved with the model, and the
+# service's path (make_features with it, on one request) gives the notebook's model input.
+CHECK_FITTED = """
+import json, os, sys, tempfile
+from pathlib import Path
+import pandas as pd
+from pandas.testing import assert_frame_equal
+from {package} import artifacts, pipeline
+
+result = pipeline.run()
+os.chdir(sys.argv[2])
+notebook = {{}}
+exec(compile(sys.argv[1], "notebook", "exec"), notebook)
+expected = notebook["X_train"]
+assert_frame_equal(result.features, expected)
+with tempfile.TemporaryDirectory() as folder:
+    artifacts.save(result, Path(folder))
+    saved = sorted(p.name for p in Path(folder).iterdir())
+    loaded = artifacts.load(Path(folder))
+one = loaded.model_input(result.inputs.iloc[[3]])  # one request alone, as the service does
+assert_frame_equal(one, expected.iloc[[3]])
+request = result.inputs.iloc[[3]].assign(grade="Z")  # a grade training never saw
+unseen = loaded.model_input(request)
+assert list(unseen.columns) == list(expected.columns)
+grades = [c for c in expected.columns if c.startswith("grade_")]
+assert not unseen[grades].to_numpy().any()
+predicted = loaded.model.predict(loaded.model_input(result.inputs))
+assert (predicted == notebook["model"].predict(expected)).all()
+print(json.dumps({{"saved": saved, "columns": sorted(result.inputs.columns)}}))
+"""
+
+
+def test_a_promoted_notebook_saves_what_its_feature_steps_fitted_and_serves_raw_columns(
+    tmp_path: Path,
+) -> None:
+    """A scaler fitted on two columns and get_dummies on two others, outside the model: the
+    pipeline fits them once (``fit_features``), saves what they learnt beside the model, and
+    a request of raw columns, alone, gets the row the notebook fitted on (an unseen category:
+    zeros); the generated modules pass ruff and mypy."""
+    rng = np.random.default_rng(1)
+    rows = 60
+    pd.DataFrame(
+        {
+            "name": [f"s{i}" for i in range(rows)],
+            "grade": rng.choice(["A", "B", "C", "F"], rows),
+            "obedient": rng.choice(["Y", "N"], rows),
+            "research": rng.integers(20, 100, rows),
+            "project": rng.integers(20, 100, rows).astype(float),
+            "recommend": rng.choice(["Yes", "No"], rows),
+        }
+    ).to_csv(tmp_path / "students.csv", index=False)
+    notebook = tmp_path / "students.ipynb"
+    notebook.write_text(notebook_json(*STUDENT_CELLS))
+    project = tmp_path / "students"
+
+    result = promote(notebook, project, lock=False)
+
+    assert result.plan.inference.state == "feature_state", result.plan.inference.note
+    package = project / "src" / result.plan.package_name
+    modules = [str(package / f"{m.name}.py") for m in result.plan.modules] + [
+        str(package / "pipeline.py")
+    ]
+    source = "\n".join(c for c in STUDENT_CELLS if not c.startswith("# md:"))
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHECK_FITTED.format(package=result.plan.package_name),
+            source,
+            str(tmp_path),
+        ],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project / "src")},
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr
+    report = json.loads(checked.stdout)
+    assert "features.skops" in report["saved"]
+    assert report["columns"] == ["grade", "name", "obedient", "project", "research"]
     lint = subprocess.run(
         [ruff_path(), "check", "--no-cache", *modules], cwd=project, capture_output=True, text=True
     )

@@ -290,6 +290,25 @@ _SERVING_FIELDS = """
     # and the feature steps that turn them into `features`.
     inputs: Any = None
     make_features: Callable[[Any], Any] | None = None"""
+_STATE_FIELD = """
+    # What the feature steps learnt from the training rows (fitted transformers, dummy
+    # columns): saved with the model, given to `make_features` with each request.
+    feature_state: dict[str, Any] | None = None"""
+
+
+def _serving(plan: Plan, raw: str, features: str) -> tuple[str, str]:
+    """The arguments of ``TrainingResult`` for the service's feature steps (the rows as
+    requests carry them, the steps, what they learnt) and the fields that hold them; "" and ""
+    when the service takes the model's input as fitted."""
+    inference = plan.inference
+    if not inference.function:
+        return "", ""
+    arguments = f", inputs={raw}.loc[{features}.index], make_features={inference.function}"
+    if not inference.state:
+        return arguments, _SERVING_FIELDS
+    arguments += f", feature_state={inference.state}"
+    fields = _SERVING_FIELDS.replace("Callable[[Any], Any]", "Callable[[Any, dict[str, Any]], Any]")
+    return arguments, fields + _STATE_FIELD
 
 
 def _pipeline(plan: Plan) -> str:
@@ -330,22 +349,18 @@ def _pipeline(plan: Plan) -> str:
         ("trained_model", "training_input") if rebound else (plan.model, plan.fit_input)
     )
     metrics = ", ".join(f'"{m}": {m}' for m in dict.fromkeys(plan.metrics))
-    serving = ""
-    if inference.function:
-        serving = f", inputs={raw}.loc[{features}.index], make_features={inference.function}"
+    serving, serving_fields = _serving(plan, raw, features)
     lines.append(
         f"return TrainingResult(model={model}, features={features}, "
         f"metrics=_as_floats({{{metrics}}}){serving})"
     )
     body = "\n".join(lines)
-    serving_fields = ""
     if inference.function:
         text = text.replace(
             "from dataclasses import dataclass, field\n",
             "from collections.abc import Callable\nfrom dataclasses import dataclass, field\n",
             1,
         )
-        serving_fields = _SERVING_FIELDS
     signature = f"{parameter}: Settings | None = None" if takes else ""
     doc = "Run the notebook's stages in order and return what the service needs."
     if takes:

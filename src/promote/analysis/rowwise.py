@@ -17,6 +17,13 @@ whitelist, read from the syntax alone (pure: no code runs):
   (the target);
 * setting a column on the rows a row-wise condition selects
   (``df.loc[df["age"] < 40, "age_group"] = "young"``);
+* fitted steps (``ss = StandardScaler()``, ``ss.fit(df[cols])``, ``df[cols] = ss.transform(
+  df[cols])``, ``X = ss.fit_transform(X)``): a transformer made in the steps from a class of
+  scikit-learn with literal arguments, fitted on columns of the frames; what it learnt is kept
+  with the model and the service applies it as training did (``Frames.fitted``);
+* ``pd.get_dummies(frame, columns=...)`` assigned to a name, without ``drop_first``: the
+  columns it makes from the training rows are kept with the model and the service aligns a
+  request's to them (``Frames.dummies``);
 * lists of column names: literals, ``+`` and ``+=`` of them, ``append`` / ``extend`` /
   ``remove`` of literals, and comprehensions over a frame's ``columns`` filtered by string
   tests (``[c for c in df.columns if c.startswith("mean ")]``): they depend on the frame's
@@ -232,6 +239,10 @@ class Frames:
     constants: frozenset[str] = frozenset()
     modules: Mapping[str, str] = field(default_factory=dict)
     lists: set[str] = field(default_factory=set)
+    # transformers the steps make and fit, in order (their fitted state goes with the model)
+    fitted: list[str] = field(default_factory=list)
+    # names bound by ``pd.get_dummies`` in the steps, in order (their columns go with the model)
+    dummies: list[str] = field(default_factory=list)
 
 
 def refusal(stmt: ast.stmt, known: Frames) -> str | None:
@@ -255,6 +266,8 @@ def refusal(stmt: ast.stmt, known: Frames) -> str | None:
     if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         call = stmt.value
         func = call.func
+        if _fits_transformer(call, known):
+            return None
         if (
             isinstance(func, ast.Attribute)
             and isinstance(func.value, ast.Name)
@@ -269,6 +282,17 @@ def refusal(stmt: ast.stmt, known: Frames) -> str | None:
 
 def _assign(target: ast.expr, value: ast.expr, known: Frames) -> str | None:
     if isinstance(target, ast.Name):
+        if _makes_transformer(value, known):
+            known.frames.discard(target.id)
+            known.lists.discard(target.id)
+            if target.id not in known.fitted:
+                known.fitted.append(target.id)
+            return None
+        if _dummies(value, known):
+            known.frames.add(target.id)
+            known.lists.discard(target.id)
+            known.dummies.append(target.id)
+            return None
         if _is_names(value, known):
             known.lists.add(target.id)
             known.frames.discard(target.id)
@@ -377,6 +401,8 @@ def _call(node: ast.Call, known: Frames) -> str | None:
     if not isinstance(func, ast.Attribute):
         return _why(node)
     receiver = func.value
+    if isinstance(receiver, ast.Name) and receiver.id in known.fitted:
+        return _transform(node, func.attr, known)
     if isinstance(receiver, ast.Name) and receiver.id not in known.frames:
         return _module_call(node, func.attr, known.modules.get(receiver.id, ""), known)
     if isinstance(receiver, ast.Attribute) and receiver.attr == "str":
@@ -397,6 +423,74 @@ def _call(node: ast.Call, known: Frames) -> str | None:
     if func.attr == "map" and not (len(node.args) == 1 and isinstance(node.args[0], ast.Dict)):
         return _why(node)
     return _values(receiver, known)
+
+
+# A fitted transformer's methods that turn rows into rows (``fit_transform`` fits it first).
+TRANSFORMS = frozenset({"transform", "fit_transform"})
+# Keywords of ``pd.get_dummies`` whose literal values keep its columns a function of the
+# categories seen in training (``drop_first`` drops the first category a request has).
+DUMMIES_KEYWORDS = frozenset({"columns", "prefix", "prefix_sep", "dummy_na", "dtype"})
+
+
+def _transform(node: ast.Call, method: str, known: Frames) -> str | None:
+    """``ss.transform(df[cols])`` / ``ss.fit_transform(X)`` on a transformer of the steps."""
+    if method not in TRANSFORMS or node.keywords or len(node.args) != 1:
+        return _why(node)
+    return _values(node.args[0], known)
+
+
+def _makes_transformer(node: ast.expr, known: Frames) -> bool:
+    """``StandardScaler()`` / ``preprocessing.OneHotEncoder(handle_unknown="ignore")``: a class
+    of scikit-learn called with literal arguments."""
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    root = func
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    if not isinstance(root, ast.Name) or known.modules.get(root.id) != "sklearn":
+        return False
+    name = func.attr if isinstance(func, ast.Attribute) else root.id
+    return name[:1].isupper() and _literal_arguments(node, known, None)
+
+
+def _fits_transformer(node: ast.Call, known: Frames) -> bool:
+    """``ss.fit(df[cols])``: a transformer of the steps fitted on row-wise values."""
+    func = node.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "fit"
+        and isinstance(func.value, ast.Name)
+        and func.value.id in known.fitted
+        and not node.keywords
+        and len(node.args) == 1
+        and _values(node.args[0], known) is None
+    )
+
+
+def _dummies(node: ast.expr, known: Frames) -> bool:
+    """``pd.get_dummies(frame, columns=[...])`` on a frame of the steps, literal keywords among
+    ``DUMMIES_KEYWORDS``."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "get_dummies"
+        and isinstance(node.func.value, ast.Name)
+        and known.modules.get(node.func.value.id) == "pandas"
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.Name)
+        and node.args[0].id in known.frames
+        and all(_dummies_keyword(k, known) for k in node.keywords)
+    )
+
+
+def _dummies_keyword(keyword: ast.keyword, known: Frames) -> bool:
+    value = keyword.value
+    if keyword.arg == "columns":
+        return _is_column_key(value, known)
+    if keyword.arg == "dtype":  # a type: ``int``, ``np.uint8``, ``"float"``
+        return _fixed_type(ast.Call(ast.Name("astype"), [value], []), known)
+    return keyword.arg in DUMMIES_KEYWORDS and _is_literal(value, known)
 
 
 def _drops_columns(node: ast.Call, known: Frames) -> bool:
@@ -601,12 +695,9 @@ def explain(stmt: ast.stmt, known: Frames) -> Why:
 def _node_reason(node: ast.AST, known: Frames) -> Why | None:
     name = _called(node)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-        if name in FITS:
-            return Why(0, _fitted(node.func.value, "fits"))
-        if name == "transform":
-            if node.args and isinstance(node.args[0], ast.Constant):  # df["a"].transform("mean")
-                return Why(1, _statistics(str(node.args[0].value)))
-            return Why(0, _fitted(node.func.value, "applies"))
+        fit = _fit_reason(node, name, known)
+        if fit is not None:
+            return fit
     if name in STATISTICS:
         return Why(1, _statistics(name))
     if name in DATA_COLUMNS or (name == "astype" and _category(node)):
@@ -629,6 +720,18 @@ def _node_reason(node: ast.AST, known: Frames) -> Why | None:
         )
     if name in NEIGHBOURS or (name == "fillna" and _by_neighbours(node)):
         return Why(4, f"reads other rows (`{name}`) than the one it computes")
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in known.frames
+        and isinstance(node.slice, ast.Name)
+        and not _is_column_key(node.slice, known)
+    ):
+        return Why(
+            5,
+            f"selects the columns `{node.slice.id}` lists, which the notebook computes rather "
+            "than writes out, so promote cannot tell which columns a request needs",
+        )
     if name in ARRAYS:
         return Why(
             5,
@@ -646,6 +749,26 @@ def _node_reason(node: ast.AST, known: Frames) -> Why | None:
             f"calls `{node.func.id}`, a function the notebook defines, which promote does not "
             "look into",
         )
+    return None
+
+
+def _fit_reason(node: ast.Call, name: str, known: Frames) -> Why | None:
+    """Why a ``fit`` / ``transform`` call is not row-wise, None if it is not one or is the
+    call of a transformer of the steps that is (what it learns goes with the model)."""
+    assert isinstance(node.func, ast.Attribute)
+    receiver = node.func.value
+    if (
+        isinstance(receiver, ast.Name)
+        and receiver.id in known.fitted
+        and (_fits_transformer(node, known) or _call(node, known) is None)
+    ):
+        return None
+    if name in FITS:
+        return Why(0, _fitted(receiver, "fits"))
+    if name == "transform":
+        if node.args and isinstance(node.args[0], ast.Constant):  # df["a"].transform("mean")
+            return Why(1, _statistics(str(node.args[0].value)))
+        return Why(0, _fitted(receiver, "applies"))
     return None
 
 

@@ -70,7 +70,12 @@ def split_statements(tree: ast.Module, source: str, context: Context) -> list[St
         found = effects(node)
         own_reads = [n for n in found.reads if n not in found.binds or _reads_before_bind(node, n)]
         binds = [
-            n for n in found.binds if not (isinstance(node, ast.Expr) and n in context.modules)
+            n
+            for n in found.binds
+            if not (
+                n in context.modules
+                and (isinstance(node, ast.Expr) or _sets_module_option(node, n))
+            )
         ]
         kind = _kind(node, own_reads, context)
         if kind == "import":
@@ -85,6 +90,27 @@ def split_statements(tree: ast.Module, source: str, context: Context) -> list[St
         out.append(Statement(node, kind, tuple(found.reads), tuple(binds), start, end))
         previous_end = end
     return out
+
+
+def _sets_module_option(node: ast.stmt, module: str) -> bool:
+    """``pd.options.mode.chained_assignment = None`` / ``plt.rcParams["figure.dpi"] = 100``:
+    an assignment into the imported ``module`` (a library's global option), which leaves the
+    name bound to the module: it does not rebind it."""
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+        targets = [node.target]
+    else:
+        return False
+    rooted = []
+    for target in targets:
+        for part in target.elts if isinstance(target, ast.Tuple | ast.List) else [target]:
+            root = part
+            while isinstance(root, ast.Attribute | ast.Subscript):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id == module:
+                rooted.append(part)
+    return bool(rooted) and all(isinstance(part, ast.Attribute | ast.Subscript) for part in rooted)
 
 
 def _imports_plotting(node: ast.stmt) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -31,6 +32,7 @@ from promote.planning.settings import (
     name_inline,
     read_settings,
 )
+from promote.planning.state import learnt_state
 from promote.planning.types import Annotation, TypeTracker
 
 __all__ = ["Call", "Function", "Inference", "Module", "Plan", "package_name", "plan"]
@@ -93,10 +95,11 @@ def plan(
 
     sliced = _inference_slice(groups, analysis, kept, hoisted)
     features: Function | None = None
+    fitting: Function | None = None  # fits what the feature steps learn, when they learn
     functions: list[Function] = []
     for i, g in enumerate(groups):
         if i == sliced.group:
-            features = _features_function(
+            features, fitting = _features_function(
                 g, sliced, sources, analysis, kept, settings, parameter, types[i], groups
             )
         functions.append(
@@ -108,7 +111,7 @@ def plan(
                 settings,
                 parameter,
                 types[i],
-                features if i == sliced.group else None,
+                (fitting or features) if i == sliced.group else None,
                 sliced.statements if i in (sliced.group, sliced.moved_group) else frozenset(),
                 sliced.binder,
             )
@@ -121,6 +124,8 @@ def plan(
     inference = Inference(note=sliced.note)
     if features is not None:
         inference = _inference(features, sliced, functions[sliced.group], settings, parameter)
+        if inference.function and fitting is not None:
+            inference = replace(inference, state=fitting.returns[-1])
         if inference.function:
             moved = sliced.moved_group
             if moved >= 0 and _identity(functions[moved]):  # its steps all moved: drop it
@@ -132,9 +137,12 @@ def plan(
                 )
                 modules, helpers = _modules(groups, functions, analysis, sources, pure)
             caller = next(f for f in functions if f.name == inference.stage_function)
-            modules = _with_features(modules, features, caller.module)
+            called = fitting or features
+            modules = _with_features(
+                modules, (fitting, features) if fitting else (features,), called, caller.module
+            )
             if features.module != caller.module:
-                helpers = {**helpers, features.name: features.module}
+                helpers = {**helpers, called.name: called.module}
         else:  # the target's name cannot be written in the pipeline: no slice after all
             for i in {sliced.group, sliced.moved_group} - {-1}:
                 functions[i] = _function(
@@ -472,9 +480,11 @@ def _function(
     """The stage function of ``group``; with ``features``, it calls that function (made of the
     ``sliced`` statements, left out here) where the ``binder`` statement was."""
     calls: dict[int, str] = {}
+    returns = tuple(group.returns)
     if features is not None:
         arguments = ", ".join(features.params)
-        calls[binder] = f"{features.returns[0]} = {features.name}({arguments})"
+        calls[binder] = f"{', '.join(features.returns)} = {features.name}({arguments})"
+        returns += features.returns[1:]  # what the steps learnt, for the pipeline to save
     body = _body(group, sources, kept, lambda s: id(s) not in sliced, calls)
     returns_result = False
     if group.result is not None and not group.returns:
@@ -503,7 +513,7 @@ def _function(
         module=tables.STAGE_MODULES[group.stage][0],
         cells=cells,
         params=params,
-        returns=tuple(group.returns),
+        returns=returns,
         param_types=tuple(a.text for a in types[0]),
         return_types=tuple(a.text for a in types[1]),
         type_names=frozenset(n for a in (*types[0], *types[1]) for n in a.names),
@@ -566,9 +576,14 @@ def _features_function(
     parameter: str,
     types: tuple[tuple[Annotation, ...], tuple[Annotation, ...]],
     groups: list[_Group],
-) -> Function:
+) -> tuple[Function, Function | None]:
     """``make_features(df)``: the sliced statements, which training and the service call
-    (those of the stage before too, when the slice joins it: ``Slice.moved_group``)."""
+    (those of the stage before too, when the slice joins it: ``Slice.moved_group``).
+
+    When the steps learn from the training rows (``Slice.fitted``, ``Slice.dummies``), also
+    ``fit_features(df)``, which training calls instead: the same steps, returning with the
+    model's input what they learnt (``feature_state``), which ``make_features(df,
+    feature_state)`` applies to requests without learning anything."""
     parts = [groups[sliced.moved_group]] if sliced.moved_group >= 0 else []
     parts.append(group)
     body = "\n\n".join(
@@ -586,9 +601,7 @@ def _features_function(
     taken = set(analysis.imports) | set(analysis.definitions) | set(analysis.constants) | BUILTINS
     taken |= {n for c in analysis.cells for s in c.statements for n in (*s.binds, *s.reads)}
     taken |= {g.name for g in groups} | {"run", "settings", "TrainingResult"}
-    name, number = "make_features", 2
-    while name in taken:
-        name, number = f"make_features_{number}", number + 1
+    name = _free("make_features", taken)
     cells = sorted(
         {
             c.index
@@ -612,7 +625,7 @@ def _features_function(
         + f"From {where} of {analysis.notebook.path.name}."
     )
     annotations = (frame_type, *output_types[:1])
-    return Function(
+    serving = Function(
         name=name,
         stage=group.stage,
         module=tables.STAGE_MODULES["features"][0],
@@ -626,6 +639,58 @@ def _features_function(
         type_names=frozenset(n for a in annotations for n in a.names),
         settings_default=parameter in params,
     )
+    if not (sliced.fitted or sliced.dummies):
+        return serving, None
+    state = _free("feature_state", taken)
+    fitting_body, serving_body = learnt_state(body, sliced.fitted, sliced.dummies, state)
+    learnt = ", ".join(
+        [f"`{n}`" for n in sliced.fitted]
+        + [f"the columns `pd.get_dummies` made of `{n}`" for n in sliced.dummies]
+    )
+    fitting_name = _free("fit_features", taken)
+    fitting = replace(
+        serving,
+        name=fitting_name,
+        returns=(sliced.output, state),
+        body=fitting_body,
+        docstring=(
+            "The notebook's feature steps on the training rows: the model's input, and what\n"
+            "the steps learnt from those rows.\n\n"
+            + textwrap.fill(f"What they learnt: {learnt}.", 88)
+            + f"\n\nTraining calls this; the service calls ``{name}`` with what it learnt.\n\n"
+            f"From {where} of {analysis.notebook.path.name}."
+        ),
+        return_types=(*serving.return_types, "dict[str, Any]"),
+        settings_default=False,
+    )
+    serving = replace(
+        serving,
+        params=(params[0], state, *params[1:]),
+        param_types=(frame_type.text, "dict[str, Any]"),
+        body=serving_body,
+        docstring=(
+            "The notebook's feature steps on new rows: the loaded columns in, the model's\n"
+            f"input out, with what ``{fitting_name}`` learnt from the training rows.\n\n"
+            "The service calls this for each request (``inference.py``), so that a request\n"
+            "gets the features its training rows got; nothing is fitted here.\n\n"
+            + (
+                '``drop`` ignores the columns it does not find (``errors="ignore"``): requests\n'
+                "carry no target column.\n\n"
+                if tolerant
+                else ""
+            )
+            + f"From {where} of {analysis.notebook.path.name}."
+        ),
+    )
+    return serving, fitting
+
+
+def _free(name: str, taken: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... the first not in ``taken``."""
+    chosen, number = name, 2
+    while chosen in taken:
+        chosen, number = f"{name}_{number}", number + 1
+    return chosen
 
 
 def _identity(function: Function) -> bool:
@@ -634,18 +699,21 @@ def _identity(function: Function) -> bool:
 
 
 def _with_features(
-    modules: tuple[Module, ...], features: Function, caller: str
+    modules: tuple[Module, ...], added: tuple[Function, ...], called: Function, caller: str
 ) -> tuple[Module, ...]:
-    """``modules`` with ``features`` first in its module (made if the plan has none, in the
-    stage order), and the ``caller`` module reading its name (to import it)."""
-    tree = ast.parse(features.body)
-    reads = frozenset(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
+    """``modules`` with the ``added`` functions first in their module (made if the plan has
+    none, in the stage order), and the ``caller`` module reading the name of the ``called``
+    one (to import it)."""
+    features = called
+    reads = frozenset(
+        n.id for f in added for n in ast.walk(ast.parse(f.body)) if isinstance(n, ast.Name)
+    )
     if features.module not in [m.name for m in modules]:
         modules = (*modules, Module(features.module, (), (), reads))
         order = ["helpers", *(m for m, _ in tables.STAGE_MODULES.values())]
         modules = tuple(sorted(modules, key=lambda m: order.index(m.name)))
     return tuple(
-        replace(m, functions=(features, *m.functions), reads=m.reads | reads)
+        replace(m, functions=(*added, *m.functions), reads=m.reads | reads)
         if m.name == features.module
         else replace(m, reads=m.reads | {features.name})
         if m.name == caller

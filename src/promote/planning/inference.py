@@ -65,6 +65,11 @@ class Slice:
     binder: int = 0  # id of the sliced statement that makes ``output``: the call goes there
     sources: tuple[str, ...] = ()  # when refused, the earlier stages' names the steps read
     moved_group: int = -1  # the stage before ``group`` whose steps the slice also takes, if any
+    # What the steps learn from the training rows, which requests reuse: the transformers
+    # they fit (``ss`` of ``ss.fit(df[cols])``) and the names ``pd.get_dummies`` binds (its
+    # columns), each in order (``rowwise.Frames``).
+    fitted: tuple[str, ...] = ()
+    dummies: tuple[str, ...] = ()
     note: str = ""  # why the service takes the model's input as fitted ("" when accepted)
 
     @property
@@ -151,9 +156,26 @@ def _join(
             return None
     label_here = label in {id(s) for s in later.statements} - found.statements
     targets = found.targets if label_here else (*found.targets, *taken)
+    fitted, dummies = _learnt(chosen, frame, constants, modules)
     return replace(
-        found, statements=found.statements | ids, targets=tuple(targets), moved_group=maker
+        found,
+        statements=found.statements | ids,
+        targets=tuple(targets),
+        moved_group=maker,
+        fitted=(*fitted, *found.fitted),
+        dummies=(*dummies, *found.dummies),
     )
+
+
+def _learnt(
+    chosen: Sequence[Statement], frame: str, constants: frozenset[str], modules: Mapping[str, str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The transformers the row-wise steps ``chosen`` fit and the names they bind from
+    ``pd.get_dummies``, in order."""
+    known = Frames({frame}, constants, modules)
+    for stmt in chosen:
+        refusal(stmt.node, known)
+    return tuple(known.fitted), tuple(known.dummies)
 
 
 def _loaded(
@@ -225,7 +247,16 @@ def _slice_stage(
     if leaked:
         return Slice(note=f"later stages use `{leaked[0]}`, which the feature steps make")
     binder = id(stage.statements[last])
-    return Slice(index, frozenset(ids), frame, output, tuple(targets), binder=binder)
+    return Slice(
+        index,
+        frozenset(ids),
+        frame,
+        output,
+        tuple(targets),
+        binder=binder,
+        fitted=tuple(known.fitted),
+        dummies=tuple(known.dummies),
+    )
 
 
 def _chain(

@@ -64,6 +64,9 @@ class Inference:
     drop: tuple[str, ...] = ()  # the target columns, left out of requests (expressions)
     output: str = ""  # what the steps make: the model's input before the split
     note: str = ""  # why requests carry the model's input as fitted, when they do
+    # the name of what the feature steps learnt from the training rows (fitted transformers,
+    # dummy columns), which ``function`` takes besides the frame; "" when they learn nothing
+    state: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,162 @@
+"""What feature steps learn from the training rows, written out so that requests reuse it.
+
+Pure. The inference slice (``planning/inference.py``) accepts two kinds of steps that learn
+from the rows they are given: a scikit-learn transformer the steps make and fit
+(``ss = StandardScaler()``, ``ss.fit(df[cols])``, ``ss.fit_transform(X)``) and
+``pd.get_dummies``, whose columns are the categories the rows hold. A request is one row: it
+must get what training learnt, not learn again. From the steps' source this module writes two
+versions of it:
+
+* the fitting one, which training runs: the steps as the notebook wrote them, recording in a
+  dict (``state``) each fitted transformer and, after each ``get_dummies``, the columns it
+  made with their dtypes;
+* the serving one, which the service runs on each request with that dict: each transformer is
+  taken from it instead of being made (``ss = state["ss"]``), its ``fit`` is left out and its
+  ``fit_transform`` becomes ``transform``; after each ``get_dummies`` the frame is aligned to
+  the training columns (``reindex``: a category the request lacks becomes a column of zeros, one
+  training never saw is dropped, as ``OneHotEncoder(handle_unknown="ignore")`` does) with their
+  dtypes.
+
+Comments stay where the notebook wrote them, except those just above a ``fit`` the serving
+version leaves out.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+
+from promote.analysis.statements import source_lines
+
+__all__ = ["learnt_state"]
+
+
+def learnt_state(
+    body: str, fitted: Sequence[str], dummies: Sequence[str], state: str
+) -> tuple[str, str]:
+    """The fitting and the serving versions of the feature steps ``body`` (module docstring):
+    ``fitted`` are the transformers it makes and fits, ``dummies`` the names it binds from
+    ``pd.get_dummies``, in order; ``state`` names the dict of what was learnt."""
+    tree = ast.parse(body)
+    lines = source_lines(body)
+    fitting: list[str] = [f"{state}: dict[str, Any] = {{}}"]
+    serving: list[str] = []
+    keys = _dummy_keys(dummies)
+    made: set[str] = set()
+    previous = 0
+    occurrence = 0
+    for node in tree.body:
+        start, end = node.lineno - 1, node.end_lineno or node.lineno
+        between = lines[previous:start]
+        text = lines[start:end]
+        previous = end
+        fitting += between
+        fitting += text
+        maker = _made(node, fitted)
+        if maker and maker not in made:
+            made.add(maker)
+            serving += between
+            serving.append(f'{maker} = {state}["{maker}"]')
+            continue
+        if _fit_call(node, fitted):
+            serving += _without_trailing_comments(between)
+            continue
+        serving += between
+        serving += _as_transform(node, text, fitted)
+        bound = _dummies_bound(node, dummies)
+        if bound:
+            key = keys[occurrence]
+            occurrence += 1
+            fitting.append(f'{state}["{key}"] = dict({bound}.dtypes.astype(str))')
+            serving.append(
+                f'{bound} = {bound}.reindex(columns=list({state}["{key}"]), fill_value=0).astype(\n'
+                f'    {state}["{key}"]\n)'
+            )
+    fitting += lines[previous:]
+    serving += lines[previous:]
+    fitting.append("")
+    fitting += [f'{state}["{name}"] = {name}' for name in fitted]
+    return "\n".join(fitting).strip("\n"), "\n".join(serving).strip("\n")
+
+
+def _dummy_keys(dummies: Sequence[str]) -> list[str]:
+    """``X_columns`` for each name ``pd.get_dummies`` binds (``X_columns_2`` the second time)."""
+    keys: list[str] = []
+    for name in dummies:
+        key, number = f"{name}_columns", 2
+        while key in keys:
+            key, number = f"{name}_columns_{number}", number + 1
+        keys.append(key)
+    return keys
+
+
+def _made(node: ast.stmt, fitted: Sequence[str]) -> str:
+    """The transformer ``node`` makes (``ss = StandardScaler()``), else ""."""
+    if (
+        isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id in fitted
+        and isinstance(node.value, ast.Call)
+    ):
+        return node.targets[0].id
+    return ""
+
+
+def _fit_call(node: ast.stmt, fitted: Sequence[str]) -> bool:
+    """``ss.fit(...)`` as a statement of its own."""
+    call = node.value if isinstance(node, ast.Expr) else None
+    return (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr == "fit"
+        and isinstance(call.func.value, ast.Name)
+        and call.func.value.id in fitted
+    )
+
+
+def _as_transform(node: ast.stmt, text: list[str], fitted: Sequence[str]) -> list[str]:
+    """The statement's lines with ``ss.fit_transform(`` written ``ss.transform(``."""
+    edits = sorted(
+        (
+            (part.func.end_lineno - node.lineno, part.func.end_col_offset)
+            for part in ast.walk(node)
+            if isinstance(part, ast.Call)
+            and isinstance(part.func, ast.Attribute)
+            and part.func.attr == "fit_transform"
+            and isinstance(part.func.value, ast.Name)
+            and part.func.value.id in fitted
+            and part.func.end_lineno is not None
+            and part.func.end_col_offset is not None
+        ),
+        reverse=True,
+    )
+    out = list(text)
+    for row, column in edits:  # from the last, so earlier offsets stay right
+        raw = out[row].encode()
+        start = column - len("fit_transform")
+        out[row] = (raw[:start] + b"transform" + raw[column:]).decode()
+    return out
+
+
+def _dummies_bound(node: ast.stmt, dummies: Sequence[str]) -> str:
+    """The name ``node`` binds from ``pd.get_dummies(...)``, if it is one of ``dummies``."""
+    if not (
+        isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id in dummies
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Attribute)
+        and node.value.func.attr == "get_dummies"
+    ):
+        return ""
+    return node.targets[0].id
+
+
+def _without_trailing_comments(lines: list[str]) -> list[str]:
+    """``lines`` without the comment lines at their end (those above a statement left out)."""
+    out = list(lines)
+    while out and out[-1].lstrip().startswith("#"):
+        out.pop()
+    return out
