@@ -55,6 +55,7 @@ __all__ = [
     "Frames",
     "Why",
     "explain",
+    "is_literal",
     "refusal",
 ]
 
@@ -565,6 +566,11 @@ def _fixed_type(node: ast.Call, known: Frames) -> bool:
     if isinstance(kind, ast.Attribute) and isinstance(kind.value, ast.Name):
         return known.modules.get(kind.value.id) == "numpy"
     return False
+
+
+def is_literal(node: ast.expr, known: Frames) -> bool:
+    """A literal, possibly nested in containers, or a constant of the notebook."""
+    return _is_literal(node, known)
 
 
 def _is_literal(node: ast.expr, known: Frames) -> bool:

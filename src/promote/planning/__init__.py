@@ -112,8 +112,11 @@ def plan(
                 parameter,
                 types[i],
                 (fitting or features) if i == sliced.group else None,
-                sliced.statements if i in (sliced.group, sliced.moved_group) else frozenset(),
+                sliced.statements - sliced.shared
+                if i in (sliced.group, sliced.moved_group)
+                else frozenset(),
                 sliced.binder,
+                sliced.handed,
             )
         )
     calls = tuple(
@@ -476,15 +479,21 @@ def _function(
     features: Function | None = None,
     sliced: frozenset[int] = frozenset(),
     binder: int = 0,
+    handed: tuple[str, ...] = (),
 ) -> Function:
     """The stage function of ``group``; with ``features``, it calls that function (made of the
-    ``sliced`` statements, left out here) where the ``binder`` statement was."""
+    ``sliced`` statements, left out here) where the ``binder`` statement was, and takes the
+    ``handed`` transformers later stages read from what the steps learnt."""
     calls: dict[int, str] = {}
     returns = tuple(group.returns)
     if features is not None:
         arguments = ", ".join(features.params)
-        calls[binder] = f"{', '.join(features.returns)} = {features.name}({arguments})"
-        returns += features.returns[1:]  # what the steps learnt, for the pipeline to save
+        call = f"{', '.join(features.returns)} = {features.name}({arguments})"
+        if len(features.returns) > 1:
+            state = features.returns[1]
+            call += "".join(f'\n{name} = {state}["{name}"]' for name in handed)
+            returns += (state,)  # what the steps learnt, for the pipeline to save
+        calls[binder] = call
     body = _body(group, sources, kept, lambda s: id(s) not in sliced, calls)
     returns_result = False
     if group.result is not None and not group.returns:
@@ -780,6 +789,9 @@ def _inference(
             names = {
                 n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)
             }
+            written = _written_out(stage.body, text) if names - {parameter} else ""
+            if written:  # ``outcome = ["label"]`` in the stage: the pipeline writes the list
+                text, names = written, set()
             if names - {parameter}:
                 return Inference(
                     note=f"the target column is named by `{text}`, which the pipeline cannot "
@@ -794,6 +806,31 @@ def _inference(
         drop=tuple(drop),
         output=sliced.output,
     )
+
+
+def _written_out(body: str, name: str) -> str:
+    """The literal ``name`` is bound to in ``body`` (``outcome = ["label"]``), when that is its
+    only binding there and the literal holds strings only; else ""."""
+    try:
+        tree = ast.parse(body)
+    except SyntaxError:
+        return ""
+    values = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign)
+        and any(
+            isinstance(t, ast.Name) and t.id == name
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        )
+    ]
+    if len(values) != 1 or values[0] is None:
+        return ""
+    value = values[0]
+    parts = value.elts if isinstance(value, ast.List | ast.Tuple) else [value]
+    if not all(isinstance(p, ast.Constant) and isinstance(p.value, str) for p in parts):
+        return ""
+    return ast.unparse(value)
 
 
 def _without(lines: list[str], ranges: list[tuple[int, int]]) -> str:

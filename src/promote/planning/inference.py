@@ -32,7 +32,14 @@ from dataclasses import dataclass, replace
 from typing import TypeGuard
 
 from promote.analysis import ModelFit
-from promote.analysis.rowwise import GENERIC_RANK, NOTEBOOK_RANK, Frames, explain, refusal
+from promote.analysis.rowwise import (
+    GENERIC_RANK,
+    NOTEBOOK_RANK,
+    Frames,
+    explain,
+    is_literal,
+    refusal,
+)
 from promote.analysis.statements import Statement, called_name
 
 __all__ = ["SPLITS", "Slice", "Stage", "find_slice"]
@@ -70,6 +77,11 @@ class Slice:
     # columns), each in order (``rowwise.Frames``).
     fitted: tuple[str, ...] = ()
     dummies: tuple[str, ...] = ()
+    # Ids of sliced statements the stage keeps too: lists of column names written out
+    # (``cols = ["a", "b"]``) that later stages read as well.
+    shared: frozenset[int] = frozenset()
+    # Fitted transformers later stages read: the stage takes them from what the steps learnt.
+    handed: tuple[str, ...] = ()
     note: str = ""  # why the service takes the model's input as fitted ("" when accepted)
 
     @property
@@ -238,12 +250,14 @@ def _slice_stage(
     if output not in known.frames:
         return Slice(note=f"the model's input `{output}` is not a table of columns")
     ids = {id(s) for s in chosen}
-    slice_binds = {n for s in chosen for n in s.binds} - {frame, output}
+    shared = _written_lists(chosen, known)
+    slice_binds = {n for s in chosen for n in s.binds} - {frame, output} - set(shared.values())
     start = Frames({frame}, constants, modules)
     note, targets = _rest(stage, last, ids, output, slice_binds, start, label)
     if note:
         return Slice(note=note)
-    leaked = sorted(set(stage.returns) & slice_binds)
+    handed = tuple(n for n in known.fitted if n in stage.returns)
+    leaked = sorted(set(stage.returns) & slice_binds - set(handed))
     if leaked:
         return Slice(note=f"later stages use `{leaked[0]}`, which the feature steps make")
     binder = id(stage.statements[last])
@@ -256,7 +270,29 @@ def _slice_stage(
         binder=binder,
         fitted=tuple(known.fitted),
         dummies=tuple(known.dummies),
+        shared=frozenset(shared),
+        handed=handed,
     )
+
+
+def _written_lists(chosen: Sequence[Statement], known: Frames) -> dict[int, str]:
+    """The statements of ``chosen`` that bind a list of column names written out
+    (``cols = ["a", "b"]``), the only binding of that name in them: id → name. The stage can
+    keep them too, for what else reads the names."""
+    bound: dict[str, int] = {}
+    for stmt in chosen:
+        for name in stmt.binds:
+            bound[name] = bound.get(name, 0) + 1
+    return {
+        id(stmt): stmt.node.targets[0].id
+        for stmt in chosen
+        if isinstance(stmt.node, ast.Assign)
+        and len(stmt.node.targets) == 1
+        and isinstance(stmt.node.targets[0], ast.Name)
+        and bound[stmt.node.targets[0].id] == 1
+        and isinstance(stmt.node.value, ast.List | ast.Tuple)
+        and is_literal(stmt.node.value, known)
+    }
 
 
 def _chain(

@@ -25,7 +25,10 @@ carry the rows of ``inputs`` (the loaded columns, without the target), ``schema.
 ``make_features`` (a function of this package, recorded as ``module:name``) and the service
 applies it to each request before the model (``model_input``), as training did. The schema,
 the sample, the data checks and the drift reference then all describe ``inputs``: what
-clients send.
+clients send. When those steps learn from the training rows (a scaler they fit, the columns
+``pd.get_dummies`` makes), the pipeline also returns what they learnt, ``feature_state``: it
+is saved beside the model (``features.skops``, recorded in ``model.json``) and given to
+``make_features`` with each request, so a request gets exactly what training learnt.
 """
 
 import importlib
@@ -53,7 +56,9 @@ from .modelfile import ModelArtifactError as ModelArtifactError
 from .modelfile import file_sha256 as file_sha256
 from .modelfile import library_versions as library_versions
 from .modelfile import load_model as load_model
+from .modelfile import load_state as load_state
 from .modelfile import save_model as save_model
+from .modelfile import save_state as save_state
 
 logger = logging.getLogger(__name__)
 
@@ -145,12 +150,14 @@ class LoadedModel:
     directory: Path
     model_sha256: str = ""  # of the model file: identifies the model being served
     reference: dict[str, Any] | None = field(default=None, repr=False)  # reference.json
-    # The feature steps the schema names (``schema.make_features``), None if it names none.
-    make_features: Callable[[Any], Any] | None = field(default=None, repr=False)
+    # The feature steps the schema names (``schema.make_features``), None if it names none,
+    # and what they learnt from the training rows (None if they learn nothing).
+    make_features: Callable[..., Any] | None = field(default=None, repr=False)
+    feature_state: dict[str, Any] | None = field(default=None, repr=False)
 
     def model_input(self, request_input: Any) -> Any:
         """The model's input for rows as requests carry them (``inference.build_input``)."""
-        return model_input(self.make_features, request_input)
+        return model_input(self.make_features, request_input, self.feature_state)
 
 
 def request_input(result: TrainingOutput) -> Any:
@@ -160,11 +167,18 @@ def request_input(result: TrainingOutput) -> Any:
     return result.features if inputs is None else inputs
 
 
-def model_input(make_features: Callable[[Any], Any] | None, request_input: Any) -> Any:
-    """``make_features`` applied to a copy of ``request_input`` (it may add columns in place)."""
+def model_input(
+    make_features: Callable[..., Any] | None,
+    request_input: Any,
+    feature_state: Mapping[str, Any] | None = None,
+) -> Any:
+    """``make_features`` applied to a copy of ``request_input`` (it may add columns in place),
+    with what the steps learnt in training (``feature_state``) when they learnt anything."""
     if make_features is None:
         return request_input
-    return make_features(request_input.copy())
+    if feature_state is None:
+        return make_features(request_input.copy())
+    return make_features(request_input.copy(), feature_state)
 
 
 def save(result: TrainingOutput, directory: Path) -> None:
@@ -172,25 +186,26 @@ def save(result: TrainingOutput, directory: Path) -> None:
     of the training input into ``directory``."""
     features = request_input(result)
     make_features = getattr(result, "make_features", None)
+    state = getattr(result, "feature_state", None) if make_features is not None else None
     schema = infer_schema(features)
     if make_features is not None:
         schema = replace(schema, make_features=function_reference(make_features))
-        check_feature_steps(make_features, features, result.features)
+        check_feature_steps(make_features, features, result.features, feature_state=state)
     head = _head(features, SAMPLE_ROWS)
-    sample = {
-        "records": to_records(head, schema),
-        "predictions": to_json_safe(list(result.model.predict(model_input(make_features, head)))),
-    }
+    predicted = result.model.predict(model_input(make_features, head, state))
+    sample = {"records": to_records(head, schema), "predictions": to_json_safe(list(predicted))}
     metrics = {str(name): to_json_safe(float(value)) for name, value in result.metrics.items()}
 
     directory.mkdir(parents=True, exist_ok=True)
     save_model(result.model, directory)
+    if state is not None:
+        save_state(state, directory)
     _write_json(directory / SCHEMA_FILE, schema.to_json())
     _write_json(directory / SAMPLE_FILE, sample)
     _write_json(directory / METRICS_FILE, metrics)
     _write_json(
         directory / REFERENCE_FILE,
-        reference_statistics(result.model, features, schema, make_features),
+        reference_statistics(result.model, features, schema, make_features, state),
     )
 
 
@@ -198,19 +213,22 @@ def reference_statistics(
     model: Any,
     features: Any,
     schema: Schema,
-    make_features: Callable[[Any], Any] | None = None,
+    make_features: Callable[..., Any] | None = None,
+    feature_state: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Describe the training input and the model's predictions on it (``reference.py``).
 
     ``features`` are rows as requests carry them, turned into the model's input by
-    ``make_features`` (if any). More than ``reference.MAX_ROWS`` rows are described from a
+    ``make_features`` (if any, with ``feature_state``). More than ``reference.MAX_ROWS`` rows are described from a
     seeded sample of them.
     """
     rows = len(features)
     if rows > ref.MAX_ROWS:
         chosen = np.sort(np.random.default_rng(0).choice(rows, ref.MAX_ROWS, replace=False))
         features = _take(features, chosen)
-    predictions = to_json_safe(list(model.predict(model_input(make_features, features))))
+    predictions = to_json_safe(
+        list(model.predict(model_input(make_features, features, feature_state)))
+    )
     task = ref.prediction_task(model, predictions)
     return ref.reference_statistics(features, schema.kind, predictions, task)
 
@@ -234,10 +252,11 @@ def load(directory: Path) -> LoadedModel:
         if (reference := directory / REFERENCE_FILE).is_file()
         else None,
         make_features=resolve_function(schema.make_features) if schema.make_features else None,
+        feature_state=load_state(directory) if schema.make_features else None,
     )
 
 
-def function_reference(function: Callable[[Any], Any]) -> str:
+def function_reference(function: Callable[..., Any]) -> str:
     """``module:name`` of a function of this package (ValueError for any other)."""
     module = getattr(function, "__module__", "") or ""
     name = getattr(function, "__qualname__", "") or ""
@@ -249,7 +268,7 @@ def function_reference(function: Callable[[Any], Any]) -> str:
     return f"{module}:{name}"
 
 
-def resolve_function(reference: str) -> Callable[[Any], Any]:
+def resolve_function(reference: str) -> Callable[..., Any]:
     """The function ``function_reference`` recorded; ModelArtifactError if it is not one of
     this package's (a schema file cannot make the service import other code)."""
     module, _, name = reference.partition(":")
@@ -268,10 +287,15 @@ def resolve_function(reference: str) -> Callable[[Any], Any]:
 
 
 def check_feature_steps(
-    make_features: Callable[[Any], Any], inputs: Any, features: Any, rows: int = CHECKED_ROWS
+    make_features: Callable[..., Any],
+    inputs: Any,
+    features: Any,
+    rows: int = CHECKED_ROWS,
+    feature_state: Mapping[str, Any] | None = None,
 ) -> None:
     """Check that ``make_features`` turns the first rows of ``inputs`` into the same rows of
-    ``features``, from those rows alone: what the service will do with each request.
+    ``features``, from those rows alone (and what the steps learnt in training,
+    ``feature_state``): what the service will do with each request.
 
     ValueError (with what differs) if not: the feature steps then depend on other rows, or
     ``inputs`` is not aligned with ``features``.
@@ -285,7 +309,7 @@ def check_feature_steps(
             f"TrainingResult.inputs has {len(inputs)} rows, but the model was fitted on "
             f"{len(features)}: give the rows of the loaded data the features were made from"
         )
-    made = make_features(_head(inputs, rows).copy())
+    made = model_input(make_features, _head(inputs, rows), feature_state)
     expected = _head(features, rows)
     try:
         if isinstance(expected, pd.DataFrame):

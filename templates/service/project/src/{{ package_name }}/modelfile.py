@@ -11,6 +11,11 @@ the file that was saved and needs nothing untrusted.
   estimator class, which must be one of ``XGBOOST_ESTIMATORS`` to be loaded;
 * ``model.joblib``: a pickle, only for a model neither fits (the manifest says why).
 
+``save_state`` writes what the notebook's feature steps learnt from the training rows (fitted
+transformers, dummy columns: ``pipeline.TrainingResult.feature_state``) beside it, in
+``features.skops`` (``features.joblib`` if skops cannot), recorded in the same manifest
+(``feature_state``) and loaded by ``load_state`` with the same checks.
+
 The manifest also records the file's SHA-256 and the versions of Python and of the libraries
 it was saved with. ``load_model`` refuses a file whose hash differs, a type nobody trusted,
 or another major or minor version of scikit-learn (and of Python for a pickle).
@@ -36,6 +41,9 @@ MODEL_FILE = "model.skops"
 XGBOOST_MODEL_FILE = "model.ubj"  # XGBoost's binary JSON
 JOBLIB_MODEL_FILE = "model.joblib"  # a pickle: only for models nothing else can save
 MODEL_FILES = (MODEL_FILE, XGBOOST_MODEL_FILE, JOBLIB_MODEL_FILE)
+STATE_FILE = "features.skops"  # what the feature steps learnt, if they learn anything
+JOBLIB_STATE_FILE = "features.joblib"
+STATE_FILES = (STATE_FILE, JOBLIB_STATE_FILE)
 MANIFEST_FILE = "model.json"
 MANIFEST_VERSION = 1
 # Modules whose types a skops model may need beyond skops' own defaults. Loading refuses any
@@ -92,9 +100,9 @@ def save_model(model: Any, directory: Path) -> dict[str, Any]:
         data = _xgboost_bytes(model)
         manifest.update(file=XGBOOST_MODEL_FILE, format="xgboost", estimator=estimator)
     else:
-        data, skops = _skops_bytes(model)
+        data, skops = _skops_bytes(model, MODEL_FILE, JOBLIB_MODEL_FILE)
         manifest.update(skops)
-    for stale in set(MODEL_FILES) - {manifest["file"]}:
+    for stale in {*MODEL_FILES, *STATE_FILES} - {manifest["file"]}:
         (directory / stale).unlink(missing_ok=True)
     (directory / manifest["file"]).write_bytes(data)
     manifest.update(sha256=hashlib.sha256(data).hexdigest(), versions=library_versions())
@@ -102,8 +110,23 @@ def save_model(model: Any, directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def _skops_bytes(model: Any) -> tuple[bytes, dict[str, Any]]:
-    """The model in skops' format, else (with why) as a joblib pickle."""
+def save_state(state: Mapping[str, Any], directory: Path) -> dict[str, Any]:
+    """Write what the feature steps learnt beside the model ``save_model`` wrote there, and
+    record it in the manifest (``feature_state``); return that record."""
+    data, entry = _skops_bytes(dict(state), STATE_FILE, JOBLIB_STATE_FILE)
+    for stale in set(STATE_FILES) - {entry["file"]}:
+        (directory / stale).unlink(missing_ok=True)
+    (directory / entry["file"]).write_bytes(data)
+    entry["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest = _read_json(directory / MANIFEST_FILE)
+    manifest["feature_state"] = entry
+    _write_json(directory / MANIFEST_FILE, manifest)
+    return entry
+
+
+def _skops_bytes(model: Any, skops_file: str, joblib_file: str) -> tuple[bytes, dict[str, Any]]:
+    """The model (or what the feature steps learnt) in skops' format, else (with why) as a
+    joblib pickle."""
     try:
         import skops.io as sio
 
@@ -116,15 +139,15 @@ def _skops_bytes(model: Any) -> tuple[bytes, dict[str, Any]]:
     except Exception as error:  # skops cannot save every object (lambdas, some libraries)
         import joblib
 
-        logger.warning("skops cannot save the model (%s); saving it with joblib", error)
+        logger.warning("skops cannot save %s (%s); saving it with joblib", skops_file, error)
         buffer = io.BytesIO()
         joblib.dump(model, buffer)
         return buffer.getvalue(), {
-            "file": JOBLIB_MODEL_FILE,
+            "file": joblib_file,
             "format": "joblib",
             "skops_error": str(error),
         }
-    return data, {"file": MODEL_FILE, "format": "skops", "trusted_types": sorted(needed)}
+    return data, {"file": skops_file, "format": "skops", "trusted_types": sorted(needed)}
 
 
 def _xgboost_bytes(model: Any) -> bytes:
@@ -140,6 +163,27 @@ def _xgboost_bytes(model: Any) -> bytes:
 def load_model(directory: Path) -> tuple[Any, str]:
     """The model saved by ``save_model`` and its SHA-256, after checking the manifest."""
     manifest = _read_json(directory / MANIFEST_FILE)
+    return _load_checked(directory, manifest, manifest.get("versions", {}))
+
+
+def load_state(directory: Path) -> dict[str, Any] | None:
+    """What the feature steps learnt, as ``save_state`` wrote it, after the same checks as
+    the model's; None if the manifest records none."""
+    manifest = _read_json(directory / MANIFEST_FILE)
+    entry = manifest.get("feature_state")
+    if not entry:
+        return None
+    state, _ = _load_checked(directory, entry, manifest.get("versions", {}))
+    if not isinstance(state, dict):
+        raise ModelArtifactError(f"{directory / entry['file']} does not hold a dict")
+    return state
+
+
+def _load_checked(
+    directory: Path, manifest: Mapping[str, Any], versions: Mapping[str, str]
+) -> tuple[Any, str]:
+    """The object of the file a manifest (or its ``feature_state`` record) names, and its
+    SHA-256, after checking both."""
     path = directory / str(manifest["file"])
     if not path.is_file():
         raise FileNotFoundError(f"missing {manifest['file']} in {directory}")
@@ -147,17 +191,15 @@ def load_model(directory: Path) -> tuple[Any, str]:
     if sha256 != manifest["sha256"]:
         raise ModelArtifactError(
             f"{path} has SHA-256 {sha256}, but {MANIFEST_FILE} records {manifest['sha256']}: "
-            "the model file was changed or replaced after training. Run `make train` again "
+            "the file was changed or replaced after training. Run `make train` again "
             "(or restore the file) rather than serving a model nobody can trace."
         )
     pickled = manifest["format"] == "joblib"
-    check_versions(
-        manifest.get("versions", {}), path, STRICT_PICKLE_VERSIONS if pickled else STRICT_VERSIONS
-    )
+    check_versions(versions, path, STRICT_PICKLE_VERSIONS if pickled else STRICT_VERSIONS)
     if pickled:
         import joblib
 
-        logger.warning("%s is a pickle (skops could not save this model)", path)
+        logger.warning("%s is a pickle (skops could not save it)", path)
         return joblib.load(path), sha256
     if manifest["format"] == "xgboost":
         return _load_xgboost(path, str(manifest.get("estimator", ""))), sha256
