@@ -238,7 +238,7 @@ def test_feature_steps_reading_a_setting_default_it_for_the_service() -> None:
             "`y = df.pop('label')` (cell 3) uses `df` in a way that may change it",
         ),
         (
-            "cols = ['a']\nX = df[cols]\ny = df['label'] * len(cols)",
+            "cols = ['a']\ncols.append('b')\nX = df[cols]\ny = df['label'] * len(cols)",
             "also uses `cols`",
         ),
         (
@@ -455,13 +455,34 @@ def test_a_slice_whose_names_later_stages_use_is_not_taken() -> None:
     plan = plan_cells(
         IMPORTS + "\nfrom sklearn.metrics import accuracy_score",
         LOAD,
-        "cols = ['a']\nX = df[cols]\ny = df['label']",
+        "cols = ['a']\ncols.append('b')\nX = df[cols]\ny = df['label']",
         TRAIN,
         "accuracy = accuracy_score(y_test, model.predict(X_test[cols]))",
     )
 
     assert not plan.inference.function
     assert plan.inference.note == "later stages use `cols`, which the feature steps make"
+
+
+def test_written_out_columns_and_a_fitted_scaler_that_later_stages_use_are_handed_on() -> None:
+    """``cols = [...]`` stays in the stage too; the scaler comes from what the steps learnt;
+    the target, named by a list written in the stage, is left out of requests by its value."""
+    plan = plan_cells(
+        IMPORTS + "\nimport joblib\nfrom sklearn.preprocessing import StandardScaler",
+        LOAD,
+        "cols = ['a', 'b']\ntarget = ['label']\nX = df[cols]\nss = StandardScaler()\n"
+        "X = ss.fit_transform(X)\ny = df[target]",
+        TRAIN,
+        "joblib.dump(ss, 'scaler.joblib')\nprint(model.predict(ss.transform(df[cols])))",
+    )
+
+    assert plan.inference.function == "make_features", plan.inference.note
+    assert plan.inference.drop == ("['label']",)
+    stage = next(c.function for c in plan.calls if "ss" in c.function.returns)
+    assert "cols = ['a', 'b']" in stage.body
+    assert 'X, feature_state = fit_features(df)\nss = feature_state["ss"]' in stage.body
+    make = next(m for m in plan.modules if m.name == "features").functions[1]
+    assert "X = ss.transform(X)" in make.body
 
 
 # -- a notebook on disk, promoted and its pipeline run -------------------------------------------

@@ -391,3 +391,18 @@ def test_generated_module_imports_what_its_annotations_name() -> None:
     train = files["train.py"]
     assert "def train_model(X: pd.DataFrame, y: pd.Series) -> DecisionTreeClassifier:" in train
     assert "import pandas as pd" in train and "from typing import" not in train
+
+
+def test_setting_a_library_option_does_not_make_the_library_a_stage_output() -> None:
+    """``pd.options.mode.chained_assignment = None`` changes pandas' options: ``pd`` stays the
+    imported module, not a value the load stage hands to the next stages."""
+    plan = plan_cells(
+        "import pandas as pd\nfrom sklearn.linear_model import LinearRegression",
+        "pd.options.mode.chained_assignment = None\ndf = pd.read_csv('data.csv')",
+        "X = df[['a']]\nmodel = LinearRegression()\nmodel.fit(X, df['y'])",
+    )
+
+    load = plan.calls[0].function
+    assert load.returns == ("df",)
+    assert "pd.options.mode.chained_assignment = None" in load.body
+    assert all("pd" not in c.function.params for c in plan.calls)

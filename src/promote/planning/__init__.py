@@ -314,7 +314,9 @@ def _kept_statements(analysis: Analysis) -> dict[int, list[Statement]]:
         for stmt in reversed(kept[cell.index]):
             node = stmt.node
             plain = isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign)
-            if plain and not set(stmt.binds) & live and not changes_state(node):
+            # (an assignment that binds nothing sets a library's option: ``pd.options.x = 1``)
+            dead = stmt.binds and not set(stmt.binds) & live and not changes_state(node)
+            if plain and dead:
                 continue
             if plain:
                 live -= set(stmt.binds)

@@ -250,7 +250,12 @@ def _slice_stage(
     if output not in known.frames:
         return Slice(note=f"the model's input `{output}` is not a table of columns")
     ids = {id(s) for s in chosen}
-    shared = _written_lists(chosen, known)
+    rest_reads = {n for s in stage.statements if id(s) not in ids for n in s.reads}
+    shared = {
+        i: name
+        for i, name in _written_lists(chosen, known).items()
+        if name in rest_reads or name in stage.returns
+    }
     slice_binds = {n for s in chosen for n in s.binds} - {frame, output} - set(shared.values())
     start = Frames({frame}, constants, modules)
     note, targets = _rest(stage, last, ids, output, slice_binds, start, label)
