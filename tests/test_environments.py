@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -267,3 +268,32 @@ def test_a_pandas_1_notebook_runs_in_a_fresh_environment_and_its_project_passes(
     install_project(target)
     output = run([venv_command(target, "pytest"), "-q", "-p", "no:cacheprovider"], target)
     assert " passed" in output and "failed" not in output
+
+
+@pytest.mark.usefixtures("index")
+def test_the_index_is_asked_once_per_version_for_the_last_run_date(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A notebook last run on a known date: the first cap is the newest pandas of that date,
+    asked of the index once, not again at each attempt."""
+    created = fake_environments(monkeypatch)
+    analysis = analyse_cells(*CELLS)
+    analysis = dataclasses.replace(
+        analysis, evidence=dataclasses.replace(analysis.evidence, saved="2023-06-01")
+    )
+    asked: list[tuple[str, str]] = []
+
+    def newest_before(distribution: str, date: str) -> str:
+        asked.append((distribution, date))
+        return "2.1.4"
+
+    monkeypatch.setattr(environments, "newest_before", newest_before)
+    retried = environments.retry(
+        failure(), analysis, plan(analysis, "p"), None, run=lambda _: failure(),
+        service_pins=SERVICE,
+        installed={"pandas": "2.2.3", "scikit-learn": "1.9.1", "numpy": "2.4.6"},
+        packages=PACKAGES, retries=3,
+    )  # fmt: skip
+    assert [v["pandas"] for v in created] == ["2.1.4", "1.5.3"]  # <=2.1.4 (the date), then <2
+    assert asked == [("pandas", "2023-06-01")]
+    assert not retried.attempts[-1].ran

@@ -102,6 +102,8 @@ def retry(
     need (a plotting library of an exploration cell); the environments have them, the project's
     pins do not.
     """
+    if retries <= 0:
+        return Retried(failure, failure, None, (), "retries are off (--retries 0)")
     tied = implicated(
         failure.error_name,
         failure.error_value,
@@ -110,8 +112,6 @@ def retry(
         analysis.bounds,
         packages,
     )
-    if retries <= 0:
-        return Retried(failure, failure, None, (), "retries are off (--retries 0)")
     if not tied:
         return Retried(failure, failure, None, (), "the error is not tied to a library version")
     uv = find_uv()
@@ -127,6 +127,7 @@ def retry(
     requirements += [r for r in notebook_only if normal_name(requirement_name(r)) in extra]
     caps: dict[str, tuple[str, str]] = {}
     rungs: dict[str, list[str]] = {}
+    then: dict[str, str | None] = {}  # each library's newest release at the last-run date
     tried: set[tuple[str, ...]] = set()
     attempts: list[Attempt] = []
     first: Resolution | None = resolution
@@ -134,7 +135,7 @@ def retry(
         first = resolve(analysis, requirements, service_pins, installed=failed)
     for number in range(1, retries + 1):
         candidate = _next(
-            first, tied, failed, caps, rungs, tried, analysis, requirements, service_pins
+            first, tied, failed, caps, rungs, tried, analysis, requirements, service_pins, then
         )
         first = None  # the project's own pins are tried once, first
         if candidate is None:
@@ -181,8 +182,10 @@ def _next(
     analysis: Analysis,
     requirements: Sequence[str],
     service_pins: Sequence[str],
+    then: dict[str, str | None],
 ) -> Resolution | None:
-    """The next set of pins to try, or None when the ladder is exhausted."""
+    """The next set of pins to try, or None when the ladder is exhausted. ``then`` keeps what
+    the index said of each library at the last-run date (``newest_before``): asked once."""
     if first is not None and first.requirements not in tried:
         pinned = {normal_name(p.distribution): p.version for p in first.pins}
         if any(t.missing or pinned.get(t.distribution) != failed.get(t.distribution) for t in tied):
@@ -191,7 +194,7 @@ def _next(
         version = failed.get(implication.distribution)
         if version is None or implication.missing:
             continue
-        ladder = [c for c in _ladder(implication.distribution, version, analysis) if c]
+        ladder = [c for c in _ladder(implication.distribution, version, analysis, then) if c]
         rungs[implication.distribution] = [
             cap for cap in ladder if cap != caps.get(implication.distribution, ("",))[0]
         ]
@@ -217,12 +220,16 @@ def _next(
     return None
 
 
-def _ladder(distribution: str, version: str, analysis: Analysis) -> list[str]:
+def _ladder(
+    distribution: str, version: str, analysis: Analysis, then: dict[str, str | None]
+) -> list[str]:
     caps = []
     if analysis.evidence.saved:
-        then = newest_before(distribution, analysis.evidence.saved)
-        if then and _meets(f"<{version}", then):
-            caps.append(f"<={then}")
+        if distribution not in then:
+            then[distribution] = newest_before(distribution, analysis.evidence.saved)
+        newest = then[distribution]
+        if newest and _meets(f"<{version}", newest):
+            caps.append(f"<={newest}")
     return caps + list(step_back(version))
 
 
