@@ -20,7 +20,10 @@ A numeric feature is described by the edges of ``BINS`` quantile bins of its tra
 values (bin ``i`` holds ``edges[i-1] < x <= edges[i]``), the share of the training values
 in each bin, its minimum, maximum and share of missing values, and its ``QUANTILES``
 quantiles (0, 1%, ..., 100%: the training distribution to a hundredth, for the
-Kolmogorov-Smirnov test below, without keeping training values). A categorical feature by
+Kolmogorov-Smirnov test below, without keeping training values). A training set of fewer
+than ``QUANTILES`` values is too small for its quantiles to stand for it (read linearly between
+8 values, the distribution is off by up to an eighth): its values themselves are kept, sorted
+(``values``), and the test uses them exactly. A categorical feature by
 the share of each category (the ``MAX_CATEGORIES`` most frequent ones; the rest share the
 bucket ``OTHER``) and its share of missing values. The predictions are described the same
 way: categorical for a classifier, numeric for a regressor (``task``).
@@ -35,7 +38,7 @@ Rule of thumb: below 0.1 no shift, 0.1 to 0.2 a moderate one, above 0.2 a signif
 Numeric features (and a regressor's predictions) also get the two-sample Kolmogorov-Smirnov
 test of the live values against the training values: the statistic ``ks`` is the largest
 distance between the two cumulative distributions (0 to 1), the training one read from its
-quantiles (so within 0.01 of the exact statistic), and ``ks_pvalue`` its asymptotic p-value
+quantiles (so within 0.01 of the exact statistic; exact for a small training set), and ``ks_pvalue`` its asymptotic p-value
 for the live and training row counts (the Kolmogorov distribution, ``scipy.special``).
 With a window of 1000 records the p-value is tiny for shifts too small to matter; the
 statistic reads like a share: 0.1 means that a tenth of the values moved across some point.
@@ -156,6 +159,8 @@ def describe_numeric(values: np.ndarray) -> dict[str, Any]:
         max=float(finite.max()),
         quantiles=[float(q) for q in np.quantile(finite, np.linspace(0, 1, QUANTILES))],
     )
+    if len(finite) < QUANTILES:
+        description["values"] = [float(v) for v in np.sort(finite)]
     return description
 
 
@@ -237,30 +242,40 @@ def _compare_numeric(reference: Mapping[str, Any], values: np.ndarray) -> dict[s
     result["psi"] = psi(reference["shares"], counts / counts.sum())
     finite = present[np.isfinite(present)]
     if reference.get("quantiles") and len(finite):  # absent from older reference.json
+        exact = reference.get("values")
         statistic, pvalue = kolmogorov_smirnov(
-            np.asarray(reference["quantiles"], dtype=float), reference["count"], finite
+            np.asarray(exact or reference["quantiles"], dtype=float),
+            reference["count"],
+            finite,
+            exact=bool(exact),
         )
         result.update(ks=statistic, ks_pvalue=pvalue)
     return result
 
 
 def kolmogorov_smirnov(
-    quantiles: np.ndarray, reference_count: int, values: np.ndarray
+    quantiles: np.ndarray, reference_count: int, values: np.ndarray, exact: bool = False
 ) -> tuple[float, float]:
     """The two-sample KS statistic of ``values`` against a distribution given by its
-    evenly spaced ``quantiles`` (of ``reference_count`` values), and its p-value.
+    evenly spaced ``quantiles`` (of ``reference_count`` values), and its p-value; with
+    ``exact``, ``quantiles`` are the reference values themselves, sorted.
 
     The statistic is the largest gap between the live empirical distribution and the
-    reference one, which is linear between its quantiles; both are evaluated just before
-    and at each live value and reference quantile, where the gap can be largest.
+    reference one, which is linear between its quantiles (a step at each value when
+    ``exact``); both are evaluated just before and at each live value and reference quantile,
+    where the gap can be largest.
     """
     live = np.sort(values)
     levels = np.linspace(0.0, 1.0, len(quantiles))
     points = np.concatenate([live, quantiles])
     live_at = np.searchsorted(live, points, side="right") / len(live)
     live_before = np.searchsorted(live, points, side="left") / len(live)
-    reference_at = _reference_cdf(quantiles, levels, points, side="right")
-    reference_before = _reference_cdf(quantiles, levels, points, side="left")
+    if exact:
+        reference_at = np.searchsorted(quantiles, points, side="right") / len(quantiles)
+        reference_before = np.searchsorted(quantiles, points, side="left") / len(quantiles)
+    else:
+        reference_at = _reference_cdf(quantiles, levels, points, side="right")
+        reference_before = _reference_cdf(quantiles, levels, points, side="left")
     statistic = float(
         max(np.max(np.abs(live_at - reference_at)), np.max(np.abs(live_before - reference_before)))
     )
