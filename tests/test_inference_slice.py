@@ -438,6 +438,33 @@ def test_a_scaler_and_dummies_of_a_features_stage_are_fitted_in_training_and_reu
     assert 'df.reindex(columns=list(feature_state["df_columns"]), fill_value=0)' in make.body
     pipeline = codegen.generate(plan)["src/demo/pipeline.py"]
     assert "feature_state=feature_state" in pipeline
+    learnt = "`scaler`, the columns `pd.get_dummies` made of `df`"
+    assert plan.inference.learnt == learnt
+    assert f"with what training fitted ({learnt})" in report.inference_text(plan)
+    assert f"training rows ({learnt}), saved beside the model" in codegen.model_card(plan)
+
+
+def test_a_transformer_s_array_is_refused_and_a_frame_made_of_it_is_sliced() -> None:
+    """``X = ss.fit_transform(X)`` leaves an array without the row labels that find the rows
+    requests carry; named again as a frame with the same columns and index, it is sliced."""
+    steps = (
+        "from sklearn.preprocessing import StandardScaler\nX = df[['a', 'b']]\n"
+        "ss = StandardScaler()\n{}\ny = df['label']"
+    )
+    array = plan_cells(IMPORTS, LOAD, steps.format("X = ss.fit_transform(X)"), TRAIN, PREDICT)
+    framed = plan_cells(
+        IMPORTS,
+        LOAD,
+        steps.format("X = pd.DataFrame(ss.fit_transform(X), columns=X.columns, index=X.index)"),
+        TRAIN,
+        PREDICT,
+    )
+
+    assert not array.inference.function
+    assert "the array a fitted transformer makes" in array.inference.note
+    assert framed.inference.function == "make_features", framed.inference.note
+    make = next(m for m in framed.modules if m.name == "features").functions[1]
+    assert "X = pd.DataFrame(ss.transform(X), columns=X.columns, index=X.index)" in make.body
 
 
 def test_a_model_fitted_on_the_data_as_loaded_needs_no_slice() -> None:
@@ -471,7 +498,7 @@ def test_written_out_columns_and_a_fitted_scaler_that_later_stages_use_are_hande
         IMPORTS + "\nimport joblib\nfrom sklearn.preprocessing import StandardScaler",
         LOAD,
         "cols = ['a', 'b']\ntarget = ['label']\nX = df[cols]\nss = StandardScaler()\n"
-        "X = ss.fit_transform(X)\ny = df[target]",
+        "X[cols] = ss.fit_transform(X[cols])\ny = df[target]",
         TRAIN,
         "joblib.dump(ss, 'scaler.joblib')\nprint(model.predict(ss.transform(df[cols])))",
     )
@@ -482,7 +509,7 @@ def test_written_out_columns_and_a_fitted_scaler_that_later_stages_use_are_hande
     assert "cols = ['a', 'b']" in stage.body
     assert 'X, feature_state = fit_features(df)\nss = feature_state["ss"]' in stage.body
     make = next(m for m in plan.modules if m.name == "features").functions[1]
-    assert "X = ss.transform(X)" in make.body
+    assert "X[cols] = ss.transform(X[cols])" in make.body
 
 
 # -- a notebook on disk, promoted and its pipeline run -------------------------------------------
@@ -788,6 +815,7 @@ def test_check_and_the_model_card_say_what_requests_carry_and_why() -> None:
         "sliced": True,
         "function": "features.make_features",
         "note": None,
+        "fitted": None,
     }
     card = codegen.model_card(plan(refused, "demo"))
     assert "does not apply the notebook's feature steps itself: `df` comes from" in card

@@ -483,8 +483,14 @@ def model_card(plan: Plan, captured: Mapping[str, Any] | None = None) -> str:
         lines += [
             "- The input the service accepts is the loaded data, the target left out; the "
             f"service applies the notebook's row-wise feature steps, `{inference.module}."
-            f"{inference.function}()`, before the model. The schema of a request is written to "
-            "`artifacts/schema.json` by `make train`.",
+            f"{inference.function}()`, before the model"
+            + (
+                f", with what training fitted on the training rows ({inference.learnt}), saved "
+                "beside the model (`features.skops`)"
+                if inference.learnt
+                else ""
+            )
+            + ". The schema of a request is written to `artifacts/schema.json` by `make train`.",
         ]
     else:
         lines += [

@@ -205,6 +205,7 @@ def check_json(result: CheckReport) -> str:
                     else None
                 ),
                 "note": result.inference.note or None,
+                "fitted": result.inference.learnt or None,
             }
             if result.inference is not None
             else None
@@ -299,9 +300,10 @@ def inference_text(plan: Plan) -> str:
 
 def _inference_line(inference: Inference, fit_input: str) -> str:
     if inference.function:
+        learnt = f", with what training fitted ({inference.learnt})" if inference.learnt else ""
         return (
             f"requests carry the loaded columns; the service applies "
-            f"{inference.module}.{inference.function}() before the model"
+            f"{inference.module}.{inference.function}(){learnt} before the model"
         )
     if inference.note:
         return f"requests carry the model's input ({fit_input}) as fitted: {inference.note}"

@@ -244,6 +244,8 @@ class Frames:
     fitted: list[str] = field(default_factory=list)
     # names bound by ``pd.get_dummies`` in the steps, in order (their columns go with the model)
     dummies: list[str] = field(default_factory=list)
+    # names bound to a transformer's array (``X = ss.transform(X)``): no columns, no row labels
+    arrays: set[str] = field(default_factory=set)
 
 
 def refusal(stmt: ast.stmt, known: Frames) -> str | None:
@@ -299,6 +301,14 @@ def _assign(target: ast.expr, value: ast.expr, known: Frames) -> str | None:
             known.frames.discard(target.id)
             return None
         reason = _values(value, known)
+        if reason is None and _transformed(value, known):
+            # ``X = ss.fit_transform(X)``: an array, without the row labels that find the rows
+            # requests carry (``pd.DataFrame(..., columns=X.columns, index=X.index)`` keeps them)
+            known.frames.discard(target.id)
+            known.lists.discard(target.id)
+            known.arrays.add(target.id)
+            return None
+        known.arrays.discard(target.id)
         if reason is None:
             known.frames.add(target.id)
             known.lists.discard(target.id)
@@ -440,6 +450,16 @@ def _transform(node: ast.Call, method: str, known: Frames) -> str | None:
     return _values(node.args[0], known)
 
 
+def _transformed(node: ast.expr, known: Frames) -> bool:
+    """``ss.transform(...)``: the array a transformer of the steps makes."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id in known.fitted
+    )
+
+
 def _makes_transformer(node: ast.expr, known: Frames) -> bool:
     """``StandardScaler()`` / ``preprocessing.OneHotEncoder(handle_unknown="ignore")``: a class
     of scikit-learn called with literal arguments."""
@@ -525,6 +545,8 @@ def _module_call(node: ast.Call, name: str, module: str, known: Frames) -> str |
     """``np.log1p(x)``, ``np.where(c, a, b)``, ``pd.to_datetime(s)``."""
     if module == "numpy" and name in NUMPY_ELEMENTWISE and not node.keywords:
         return _all_values(node.args, known)
+    if module == "pandas" and name == "DataFrame" and _framed(node, known):
+        return _values(node.args[0], known)
     if (
         module == "pandas"
         and name == "to_datetime"
@@ -535,6 +557,30 @@ def _module_call(node: ast.Call, name: str, module: str, known: Frames) -> str |
     ):
         return _values(node.args[0], known)
     return _why(node)
+
+
+def _framed(node: ast.Call, known: Frames) -> bool:
+    """``pd.DataFrame(ss.transform(X), columns=X.columns, index=X.index)``: the rows of a
+    transformer's array named again, each row the one it was (``index`` of a frame of the
+    steps, or none: ``make train`` checks that the rows still line up)."""
+    keywords = {k.arg: k.value for k in node.keywords}
+    if len(node.args) != 1 or not _transformed(node.args[0], known):
+        return False
+    if None in keywords or set(keywords) - {"columns", "index"} or "columns" not in keywords:
+        return False
+    columns = keywords["columns"]
+    named = _is_names(columns, known) or _frame_attribute(columns, "columns", known)
+    index = keywords.get("index")
+    return named and (index is None or _frame_attribute(index, "index", known))
+
+
+def _frame_attribute(node: ast.expr, attribute: str, known: Frames) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == attribute
+        and isinstance(node.value, ast.Name)
+        and node.value.id in known.frames
+    )
 
 
 def _all_values(nodes: list[ast.expr], known: Frames) -> str | None:

@@ -128,7 +128,7 @@ def plan(
     if features is not None:
         inference = _inference(features, sliced, functions[sliced.group], settings, parameter)
         if inference.function and fitting is not None:
-            inference = replace(inference, state=fitting.returns[-1])
+            inference = replace(inference, state=fitting.returns[-1], learnt=_learnt(sliced))
         if inference.function:
             moved = sliced.moved_group
             if moved >= 0 and _identity(functions[moved]):  # its steps all moved: drop it
@@ -314,9 +314,10 @@ def _kept_statements(analysis: Analysis) -> dict[int, list[Statement]]:
         for stmt in reversed(kept[cell.index]):
             node = stmt.node
             plain = isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign)
-            # (an assignment that binds nothing sets a library's option: ``pd.options.x = 1``)
-            dead = stmt.binds and not set(stmt.binds) & live and not changes_state(node)
-            if plain and dead:
+            # an assignment that binds nothing sets a library's option (``pd.options.x = 1``):
+            # it stays if the package uses that library after it
+            changed = set(stmt.binds) or set(stmt.reads)
+            if plain and not changed & live and not changes_state(node):
                 continue
             if plain:
                 live -= set(stmt.binds)
@@ -654,10 +655,7 @@ def _features_function(
         return serving, None
     state = _free("feature_state", taken)
     fitting_body, serving_body = learnt_state(body, sliced.fitted, sliced.dummies, state)
-    learnt = ", ".join(
-        [f"`{n}`" for n in sliced.fitted]
-        + [f"the columns `pd.get_dummies` made of `{n}`" for n in sliced.dummies]
-    )
+    learnt = _learnt(sliced)
     fitting_name = _free("fit_features", taken)
     fitting = replace(
         serving,
@@ -694,6 +692,14 @@ def _features_function(
         ),
     )
     return serving, fitting
+
+
+def _learnt(sliced: Slice) -> str:
+    """What the sliced steps learn from the training rows, in words."""
+    return ", ".join(
+        [f"`{n}`" for n in sliced.fitted]
+        + [f"the columns `pd.get_dummies` made of `{n}`" for n in sliced.dummies]
+    )
 
 
 def _free(name: str, taken: set[str]) -> str:

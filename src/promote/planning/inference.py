@@ -247,6 +247,13 @@ def _slice_stage(
     known = Frames({frame}, constants, modules)
     for stmt in chosen:
         refusal(stmt.node, known)
+    if output in known.arrays:
+        return Slice(
+            note=f"the model's input `{output}` is the array a fitted transformer makes, without "
+            "the column names and row labels requests are matched by (name them again: "
+            f"`pd.DataFrame(ss.transform({output}), columns={output}.columns, "
+            f"index={output}.index)`)"
+        )
     if output not in known.frames:
         return Slice(note=f"the model's input `{output}` is not a table of columns")
     ids = {id(s) for s in chosen}

@@ -67,6 +67,7 @@ class Inference:
     # the name of what the feature steps learnt from the training rows (fitted transformers,
     # dummy columns), which ``function`` takes besides the frame; "" when they learn nothing
     state: str = ""
+    learnt: str = ""  # what it is, in words: "`ss`, the columns `pd.get_dummies` made of `X`"
 
 
 @dataclass(frozen=True)
