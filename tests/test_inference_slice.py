@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import analyse_cells, notebook_json, plan_cells
+from helpers import CORPUS, analyse_cells, notebook_json, plan_cells
 
 from promote import codegen, report
 from promote.analysis.rowwise import Frames, explain, refusal
@@ -821,3 +821,42 @@ def test_check_and_the_model_card_say_what_requests_carry_and_why() -> None:
     assert "does not apply the notebook's feature steps itself: `df` comes from" in card
     card = codegen.model_card(plan(sliced_cells, "demo"))
     assert "applies the notebook's row-wise feature steps, `features.make_features()`" in card
+
+
+# Runs in the promoted corpus project: the service's path on one raw row at a time.
+CHECK_CORPUS = """
+import json
+from pandas.testing import assert_frame_equal
+from {package} import pipeline
+
+result = pipeline.run()
+assert result.feature_state is not None
+for row in range(len(result.inputs)):
+    one = result.make_features(result.inputs.iloc[[row]].copy(), result.feature_state)
+    assert_frame_equal(one, result.features.iloc[[row]])
+print(json.dumps(sorted(result.inputs.columns)))
+"""
+
+
+def test_the_corpus_student_notebook_is_served_from_its_raw_columns(tmp_path: Path) -> None:
+    """dipanjan-student-recommendation scales two columns and one-hot encodes two others
+    outside the model (and repeats those steps by hand for new students): its project fits
+    them once and applies them to each raw row alone, giving the rows the model was fitted
+    on."""
+    notebook = CORPUS / "dipanjan-student-recommendation" / "notebook.ipynb"
+    if not notebook.is_file():
+        pytest.skip(f"no corpus notebook at {notebook}")
+    project = tmp_path / "student"
+
+    result = promote(notebook, project, lock=False)
+
+    assert result.plan.inference.learnt.startswith("`ss`, the columns `pd.get_dummies` made")
+    checked = subprocess.run(
+        [sys.executable, "-c", CHECK_CORPUS.format(package=result.plan.package_name)],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project / "src")},
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "Recommend" not in json.loads(checked.stdout)
