@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from helpers import analyse_cells, notebook_json
-from project_harness import install_project, run, venv_command
+from project_harness import find_uv, install_project, run, venv_command
 from test_resolve import FakeIndex
 
-from promote import environments
+from promote import api, environments
 from promote import resolve as r
 from promote.analysis.drift import Bound
 from promote.analysis.failure import Implication, implicated, strip_ansi
@@ -229,6 +230,50 @@ def test_an_error_of_the_notebook_s_own_code_is_not_retried(
     err = capsys.readouterr().err
     assert "no other environment tried: the error is not tied to a library version" in err
     assert "at cell 3: NameError" in err
+
+
+# -- the environment that failed: promote's own, or the one of the kernel --kernel names ----------
+def test_a_named_kernel_of_another_environment_is_asked_what_it_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retries start from what the failed environment has: with ``--kernel`` naming a kernel
+    of another venv, that venv's versions (here: none), not promote's (which has pandas)."""
+    venv = tmp_path / "other"
+    run([find_uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], tmp_path)
+    spec = tmp_path / "jupyter" / "kernels" / "other-env"
+    spec.mkdir(parents=True)
+    argv = [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "other"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    found = environments.kernel_environment("other-env")
+    assert found is not None
+    versions, _ = found
+    assert "pandas" not in versions and "pandas" in api.installed_versions()
+    assert environments.kernel_environment("python3") is None  # promote's own interpreter
+    assert environments.kernel_environment("no-such-kernel") is None
+
+
+def test_the_retries_compare_with_the_named_kernel_s_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_retry(*_: object, **given: object) -> object:
+        seen.update(given)
+        return None
+
+    other = ({"pandas": "1.5.3", "numpy": "1.26.4"}, {"pandas": ["pandas"]})
+    monkeypatch.setattr(api, "retry", fake_retry)
+    monkeypatch.setattr(api, "kernel_environment", lambda kernel: other if kernel == "k" else None)
+    analysis = analyse_cells(*CELLS)
+    notebook = tmp_path / "poc.ipynb"
+    notebook.write_text(notebook_json(*CELLS))
+    execution = api.Execution(kernel="k")
+    api._retry(notebook, analysis, plan(analysis, "p"), failure(), None, execution)
+    assert seen["installed"] == other[0] and seen["packages"] == other[1]
+    assert "pandas==1.5.3" in seen["notebook_only"]  # type: ignore[operator]
+    api._retry(notebook, analysis, plan(analysis, "p"), failure(), None, api.Execution())
+    assert seen["installed"] == api.installed_versions()
 
 
 # -- for real: a notebook written for pandas 1 -----------------------------------------------

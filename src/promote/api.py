@@ -12,7 +12,7 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from promote.capture import (
 )
 from promote.capture import execute as execute_notebook
 from promote.codegen import model_card
-from promote.environments import Retried, retry
+from promote.environments import Retried, kernel_environment, retry
 from promote.notebook import Notebook, read
 from promote.planning import Plan, plan
 from promote.render import Rendered, render
@@ -235,10 +235,12 @@ def explain_pins(notebook: Path | str, *, index: bool = True) -> Resolution:
     return found
 
 
-def _notebook_requirements(analysis: Analysis, folder: Path) -> list[str]:
+def _notebook_requirements(
+    analysis: Analysis, folder: Path, installed: Mapping[str, str] | None = None
+) -> list[str]:
     """Every third-party distribution the notebook imports, the package's or not, at the
-    version installed here when there is one."""
-    installed = installed_versions()
+    version installed here (or in ``installed``) when there is one."""
+    installed = installed_versions() if installed is None else installed
     local = modules_beside(folder)
     return [
         f"{d.distribution}=={v}" if (v := installed.get(_normal(d.distribution))) else d.requirement
@@ -333,7 +335,14 @@ def _retry(
     execution: Execution,
     model_directory: Path | None = None,
 ) -> Retried:
-    """The run failed in the kernel's environment: try fresh ones (``environments.retry``)."""
+    """The run failed in the kernel's environment: try fresh ones (``environments.retry``),
+    each compared with what that environment has (a kernel of another environment, named by
+    ``--kernel``, is asked; the default kernel runs promote's own)."""
+    other = kernel_environment(execution.kernel)
+    installed, packages = other or (
+        installed_versions(),
+        importlib.metadata.packages_distributions(),
+    )
     return retry(
         failure,
         analysis,
@@ -341,10 +350,10 @@ def _retry(
         resolution,
         run=lambda python: _execute(notebook, result, execution, python, model_directory),
         service_pins=service_pins(),
-        installed=installed_versions(),
-        packages=importlib.metadata.packages_distributions(),
+        installed=installed,
+        packages=packages,
         retries=execution.retries,
-        notebook_only=_notebook_requirements(analysis, notebook.resolve().parent),
+        notebook_only=_notebook_requirements(analysis, notebook.resolve().parent, installed),
     )
 
 

@@ -45,7 +45,7 @@ from promote.resolve import (
     step_back,
 )
 
-__all__ = ["Attempt", "Retried", "retry"]
+__all__ = ["Attempt", "Retried", "kernel_environment", "retry"]
 
 INSTALL_TIMEOUT = 900  # seconds for creating one environment and installing into it
 
@@ -276,6 +276,40 @@ def _create(
         return f"the new environment's Python does not start: {facts.stderr.strip()[-200:]}"
     data = json.loads(facts.stdout)
     return _Environment(python, data["versions"], data["packages"])
+
+
+def kernel_environment(kernel: str) -> tuple[dict[str, str], dict[str, list[str]]] | None:
+    """What the environment of the Jupyter kernel named ``kernel`` has installed (normalized
+    distribution → version, top-level module → distributions), when its interpreter is another
+    than promote's; None when it is promote's own (``python3``, the default) or cannot be told
+    (not a Python kernel, not found, does not start)."""
+    import shutil
+    import sys
+
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        argv = KernelSpecManager().get_kernel_spec(kernel).argv
+    except (NoSuchKernel, OSError, ValueError):
+        return None
+    # jupyter_client runs these names with its own interpreter (format_kernel_cmd).
+    own = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
+    if not argv or argv[0] in own:
+        return None
+    python = shutil.which(argv[0])
+    # Not resolved: a venv's python is a link to the interpreter it was made from.
+    if python is None or Path(python).absolute() == Path(sys.executable).absolute():
+        return None
+    try:
+        facts = subprocess.run(
+            [python, "-c", _FACTS], capture_output=True, text=True, timeout=120, check=False
+        )
+        data = json.loads(facts.stdout) if facts.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return data["versions"], data["packages"]
 
 
 _FACTS = """\
