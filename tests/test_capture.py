@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from helpers import EXAMPLES, notebook_json, plan_cells
-from project_harness import install_project, venv_command
+from project_harness import http, install_project, serving, venv_command
 
 from promote import kernel_capture
 from promote.capture import ExecutionFailure, execute, max_model_bytes
@@ -76,6 +76,57 @@ def test_execute_records_the_notebooks_results(tmp_path: Path) -> None:
     model, sha256 = load_with_modelfile(folder)
     assert sha256 == manifest["sha256"]
     assert model.predict(pd.DataFrame({"a": [1.0, 3.0]})).tolist() == pytest.approx([2.0, 6.0])
+
+
+SLICED = (
+    "import pandas as pd\nfrom sklearn.linear_model import LinearRegression\n"
+    "from sklearn.model_selection import train_test_split",
+    "TARGET = 'y'",
+    "df = pd.read_csv('data.csv')",
+    # the feature steps change the loaded frame in place: its copy as loaded is what requests carry
+    "df['ab'] = df['a'] * df['b']\nX = df.drop(columns=TARGET)\ny = df[TARGET]",
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)\n"
+    "model = LinearRegression()\nmodel.fit(X_train, y_train)",
+    "print(undefined_name)",
+)
+
+
+def test_with_feature_steps_the_notebooks_model_is_served_on_the_loaded_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The service applies make_features to requests: artifacts/notebook describes the rows as
+    loaded (not the model's input), so the service can serve the notebook's model untrained."""
+    frame = pd.DataFrame({"a": [1.0, 2, 3, 4, 5, 6, 7, 8], "b": [2.0, 1, 4, 3, 6, 5, 8, 7]})
+    frame["y"] = frame["a"] * 3 + frame["b"] * frame["a"]
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    notebook = write(tmp_path, *SLICED[:-1])
+    assert main([str(notebook), "-o", str(tmp_path / "p"), "--execute", "--no-lock"]) == 0
+    folder = tmp_path / "p" / "artifacts" / "notebook"
+    schema = json.loads((folder / "schema.json").read_text())
+    assert schema["make_features"] == "poc.features:make_features"
+    assert [column["name"] for column in schema["columns"]] == ["a", "b"]
+    sample = json.loads((folder / "sample.json").read_text())
+    from sklearn.model_selection import train_test_split
+
+    train = train_test_split(frame.drop(columns="y"), test_size=0.25, random_state=0)[0]
+    assert sample["records"] == train.head(5).to_dict(orient="records")
+    model, _ = load_with_modelfile(folder)
+    features = train.head(5).assign(ab=train["a"] * train["b"])
+    assert sample["predictions"] == pytest.approx(model.predict(features).tolist())
+    reference = json.loads((folder / "reference.json").read_text())
+    assert sorted(reference["features"]) == ["a", "b"] and reference["rows"] == 6
+    captured = json.loads((tmp_path / "p" / "tests" / "parity" / "notebook.json").read_text())
+    assert captured["saved_model"]["served"] is True
+    assert [column["name"] for column in captured["schema"]["columns"]] == ["a", "b", "ab"]
+
+    # The copy promote makes after the load cell keeps the numbers of the cells after it.
+    failing = write(tmp_path, *SLICED)
+    assert main([str(failing), "-o", str(tmp_path / "q"), "--execute", "--no-lock"]) == (
+        EXECUTION_FAILED
+    )
+    assert "stopped at cell 6: NameError: name 'undefined_name' is not defined" in (
+        capsys.readouterr().err
+    )
 
 
 def load_with_modelfile(folder: Path) -> tuple[Any, str]:
@@ -242,6 +293,18 @@ def test_parity_test_passes_then_catches_a_changed_hyper_parameter(tmp_path: Pat
     )
     assert passed.returncode == 0, passed.stdout
     assert "5 passed" in passed.stdout  # the notebook's own saved model among them
+    # Untrained, the service serves the notebook's own model: a request carries the loaded
+    # columns, the service applies make_features, and the model predicts as in the notebook.
+    sample = json.loads((target / "artifacts" / "notebook" / "sample.json").read_text())
+    assert "bmi_x_bp" not in sample["records"][0] and "bmi" in sample["records"][0]
+    serve = venv_command(target, "diabetes_regressor-serve")
+    with serving([serve], target, tmp_path / "serve.log") as url:
+        assert http("GET", f"{url}/ready")[0] == 200
+        status, body = http("POST", f"{url}/predict/batch", sample["records"])
+        assert status == 200, body
+        assert [row["model_version"] for row in body] == ["notebook"] * len(body)
+        got = [row["prediction"] for row in body]
+        assert got == pytest.approx(sample["predictions"], rel=1e-9)
     # The hyper-parameter is a setting (settings.py) or a literal in the train module.
     edited = []
     for module in ("settings.py", "train.py"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -55,8 +56,17 @@ __promote_capture = {{}}
 exec(compile({source!r}, "promote_capture.py", "exec"), __promote_capture)
 print({marker!r} + __import__("json").dumps(__promote_capture["capture"](
     {model}, {fit_input}, {{{metrics}}}, {rows}, {reference!r},
-    {modelfile!r}, {directory!r}, {max_bytes!r}), default=str))
+    {modelfile!r}, {directory!r}, {max_bytes!r},
+    globals().get("__promote_loaded"), {drop}), default=str))
 del __promote_capture
+"""
+# Runs in the notebook's kernel right after the cell that made the frame the service's feature
+# steps start from (``loaded_frame_cell``): a copy of it as loaded, before those steps change it.
+_SNAPSHOT_CELL = """\
+try:
+    __promote_loaded = {frame}.copy()
+except Exception:
+    __promote_loaded = None
 """
 
 
@@ -76,7 +86,38 @@ def capture_cell(plan: Plan, model_directory: Path | None = None) -> str:
         modelfile=_template_source(MODEL_MODULE) if model_directory else "",
         directory=str(model_directory or ""),
         max_bytes=max_model_bytes(),
+        drop=notebook_drop(plan) if loaded_frame_cell(plan) else "()",
     )
+
+
+def loaded_frame_cell(plan: Plan) -> int | None:
+    """The notebook cell (numbered from 1) after which the frame the service's feature steps
+    start from is as the pipeline's load stages leave it: the last cell of the last stage before
+    the one calling ``make_features`` that returns the frame; None without feature steps."""
+    inference = plan.inference
+    if not inference.function:
+        return None
+    functions = [call.function for call in plan.calls]
+    before = next(
+        (i for i, f in enumerate(functions) if f.name == inference.stage_function), len(functions)
+    )
+    for function in reversed(functions[:before]):
+        if inference.frame in function.returns and function.cells:
+            return max(function.cells)
+    return None
+
+
+def notebook_drop(plan: Plan) -> str:
+    """The target columns requests leave out, as a list expression of the notebook's own
+    names (``settings.target`` is the notebook's ``TARGET`` again)."""
+    fields = {setting.field: setting.name for setting in plan.settings}
+    prefix = re.escape(plan.settings_parameter)
+    pattern = re.compile(rf"\b{prefix}\.(\w+)(\.get_secret_value\(\))?")
+    parts = [
+        pattern.sub(lambda match: fields.get(match.group(1), match.group(0)), text)
+        for text in plan.inference.drop
+    ]
+    return "[" + ", ".join(parts) + "]"
 
 
 def _template_source(relative: Path) -> str:
@@ -114,6 +155,9 @@ class Capture:
     # The notebook's fitted model as saved in the kernel: model.json's content with the file's
     # size, or {"error": why} when it was not kept; {} when no directory was given.
     model: dict[str, Any] = field(default_factory=dict)
+    # With feature steps in the service: the sampled rows as requests carry them (the loaded
+    # columns), with their schema, the model's predictions and reference statistics; else None.
+    requests: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +200,16 @@ def execute(
     with warnings.catch_warnings():  # a missing cell id is not the user's problem here
         warnings.simplefilter("ignore")
         node = nbformat.reads(notebook.read_text(encoding="utf-8"), as_version=4)
+    # The cells promote numbers (from 1) by where they are in the notebook: a cell promote adds
+    # keeps the numbers of the cells after it.
+    numbers: list[int | None] = list(range(1, len(node.cells) + 1))
+    snapshot = loaded_frame_cell(plan)
+    if snapshot is not None and snapshot <= len(node.cells):
+        code = _SNAPSHOT_CELL.format(frame=plan.inference.frame)
+        node.cells.insert(snapshot, nbformat.v4.new_code_cell(code))
+        numbers.insert(snapshot, snapshot)
     node.cells.append(nbformat.v4.new_code_cell(capture_cell(plan, model_directory)))
+    numbers.append(None)  # the capture: not the notebook's
     client = NotebookClient(
         node,
         km=_kernel_manager(python) if python else None,
@@ -177,7 +230,7 @@ def execute(
                     continue
                 remaining = total_timeout - (time.monotonic() - started)
                 over_budget = ExecutionFailure(
-                    index + 1,
+                    numbers[index],
                     f"the run exceeded its {total_timeout} s budget",
                     "Raise --total-timeout, or make the notebook faster (sample the data).",
                     total_timeout,
@@ -192,14 +245,14 @@ def execute(
                     if client.timeout < cell_timeout:
                         return over_budget
                     return ExecutionFailure(
-                        index + 1,
+                        numbers[index],
                         f"the cell ran longer than {cell_timeout} s",
                         "Raise --timeout, or make the cell faster.",
                         time.monotonic() - started,
                     )
                 except DeadKernelError:
                     return ExecutionFailure(
-                        index + 1,
+                        numbers[index],
                         "the kernel died while running the cell" + _last_words(kernel_log),
                         "The cell ends the Python process (os._exit, a crash in a C library) "
                         "or runs out of memory; fix it or sample the data, then promote again.",
@@ -217,7 +270,7 @@ def execute(
                             str(error),
                         )
                     return ExecutionFailure(
-                        index + 1,
+                        numbers[index],
                         _error_summary(error.ename, error.evalue),
                         "Fix the cell so the notebook runs top to bottom in a fresh kernel "
                         "(Restart & Run All), then promote again; the project was generated "
@@ -310,6 +363,7 @@ def _parse(cell: Any, seconds: float) -> Capture | ExecutionFailure:
                 dropped=data["dropped"],
                 reference=data["reference"],
                 model=data.get("model") or {},
+                requests=data.get("requests"),
             )
     return ExecutionFailure(
         None, "the capture printed nothing", "This is a bug in promote.", seconds
@@ -341,20 +395,43 @@ def capture_json(capture: Capture, plan: Plan) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
+def served_input(capture: Capture, plan: Plan) -> dict[str, Any] | None:
+    """What the service's artifacts say of its requests for the captured model: ``schema``
+    (with ``make_features`` when the service applies the notebook's feature steps),
+    ``records``, ``predictions``, ``dropped``, ``reference``; None when the run could not tell
+    the loaded rows the feature steps start from."""
+    inference = plan.inference
+    if not inference.function:
+        return {
+            "schema": capture.schema,
+            "records": capture.records,
+            "predictions": capture.predictions,
+            "dropped": capture.dropped,
+            "reference": capture.reference,
+        }
+    if not capture.requests:
+        return None
+    steps = f"{plan.package_name}.{inference.module}:{inference.function}"
+    schema = {**capture.requests["schema"], "make_features": steps}
+    return {**capture.requests, "schema": schema}
+
+
 def not_servable(capture: Capture, plan: Plan) -> str:
     """Why the service cannot serve the captured model as it is ("" when it can)."""
-    if plan.inference.function:
+    served = served_input(capture, plan)
+    if served is None:
         return (
             "requests carry the loaded columns and the service applies the notebook's feature "
-            "steps (make_features) before the model; the captured model takes their result, so "
-            "the service serves a model from `make train`"
+            "steps (make_features) before the model, but the run could not match the frame as "
+            "loaded to the rows the model was fitted on; the service serves a model from "
+            "`make train`"
         )
-    if capture.dropped:
+    if served["dropped"]:
         return (
             "columns that look like personal data are left out of the sample, so the "
             "service's sample would be incomplete; the service serves a model from `make train`"
         )
-    schema = capture.schema
+    schema = served["schema"]
     kind = schema.get("kind")
     if kind == "table" and all(c.get("type") in JSON_TYPES for c in schema.get("columns", [])):
         return ""
@@ -393,15 +470,16 @@ def notebook_model_files(
     copies = {
         saved / name: f"{NOTEBOOK_MODEL_DIR}/{name}" for name in (model["file"], "model.json")
     }
-    if not_servable(capture, plan):
+    served = served_input(capture, plan)
+    if served is None or not_servable(capture, plan):
         return copies, {}
     files = {
-        "schema.json": capture.schema,
-        "sample.json": {"records": capture.records, "predictions": capture.predictions},
+        "schema.json": served["schema"],
+        "sample.json": {"records": served["records"], "predictions": served["predictions"]},
         "metrics.json": {k: v for k, v in capture.metrics.items() if math.isfinite(v)},
     }
-    if capture.reference:
-        files["reference.json"] = capture.reference
+    if served["reference"]:
+        files["reference.json"] = served["reference"]
     files["version.json"] = {
         "version": NOTEBOOK_VERSION,
         "source": f"captured from the notebook {plan.notebook_name} by promote --execute",

@@ -19,6 +19,11 @@ data about the fitted model and the input it was fitted on:
   the loaded columns, when the service applies the notebook's feature steps itself; the
   parity tests compare at the model's input);
 * ``metrics``: the metrics that are numbers; ``versions``: the imported libraries' versions;
+* ``requests``: when the service applies the notebook's feature steps (``make_features``) and
+  ``loaded`` is the frame as the notebook loaded it (promote copies it in the kernel after the
+  cell that made it): the same rows as requests carry them (its columns without the target
+  ``drop`` names, at the rows of the fit input), with their schema, records, the model's
+  predictions for them and reference statistics, as ``make train`` writes them; else None;
 * ``model``: the fitted model itself, saved into a directory promote gives by the generated
   project's own ``modelfile.py`` (its source is passed in: skops, XGBoost's format, joblib
   only where neither fits, and ``model.json`` with the SHA-256 and library versions): the
@@ -81,21 +86,51 @@ def capture(
     model_source: str = "",
     model_directory: str = "",
     max_model_bytes: int = 0,
+    loaded: Any = None,
+    drop: Any = (),
 ) -> dict[str, Any]:
     """Everything the generated project records of the notebook's run (module docstring)."""
     kind = input_kind(fit_input)
     dropped = personal_columns(fit_input, kind)
     head = fit_input[:rows] if not hasattr(fit_input, "head") else fit_input.head(rows)
     predictions = [plain(value) for value in model.predict(head)]
+    served = None
+    if loaded is not None:
+        served = optional(request_rows, model, fit_input, loaded, drop, rows, reference_source)
     return {
         "schema": optional(schema, fit_input, kind, dropped) or {"kind": kind},
         "records": records(head, kind, dropped),
         "predictions": predictions,
         "dropped": dropped,
         "reference": optional(reference, model, fit_input, kind, dropped, reference_source),
+        "requests": served,
         "metrics": numbers(metrics),
         "versions": versions(),
         "model": save_model(model, model_source, model_directory, max_model_bytes),
+    }
+
+
+def request_rows(
+    model: Any, fit_input: Any, loaded: Any, drop: Any, rows: int, reference_source: str
+) -> dict[str, Any] | None:
+    """The fit input's rows as requests carry them: ``loaded`` (a frame) without the ``drop``
+    columns (a name or a list of names), at the fit input's index; None when they cannot be
+    told apart (no frames, a repeated index, rows missing)."""
+    if not (hasattr(loaded, "columns") and hasattr(fit_input, "index")):
+        return None
+    if not (loaded.index.is_unique and fit_input.index.isin(loaded.index).all()):
+        return None
+    names = [drop] if isinstance(drop, str) else list(drop)
+    inputs = loaded.drop(columns=names, errors="ignore").loc[fit_input.index]
+    dropped = personal_columns(inputs, "table")
+    return {
+        "schema": schema(inputs, "table", dropped),
+        "records": records(inputs.head(rows), "table", dropped),
+        "predictions": [plain(value) for value in model.predict(fit_input.head(rows))],
+        "dropped": dropped,
+        "reference": optional(
+            reference, model, fit_input, "table", dropped, reference_source, inputs
+        ),
     }
 
 
@@ -269,9 +304,16 @@ def optional(function: Any, *arguments: Any) -> Any:
 
 
 def reference(
-    model: Any, fit_input: Any, kind: str, dropped: dict[str, str], source: str
+    model: Any,
+    fit_input: Any,
+    kind: str,
+    dropped: dict[str, str],
+    source: str,
+    described: Any = None,
 ) -> dict[str, Any] | None:
-    """``reference.py``'s statistics, as ``artifacts.reference_statistics`` computes them."""
+    """``reference.py``'s statistics, as ``artifacts.reference_statistics`` computes them: of
+    ``described`` (the fit input's rows as requests carry them; default: the fit input) and of
+    the model's predictions on the fit input."""
     if not source:
         return None
     try:
@@ -281,23 +323,28 @@ def reference(
     ref: dict[str, Any] = {}
     exec(compile(source, "reference.py", "exec"), ref)
     features = fit_input
+    described = fit_input if described is None else described
     count = len(features)
     if count > ref["MAX_ROWS"]:
         chosen = numpy.sort(
             numpy.random.default_rng(0).choice(count, ref["MAX_ROWS"], replace=False)
         )
-        if hasattr(features, "iloc"):
-            features = features.iloc[chosen]
-        elif isinstance(features, numpy.ndarray):
-            features = features[chosen]
-        else:
-            features = [features[row] for row in chosen]
+        features, described = take(features, chosen), take(described, chosen)
     predictions = [plain(value) for value in model.predict(features)]
     task = ref["prediction_task"](model, predictions)
-    statistics: dict[str, Any] = ref["reference_statistics"](features, kind, predictions, task)
+    statistics: dict[str, Any] = ref["reference_statistics"](described, kind, predictions, task)
     for name in dropped:  # a text model's features are text lengths: kept
         statistics["features"].pop(name, None)
     return statistics
+
+
+def take(rows: Any, chosen: Any) -> Any:
+    """The rows at the positions ``chosen`` (a frame, an array or a list)."""
+    if hasattr(rows, "iloc"):
+        return rows.iloc[chosen]
+    if hasattr(rows, "shape"):
+        return rows[chosen]
+    return [rows[row] for row in chosen]
 
 
 def save_model(model: Any, source: str, directory: str, max_bytes: int) -> dict[str, Any]:
