@@ -3,22 +3,29 @@
 marked executable?
 
 Run: `.venv/bin/python benchmarks/corpus_parity.py [--only NAME ...] [--json out.json]
-[--keep DIR] [--no-kernel-venv]`
+[--keep DIR] [--no-kernel-venv] [--timeout S] [--total-timeout S]`
 
-The notebooks run where a data scientist would run them: in a kernel whose environment has
-their libraries. The script first builds that environment once (a venv with ipykernel and
-`KERNEL_PACKAGES`; torch from /opt/wheels where that folder has it) and registers it as the
-Jupyter kernel `promote-corpus`; `--no-kernel-venv` runs them in promote's own environment
+The notebooks run the way a user runs `promote NOTEBOOK --execute`: from the environment the
+data scientist works in, with the notebooks' libraries at today's versions and promote installed
+beside them, in the default kernel (that environment's own Python). The script builds that
+environment once (a venv with `KERNEL_PACKAGES`, torch from /opt/wheels where that folder has it,
+and promote from this checkout) and runs its `promote`. When a library version makes the notebook
+fail there, promote's retries (issue 11: fresh uv environments with older pins) run it again, as
+they do for a user. `--kernel NAME` is not used, so that the count is what plain
+`promote NOTEBOOK --execute` gives (a named kernel does not turn the retries off: they start
+from what that kernel's environment has installed).
+`--no-kernel-venv` runs promote's own environment (.venv: no seaborn, statsmodels, graphviz)
 instead. The Graphviz `dot` binary that some notebooks call is a system package: without it
 they fail, and the reason says so.
 
 For each notebook: its folder is copied into a scratch directory (a notebook may write files
-beside it, and the corpus must stay untouched); `promote NOTEBOOK -o project --execute
---kernel promote-corpus` runs there (per cell 300 s, 900 s in all); when it succeeds the
+beside it, and the corpus must stay untouched); `promote NOTEBOOK -o project --execute` runs
+there (per cell 300 s, 900 s in all: `--timeout`, `--total-timeout`); when it succeeds the
 project is installed in a fresh venv with uv (its hashed lock file, then the project, as
 `make install` does) and its tests run (`pytest -q`). Prints one line per notebook with the
-outcome and the reason of a failure, then the count, and writes the details as JSON. Slow
-(minutes per notebook): not a CI test.
+outcome and the reason of a failure (and whether the notebook ran in the user's environment or
+in which fresh one), then the count, and writes the details as JSON. Slow (minutes per
+notebook): not a CI test.
 
 The corpus is `../shared/corpus` (or `$PROMOTE_CORPUS`); "executable" means the column
 `executable_offline` of its MANIFEST.tsv starts with "yes".
@@ -43,7 +50,6 @@ EXAMPLES = ROOT / "examples" / "notebooks"
 CORPUS = Path(os.environ.get("PROMOTE_CORPUS", ROOT.parent / "shared" / "corpus"))
 BIN = Path(sys.executable).parent
 STEP_TIMEOUT = 1800
-KERNEL = "promote-corpus"
 # The libraries the executable notebooks import (MANIFEST.tsv, column `libraries`).
 KERNEL_PACKAGES = (
     "ipykernel",
@@ -74,7 +80,9 @@ def notebooks() -> list[tuple[str, Path, Path]]:
     return found
 
 
-def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def run(
+    command: list[str], cwd: Path, timeout: int = STEP_TIMEOUT, **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {
         key: value
         for key, value in os.environ.items()
@@ -88,7 +96,7 @@ def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProces
             env=environment,
             capture_output=True,
             text=True,
-            timeout=STEP_TIMEOUT,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired as error:
@@ -107,26 +115,41 @@ def failed_tests(output: str) -> str:
     return "; ".join(lines)[:1200] or first_paragraph(output[-1500:])
 
 
-def kernel_venv(scratch: Path) -> dict[str, str]:
-    """Build the notebooks' environment and register it as a kernel; the environment
-    variables under which Jupyter finds it."""
-    venv = scratch / "kernel-venv"
+def user_venv(scratch: Path) -> Path:
+    """Build the data scientist's environment (the notebooks' libraries and promote); the folder
+    of its executables."""
+    venv = scratch / "user-venv"
     python = venv / "bin" / "python"
     uv = str(BIN / "uv")
     links = ["--find-links", str(WHEELS)] if WHEELS.is_dir() else []
     for step in (
         [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
         [uv, "pip", "install", "--quiet", "--python", str(python), *links, *KERNEL_PACKAGES],
-        [str(python), "-m", "ipykernel", "install", "--prefix", str(venv), "--name", KERNEL],
+        [uv, "pip", "install", "--quiet", "--python", str(python), str(ROOT)],
     ):
         built = run(step, scratch)
         if built.returncode != 0:
-            raise SystemExit(f"cannot build the kernel environment: {built.stderr[-2000:]}")
-    return {"JUPYTER_PATH": str(venv / "share" / "jupyter")}
+            raise SystemExit(f"cannot build the user's environment: {built.stderr[-2000:]}")
+    return venv / "bin"
+
+
+def where_it_ran(output: str) -> str:
+    """promote's own words on the retries (the lines that name a fresh environment)."""
+    lines = [
+        line.strip()
+        for line in output.splitlines()
+        if "fresh environment" in line or "no other environment tried" in line
+    ]
+    return " ".join(lines)[:400]
 
 
 def one(
-    name: str, folder: Path, relative: Path, scratch: Path, kernel: dict[str, str]
+    name: str,
+    folder: Path,
+    relative: Path,
+    scratch: Path,
+    tools: Path,
+    timeouts: tuple[int, int] = (300, 900),
 ) -> dict[str, Any]:
     started = time.monotonic()
     work = scratch / name
@@ -135,21 +158,22 @@ def one(
     result: dict[str, Any] = {"name": name}
     promoted = run(
         [
-            str(BIN / "promote"),
+            str(tools / "promote"),
             str(work / "source" / relative),
             "-o",
             str(project),
             "--execute",
             "--timeout",
-            "300",
+            str(timeouts[0]),
             "--total-timeout",
-            "900",
-            *(["--kernel", KERNEL] if kernel else []),
+            str(timeouts[1]),
         ],
         work,
+        # the run in the user's environment and up to 3 retries, each with the whole budget
+        timeout=4 * timeouts[1] + 600,
         PROMOTE_HOME=str(scratch / "home"),
-        **kernel,
     )
+    result["environment"] = where_it_ran(promoted.stdout + promoted.stderr)
     result["promote_exit"] = promoted.returncode
     result["promote_seconds"] = round(time.monotonic() - started, 1)
     if promoted.returncode != 0:
@@ -169,12 +193,15 @@ def one(
             result.update(outcome="install failed", reason=first_paragraph(installed.stderr))
             return result
     tested = run(
-        [str(project / ".venv" / "bin" / "pytest"), "-q", "-p", "no:cacheprovider"], project
+        [str(project / ".venv" / "bin" / "pytest"), "-q", "-rfEs", "-p", "no:cacheprovider"],
+        project,
     )
     summary = tested.stdout.strip().splitlines()[-1] if tested.stdout.strip() else ""
     result.update(tests=summary, seconds=round(time.monotonic() - started, 1))
     if tested.returncode == 0:
-        parity = "skipped" if "skipped" in summary else "passed"
+        skipped = [line for line in tested.stdout.splitlines() if line.startswith("SKIPPED")]
+        parity = "skipped" if any("test_parity" in line for line in skipped) else "passed"
+        result["skipped"] = sorted({line.split(": ", 1)[-1] for line in skipped})
         result.update(outcome="passed", parity=parity)
     else:
         result.update(outcome="tests failed", reason=failed_tests(tested.stdout))
@@ -187,17 +214,20 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--keep", type=Path, help="scratch directory to keep (default: a temp)")
     parser.add_argument(
-        "--no-kernel-venv", action="store_true", help="run the notebooks in promote's environment"
+        "--no-kernel-venv", action="store_true", help="run promote from its own environment (.venv)"
     )
+    parser.add_argument("--timeout", type=int, default=300, help="seconds per cell")
+    parser.add_argument("--total-timeout", type=int, default=900, help="seconds per notebook")
     options = parser.parse_args()
     selected = [entry for entry in notebooks() if not options.only or entry[0] in options.only]
     results = []
     with tempfile.TemporaryDirectory(prefix="promote-corpus-") as temporary:
         scratch = options.keep or Path(temporary)
         scratch.mkdir(parents=True, exist_ok=True)
-        kernel = {} if options.no_kernel_venv else kernel_venv(scratch)
+        tools = BIN if options.no_kernel_venv else user_venv(scratch)
         for name, folder, relative in selected:
-            result = one(name, folder, relative, scratch, kernel)
+            timeouts = (options.timeout, options.total_timeout)
+            result = one(name, folder, relative, scratch, tools, timeouts)
             results.append(result)
             detail = result.get("reason") or result.get("tests", "")
             print(f"{name:36} {result['outcome']:17} {detail}", flush=True)

@@ -297,7 +297,7 @@ def test_parity_test_passes_then_catches_a_changed_hyper_parameter(tmp_path: Pat
     # columns, the service applies make_features, and the model predicts as in the notebook.
     sample = json.loads((target / "artifacts" / "notebook" / "sample.json").read_text())
     assert "bmi_x_bp" not in sample["records"][0] and "bmi" in sample["records"][0]
-    serve = venv_command(target, "diabetes_regressor-serve")
+    serve = venv_command(target, "diabetes-regressor-serve")
     with serving([serve], target, tmp_path / "serve.log") as url:
         assert http("GET", f"{url}/ready")[0] == 200
         status, body = http("POST", f"{url}/predict/batch", sample["records"])
