@@ -36,6 +36,7 @@ def benchmarks() -> Iterator[dict[str, ModuleType]]:
         ("container_size.py", "--no-mlflow"),
         ("execute_overhead.py", "--repeat"),
         ("corpus_environments.py", "--budget"),
+        ("corpus_parity.py", "--total-timeout"),
     ],
 )
 def test_each_script_parses_its_arguments(script: str, option: str) -> None:
