@@ -138,7 +138,9 @@ def where_it_ran(output: str) -> str:
     lines = [
         line.strip()
         for line in output.splitlines()
-        if "fresh environment" in line or "no other environment tried" in line
+        if "fresh environment" in line
+        or "no other environment tried" in line
+        or "the run in the kernel's environment failed" in line
     ]
     return " ".join(lines)[:400]
 
