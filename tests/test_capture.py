@@ -129,6 +129,27 @@ def test_with_feature_steps_the_notebooks_model_is_served_on_the_loaded_columns(
     )
 
 
+def test_feature_steps_that_learn_leave_the_notebooks_model_to_make_train() -> None:
+    """A scaler fitted by the feature steps: the service's make_features takes what training
+    learnt (feature_state), which the capture does not save, so the model is not served."""
+    from promote.capture import Capture, capture_json, notebook_model_files
+
+    scaled = SLICED[3].replace(
+        "df['ab'] = df['a'] * df['b']",
+        "from sklearn.preprocessing import StandardScaler\nscaler = StandardScaler()\n"
+        "df[['a', 'b']] = scaler.fit_transform(df[['a', 'b']])",
+    )
+    plan = plan_cells(*SLICED[:3], scaled, SLICED[4])
+    assert plan.inference.state, plan.inference.note
+    schema = {"kind": "table", "columns": [{"name": "a", "dtype": "float64", "type": "number"}]}
+    requests = {"schema": schema, "records": [], "predictions": [], "dropped": {}}
+    model = {"file": "model.skops", "format": "skops", "sha256": "ab", "bytes": 9}
+    kept = Capture([], [], {}, {}, schema=schema, model=model, requests=requests)
+    section = json.loads(capture_json(kept, plan))["saved_model"]
+    assert section["served"] is False and "`make train` saves" in section["not_served"]
+    assert notebook_model_files(kept, plan, Path("saved"))[1] == {}
+
+
 def load_with_modelfile(folder: Path) -> tuple[Any, str]:
     """``modelfile.load_model`` of the template, run here."""
     namespace: dict[str, Any] = {"__name__": "promote_modelfile"}

@@ -93,9 +93,10 @@ def capture_cell(plan: Plan, model_directory: Path | None = None) -> str:
 def loaded_frame_cell(plan: Plan) -> int | None:
     """The notebook cell (numbered from 1) after which the frame the service's feature steps
     start from is as the pipeline's load stages leave it: the last cell of the last stage before
-    the one calling ``make_features`` that returns the frame; None without feature steps."""
+    the one calling ``make_features`` that returns the frame; None without feature steps (or
+    with steps that learn from the training rows)."""
     inference = plan.inference
-    if not inference.function:
+    if not inference.function or inference.state:  # steps that learn: see served_input
         return None
     functions = [call.function for call in plan.calls]
     before = next(
@@ -399,8 +400,11 @@ def served_input(capture: Capture, plan: Plan) -> dict[str, Any] | None:
     """What the service's artifacts say of its requests for the captured model: ``schema``
     (with ``make_features`` when the service applies the notebook's feature steps),
     ``records``, ``predictions``, ``dropped``, ``reference``; None when the run could not tell
-    the loaded rows the feature steps start from."""
+    the loaded rows the feature steps start from, or when the steps learn from the training rows
+    (what they learnt, ``feature_state``, is saved by ``make train``, not by the capture)."""
     inference = plan.inference
+    if inference.state:
+        return None
     if not inference.function:
         return {
             "schema": capture.schema,
@@ -419,6 +423,13 @@ def served_input(capture: Capture, plan: Plan) -> dict[str, Any] | None:
 def not_servable(capture: Capture, plan: Plan) -> str:
     """Why the service cannot serve the captured model as it is ("" when it can)."""
     served = served_input(capture, plan)
+    if plan.inference.state:
+        return (
+            "the service's feature steps (make_features) take what they learnt from the "
+            f"training rows ({plan.inference.learnt or plan.inference.state}), which `make "
+            "train` saves beside its model and the capture does not; the service serves a model "
+            "from `make train`"
+        )
     if served is None:
         return (
             "requests carry the loaded columns and the service applies the notebook's feature "
