@@ -17,7 +17,7 @@ from helpers import CORPUS, analyse_cells, notebook_json, plan_cells
 from promote import codegen, report
 from promote.analysis.rowwise import Frames, explain, refusal
 from promote.api import promote
-from promote.planning import Plan, plan
+from promote.planning import Plan, columns_read, plan
 from promote.render import ruff_path
 
 IMPORTS = (
@@ -190,9 +190,28 @@ def test_row_wise_feature_steps_become_make_features_and_requests_carry_the_load
     assert stage.body.startswith("X = make_features(df)") and "df['ratio']" not in stage.body
     files = codegen.generate(plan)
     pipeline = files["src/demo/pipeline.py"]
-    assert "inputs = df.drop(columns=settings.target)" in pipeline
+    # the steps read a and b by name: requests carry those (ratio is made from them)
+    assert "inputs = df.loc[:, df.columns.isin(['a', 'b'])]" in pipeline
+    assert plan.inference.columns == ("a", "b")
     assert "inputs=inputs.loc[X_train.index], make_features=make_features" in pipeline
     assert "def make_features(df: pd.DataFrame) -> pd.DataFrame:" in files["src/demo/features.py"]
+
+
+@pytest.mark.parametrize(
+    ("steps", "columns"),
+    [
+        ("X = df[['a', 'b']]", ("a", "b")),
+        ("cols = ['b', 'c']\ndf['a2'] = df['a'] * 2\nX = df[cols + ['a2']]", ()),
+        ("df['s'] = df['a'] + df['b']\ndf['a'] += 1\nX = df[['s', 'a']]", ("a", "b")),
+        ("df['a'] = df['a'].fillna(0)\nX = df[['a', 'c']]", ("a", "c")),
+        ("X = df.drop(columns=['label'])", ()),  # every other column
+        ("X = df[[c for c in df.columns if c != 'label']]", ()),
+    ],
+)
+def test_requests_carry_the_loaded_columns_the_steps_read_when_the_code_names_them(
+    steps: str, columns: tuple[str, ...]
+) -> None:
+    assert columns_read(steps, "df") == columns
 
 
 def test_dropping_the_target_is_a_feature_step_that_ignores_the_missing_target() -> None:
@@ -714,7 +733,8 @@ def test_a_promoted_notebook_saves_what_its_feature_steps_fitted_and_serves_raw_
     assert checked.returncode == 0, checked.stderr
     report = json.loads(checked.stdout)
     assert "features.skops" in report["saved"]
-    assert report["columns"] == ["grade", "name", "obedient", "project", "research"]
+    # the name is loaded but no step reads it: requests do not carry it
+    assert report["columns"] == ["grade", "obedient", "project", "research"]
     lint = subprocess.run(
         [ruff_path(), "check", "--no-cache", *modules], cwd=project, capture_output=True, text=True
     )

@@ -426,6 +426,12 @@ def _raw_input(plan: Plan, raw: str) -> str:
     """The line that keeps the loaded columns, the target left out: what a request carries."""
     inference = plan.inference
     frame = inference.frame
+    if inference.columns:
+        names = ", ".join(repr(c) for c in sorted(inference.columns))
+        return (
+            "# what a request carries: the loaded columns the feature steps read\n"
+            f"{raw} = {frame}.loc[:, {frame}.columns.isin([{names}])]"
+        )
     comment = "# what a request carries: the loaded columns, without the target"
     if not inference.drop:
         return f"{raw} = {frame}.copy()  {comment}"

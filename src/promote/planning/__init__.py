@@ -35,7 +35,16 @@ from promote.planning.settings import (
 from promote.planning.state import learnt_state
 from promote.planning.types import Annotation, TypeTracker
 
-__all__ = ["Call", "Function", "Inference", "Module", "Plan", "package_name", "plan"]
+__all__ = [
+    "Call",
+    "Function",
+    "Inference",
+    "Module",
+    "Plan",
+    "columns_read",
+    "package_name",
+    "plan",
+]
 
 _STOP_WORDS = frozenset(
     {"the", "a", "an", "on", "of", "our", "to", "and", "with", "for", "in", "some"}
@@ -813,7 +822,58 @@ def _inference(
         frame=sliced.frame,
         drop=tuple(drop),
         output=sliced.output,
+        columns=columns_read(features.body, sliced.frame),
     )
+
+
+def columns_read(body: str, frame: str) -> tuple[str, ...]:
+    """The columns of ``frame`` that the steps ``body`` read before writing them, when every
+    use of ``frame`` there takes or sets columns named by strings (a string, a list of them,
+    or a name bound once in ``body`` to such a list); () otherwise."""
+    try:
+        tree = ast.parse(body)
+    except SyntaxError:
+        return ()
+    read: dict[str, None] = {}
+    written: set[str] = set()
+    for stmt in tree.body:
+        parts = (
+            [stmt.value, *stmt.targets] if isinstance(stmt, ast.Assign) else [stmt]
+        )  # the value is read before the targets are written
+        for part in parts:
+            for node in ast.walk(part):
+                if not (isinstance(node, ast.Name) and node.id == frame):
+                    continue
+                key = _subscript_key(part, node, body)
+                if key is None:
+                    return ()
+                names, stored = key
+                if stored and isinstance(stmt, ast.Assign):  # ``+=`` reads it too
+                    written.update(names)
+                else:
+                    read.update((n, None) for n in names if n not in written)
+    return tuple(read)
+
+
+def _subscript_key(within: ast.AST, name: ast.Name, body: str) -> tuple[list[str], bool] | None:
+    """The column names of the subscript ``name[...]`` in ``within`` and whether it is set;
+    None when ``name`` is used otherwise or the names are not written out."""
+    for node in ast.walk(within):
+        if isinstance(node, ast.Subscript) and node.value is name:
+            key = node.slice
+            if isinstance(key, ast.Name):
+                written = _written_out(body, key.id)
+                if not written:
+                    return None
+                key = ast.parse(written, mode="eval").body
+            parts = key.elts if isinstance(key, ast.List | ast.Tuple) else [key]
+            names = [
+                p.value for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str)
+            ]
+            if len(names) != len(parts):
+                return None
+            return names, isinstance(node.ctx, ast.Store)
+    return None
 
 
 def _written_out(body: str, name: str) -> str:

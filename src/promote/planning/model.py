@@ -68,6 +68,9 @@ class Inference:
     # dummy columns), which ``function`` takes besides the frame; "" when they learn nothing
     state: str = ""
     learnt: str = ""  # what it is, in words: "`ss`, the columns `pd.get_dummies` made of `X`"
+    # the loaded columns the steps read, when the code names them all (requests carry only
+    # those); () when it does not (requests carry every loaded column but the target)
+    columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

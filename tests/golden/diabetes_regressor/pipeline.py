@@ -38,8 +38,10 @@ def run(settings: Settings | None = None) -> TrainingResult:
     if settings is None:
         settings = Settings()
     df = load_data()
-    # what a request carries: the loaded columns, without the target
-    inputs = df.drop(columns=settings.target)
+    # what a request carries: the loaded columns the feature steps read
+    inputs = df.loc[
+        :, df.columns.isin(["age", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6", "sex"])
+    ]
     X, y = feature_engineering(df, settings)
     model, X_test, y_test, y_train, X_train = train(X, y, settings)
     baseline_mae, mae, r2 = evaluate(model, X_test, y_test, y_train)
