@@ -150,6 +150,19 @@ def test_feature_steps_that_learn_leave_the_notebooks_model_to_make_train() -> N
     assert notebook_model_files(kept, plan, Path("saved"))[1] == {}
 
 
+def test_the_notebooks_requests_carry_the_columns_the_steps_read() -> None:
+    """A loaded column no feature step reads (an id) is not in what requests carry: the
+    kernel keeps the columns the plan names, as the pipeline does."""
+    loaded = pd.DataFrame({"id": [7, 8, 9], "a": [1.0, 2.0, 3.0], "y": [2.0, 4.0, 6.0]})
+    fit_input = loaded[["a"]]
+    captured = kernel_capture.capture(
+        fitted(), fit_input, {}, 2, "", "", "", 0, loaded, ["y"], ["a"]
+    )
+    assert [c["name"] for c in captured["requests"]["schema"]["columns"]] == ["a"]
+    everything = kernel_capture.capture(fitted(), fit_input, {}, 2, "", "", "", 0, loaded, ["y"])
+    assert [c["name"] for c in everything["requests"]["schema"]["columns"]] == ["id", "a"]
+
+
 def load_with_modelfile(folder: Path) -> tuple[Any, str]:
     """``modelfile.load_model`` of the template, run here."""
     namespace: dict[str, Any] = {"__name__": "promote_modelfile"}

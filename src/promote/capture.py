@@ -57,7 +57,7 @@ exec(compile({source!r}, "promote_capture.py", "exec"), __promote_capture)
 print({marker!r} + __import__("json").dumps(__promote_capture["capture"](
     {model}, {fit_input}, {{{metrics}}}, {rows}, {reference!r},
     {modelfile!r}, {directory!r}, {max_bytes!r},
-    globals().get("__promote_loaded"), {drop}), default=str))
+    globals().get("__promote_loaded"), {drop}, {keep}), default=str))
 del __promote_capture
 """
 # Runs in the notebook's kernel right after the cell that made the frame the service's feature
@@ -87,6 +87,7 @@ def capture_cell(plan: Plan, model_directory: Path | None = None) -> str:
         directory=str(model_directory or ""),
         max_bytes=max_model_bytes(),
         drop=notebook_drop(plan) if loaded_frame_cell(plan) else "()",
+        keep=repr(sorted(plan.inference.columns)),
     )
 
 

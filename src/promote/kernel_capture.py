@@ -88,6 +88,7 @@ def capture(
     max_model_bytes: int = 0,
     loaded: Any = None,
     drop: Any = (),
+    keep: Any = (),
 ) -> dict[str, Any]:
     """Everything the generated project records of the notebook's run (module docstring)."""
     kind = input_kind(fit_input)
@@ -96,7 +97,9 @@ def capture(
     predictions = [plain(value) for value in model.predict(head)]
     served = None
     if loaded is not None:
-        served = optional(request_rows, model, fit_input, loaded, drop, rows, reference_source)
+        served = optional(
+            request_rows, model, fit_input, loaded, drop, rows, reference_source, keep
+        )
     return {
         "schema": optional(schema, fit_input, kind, dropped) or {"kind": kind},
         "records": records(head, kind, dropped),
@@ -111,17 +114,27 @@ def capture(
 
 
 def request_rows(
-    model: Any, fit_input: Any, loaded: Any, drop: Any, rows: int, reference_source: str
+    model: Any,
+    fit_input: Any,
+    loaded: Any,
+    drop: Any,
+    rows: int,
+    reference_source: str,
+    keep: Any = (),
 ) -> dict[str, Any] | None:
     """The fit input's rows as requests carry them: ``loaded`` (a frame) without the ``drop``
-    columns (a name or a list of names), at the fit input's index; None when they cannot be
-    told apart (no frames, a repeated index, rows missing)."""
+    columns (a name or a list of names), or only its ``keep`` columns when given (those the
+    feature steps read), at the fit input's index; None when they cannot be told apart (no
+    frames, a repeated index, rows missing)."""
     if not (hasattr(loaded, "columns") and hasattr(fit_input, "index")):
         return None
     if not (loaded.index.is_unique and fit_input.index.isin(loaded.index).all()):
         return None
     names = [drop] if isinstance(drop, str) else list(drop)
-    inputs = loaded.drop(columns=names, errors="ignore").loc[fit_input.index]
+    if keep:
+        inputs = loaded.loc[:, loaded.columns.isin(list(keep))].loc[fit_input.index]
+    else:
+        inputs = loaded.drop(columns=names, errors="ignore").loc[fit_input.index]
     dropped = personal_columns(inputs, "table")
     return {
         "schema": schema(inputs, "table", dropped),
