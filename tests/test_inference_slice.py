@@ -16,7 +16,7 @@ from helpers import CORPUS, analyse_cells, notebook_json, plan_cells
 
 from promote import codegen, report
 from promote.analysis.rowwise import Frames, explain, refusal
-from promote.api import promote
+from promote.api import Promotion, promote
 from promote.planning import Plan, columns_read, plan
 from promote.render import ruff_path
 
@@ -574,6 +574,40 @@ print(json.dumps(sorted(result.inputs.columns)))
 """
 
 
+def run_checked(
+    result: Promotion, project: Path, check: str, cells: tuple[str, ...], folder: Path
+) -> str:
+    """Run ``check`` in the promoted project (its src on the path) with the notebook's code
+    and folder as arguments; assert it passes and that the generated modules pass ruff and
+    mypy. Returns what it printed."""
+    package = project / "src" / result.plan.package_name
+    modules = [str(package / f"{m.name}.py") for m in result.plan.modules] + [
+        str(package / "pipeline.py")
+    ]
+    source = "\n".join(c for c in cells if not c.startswith("# md:"))
+    checked = subprocess.run(
+        [sys.executable, "-c", check.format(package=result.plan.package_name), source, str(folder)],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project / "src")},
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr
+    lint = subprocess.run(
+        [ruff_path(), "check", "--no-cache", *modules], cwd=project, capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout
+    typed = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", "pyproject.toml", *modules],
+        cwd=project,
+        env={**os.environ, "MYPYPATH": str(project / "src")},
+        capture_output=True,
+        text=True,
+    )
+    assert typed.returncode == 0, typed.stdout
+    return checked.stdout
+
+
 def test_a_promoted_notebook_slices_its_training_stage_and_reproduces_the_model_input(
     tmp_path: Path,
 ) -> None:
@@ -600,38 +634,8 @@ def test_a_promoted_notebook_slices_its_training_stage_and_reproduces_the_model_
 
     assert result.plan.inference.function == "make_features", result.plan.inference.note
     assert [c.function.name for c in result.plan.calls] == ["load_data", "training"]
-    package = project / "src" / result.plan.package_name
-    modules = [str(package / f"{m.name}.py") for m in result.plan.modules] + [
-        str(package / "pipeline.py")
-    ]
-    source = "\n".join(c for c in HEART_CELLS if not c.startswith("# md:"))
-    checked = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            CHECK_PIPELINE.format(package=result.plan.package_name),
-            source,
-            str(tmp_path),
-        ],
-        cwd=project,
-        env={**os.environ, "PYTHONPATH": str(project / "src")},
-        capture_output=True,
-        text=True,
-    )
-    assert checked.returncode == 0, checked.stderr
-    assert json.loads(checked.stdout) == ["age", "chol", "trestbps"]
-    lint = subprocess.run(
-        [ruff_path(), "check", "--no-cache", *modules], cwd=project, capture_output=True, text=True
-    )
-    assert lint.returncode == 0, lint.stdout
-    typed = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", "pyproject.toml", *modules],
-        cwd=project,
-        env={**os.environ, "MYPYPATH": str(project / "src")},
-        capture_output=True,
-        text=True,
-    )
-    assert typed.returncode == 0, typed.stdout
+    stdout = run_checked(result, project, CHECK_PIPELINE, HEART_CELLS, tmp_path)
+    assert json.loads(stdout) == ["age", "chol", "trestbps"]
 
 
 STUDENT_CELLS = (
@@ -712,41 +716,11 @@ def test_a_promoted_notebook_saves_what_its_feature_steps_fitted_and_serves_raw_
     result = promote(notebook, project, lock=False)
 
     assert result.plan.inference.state == "feature_state", result.plan.inference.note
-    package = project / "src" / result.plan.package_name
-    modules = [str(package / f"{m.name}.py") for m in result.plan.modules] + [
-        str(package / "pipeline.py")
-    ]
-    source = "\n".join(c for c in STUDENT_CELLS if not c.startswith("# md:"))
-    checked = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            CHECK_FITTED.format(package=result.plan.package_name),
-            source,
-            str(tmp_path),
-        ],
-        cwd=project,
-        env={**os.environ, "PYTHONPATH": str(project / "src")},
-        capture_output=True,
-        text=True,
-    )
-    assert checked.returncode == 0, checked.stderr
-    report = json.loads(checked.stdout)
+    stdout = run_checked(result, project, CHECK_FITTED, STUDENT_CELLS, tmp_path)
+    report = json.loads(stdout)
     assert "features.skops" in report["saved"]
     # the name is loaded but no step reads it: requests do not carry it
     assert report["columns"] == ["grade", "obedient", "project", "research"]
-    lint = subprocess.run(
-        [ruff_path(), "check", "--no-cache", *modules], cwd=project, capture_output=True, text=True
-    )
-    assert lint.returncode == 0, lint.stdout
-    typed = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", "pyproject.toml", *modules],
-        cwd=project,
-        env={**os.environ, "MYPYPATH": str(project / "src")},
-        capture_output=True,
-        text=True,
-    )
-    assert typed.returncode == 0, typed.stdout
 
 
 def test_row_wise_steps_of_a_features_stage_join_those_of_the_training_stage() -> None:

@@ -633,16 +633,17 @@ def _features_function(
         }
     )
     where = f"cell {cells[0]}" if len(cells) == 1 else f"cells {cells[0]}-{cells[-1]}"
+    drops = (
+        '``drop`` ignores the columns it does not find (``errors="ignore"``): requests\n'
+        "carry no target column.\n\n"
+        if tolerant
+        else ""
+    )
     docstring = (
         "The notebook's row-wise feature steps: the loaded columns in, the model's input out.\n\n"
         "Training calls this, and so does the service for each request (``inference.py``),\n"
         "so that a request gets the features its training rows got.\n\n"
-        + (
-            '``drop`` ignores the columns it does not find (``errors="ignore"``): requests\n'
-            "carry no target column.\n\n"
-            if tolerant
-            else ""
-        )
+        + drops
         + f"From {where} of {analysis.notebook.path.name}."
     )
     annotations = (frame_type, *output_types[:1])
@@ -691,12 +692,7 @@ def _features_function(
             f"input out, with what ``{fitting_name}`` learnt from the training rows.\n\n"
             "The service calls this for each request (``inference.py``), so that a request\n"
             "gets the features its training rows got; nothing is fitted here.\n\n"
-            + (
-                '``drop`` ignores the columns it does not find (``errors="ignore"``): requests\n'
-                "carry no target column.\n\n"
-                if tolerant
-                else ""
-            )
+            + drops
             + f"From {where} of {analysis.notebook.path.name}."
         ),
     )
