@@ -151,6 +151,7 @@ def test_steps_that_fit_are_accepted_and_what_they_learn_is_recorded() -> None:
         "X = ss.transform(df, copy=True)",
         "scaler = StandardScaler(with_mean=mean)",  # not a literal argument
         "scaler = make_scaler()",  # not a class of scikit-learn
+        "ss = StandardScaler()",  # a second one under the same name: one state per name
     ],
 )
 def test_fitting_other_than_a_transformer_of_the_steps_on_their_rows_is_refused(

@@ -286,10 +286,11 @@ def refusal(stmt: ast.stmt, known: Frames) -> str | None:
 def _assign(target: ast.expr, value: ast.expr, known: Frames) -> str | None:
     if isinstance(target, ast.Name):
         if _makes_transformer(value, known):
+            if target.id in known.fitted:  # a second transformer of the same name
+                return _why(value)
             known.frames.discard(target.id)
             known.lists.discard(target.id)
-            if target.id not in known.fitted:
-                known.fitted.append(target.id)
+            known.fitted.append(target.id)
             return None
         if _dummies(value, known):
             known.frames.add(target.id)

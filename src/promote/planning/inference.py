@@ -169,6 +169,8 @@ def _join(
     label_here = label in {id(s) for s in later.statements} - found.statements
     targets = found.targets if label_here else (*found.targets, *taken)
     fitted, dummies = _learnt(chosen, frame, constants, modules)
+    if set(fitted) & set(found.fitted):
+        return None  # a transformer of the same name in both stages: one state per name
     return replace(
         found,
         statements=found.statements | ids,
