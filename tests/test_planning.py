@@ -134,8 +134,17 @@ def test_function_names_never_shadow_notebook_variables() -> None:
             (IMPORTS, "model = Est()\nmodel.fit(ghost, [1])"),
             "`ghost` is used but no cell defines it",
         ),
+        (
+            (
+                "import pandas as pd\nfrom sklearn.cluster import AgglomerativeClustering",
+                "df = pd.read_csv('a')",
+                "labels = AgglomerativeClustering(n_clusters=4).fit_predict(df)",
+            ),
+            "used only through `fit_predict` (`AgglomerativeClustering(n_clusters=4)"
+            ".fit_predict(df)`), which labels the rows it is fitted on",
+        ),
     ],
-    ids=["no-model", "expression-input", "statsmodels", "python2", "hidden-state"],
+    ids=["no-model", "expression-input", "statsmodels", "python2", "hidden-state", "fit-predict"],
 )
 def test_refusals_say_why(cells: tuple[str, ...], reason: str) -> None:
     with pytest.raises(RefusedNotebookError) as caught:

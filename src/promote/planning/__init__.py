@@ -13,6 +13,7 @@ import re
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import NoReturn
 
 from promote import diagnostics as d
 from promote.analysis import Analysis, CellAnalysis, stage_tag, tables
@@ -224,23 +225,8 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
             raise RefusedNotebookError(
                 notebook.path, diagnostic.message, diagnostic.hint, cell=diagnostic.cell
             )
-    if analysis.model is None and (looped := _fit_inside_a_block(analysis)):
-        raise RefusedNotebookError(
-            notebook.path,
-            "models are fitted only inside a loop, a function or a condition "
-            f"(`{looped[1]}`), so promote cannot tell which one the service must serve",
-            "Fit the model you chose at the top level of its own cell, e.g. "
-            "`model = SVC(C=1)` then `model.fit(X_train, y_train)`.",
-            cell=looped[0],
-        )
     if analysis.model is None:
-        raise RefusedNotebookError(
-            notebook.path,
-            "no cell fits a model (promote looks for a `.fit(...)` call such as "
-            "`model.fit(X_train, y_train)`)",
-            "promote builds a service around a trained model; notebooks that only explore data, "
-            "or that train with a hand-written loop, are not supported yet.",
-        )
+        _refuse_without_model(analysis)
     model = analysis.model
     if model.fit_input is None and not model.first_argument:
         raise RefusedNotebookError(
@@ -279,6 +265,51 @@ def _fit_inside_a_block(analysis: Analysis) -> tuple[int, str] | None:
                     isinstance(node, ast.Call)
                     and isinstance(node.func, ast.Attribute)
                     and node.func.attr == "fit"
+                ):
+                    return cell.index, ast.unparse(node)[:60]
+    return None
+
+
+def _refuse_without_model(analysis: Analysis) -> NoReturn:
+    """Why promote cannot find the model the service would serve (it always raises)."""
+    notebook = analysis.notebook
+    if looped := _fit_inside_a_block(analysis):
+        raise RefusedNotebookError(
+            notebook.path,
+            "models are fitted only inside a loop, a function or a condition "
+            f"(`{looped[1]}`), so promote cannot tell which one the service must serve",
+            "Fit the model you chose at the top level of its own cell, e.g. "
+            "`model = SVC(C=1)` then `model.fit(X_train, y_train)`.",
+            cell=looped[0],
+        )
+    if labelled := _fit_predict_only(analysis):
+        raise RefusedNotebookError(
+            notebook.path,
+            f"its model is used only through `fit_predict` (`{labelled[1]}`), which labels "
+            "the rows it is fitted on and cannot predict new ones, so there is no model a "
+            "service could ask about a new record",
+            "Use an estimator that predicts new rows (e.g. `KMeans`: `model.fit(X)`, then "
+            "`model.predict(X_new)`), or fit a classifier on the labels `fit_predict` gave.",
+            cell=labelled[0],
+        )
+    raise RefusedNotebookError(
+        notebook.path,
+        "no cell fits a model (promote looks for a `.fit(...)` call such as "
+        "`model.fit(X_train, y_train)`)",
+        "promote builds a service around a trained model; notebooks that only explore data, "
+        "or that train with a hand-written loop, are not supported yet.",
+    )
+
+
+def _fit_predict_only(analysis: Analysis) -> tuple[int, str] | None:
+    """The first ``x.fit_predict(...)`` of the notebook's code: (cell, source)."""
+    for cell in analysis.cells:
+        for stmt in cell.statements:
+            for node in stmt.nodes:
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "fit_predict"
                 ):
                     return cell.index, ast.unparse(node)[:60]
     return None
