@@ -258,13 +258,19 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
 
 def _fit_inside_a_block(analysis: Analysis) -> tuple[int, str] | None:
     """The first ``x.fit(...)`` nested in a loop, function or condition: (cell, source)."""
+    return _first_method_call(analysis, "fit", kept=True)
+
+
+def _first_method_call(analysis: Analysis, method: str, *, kept: bool) -> tuple[int, str] | None:
+    """The first ``x.<method>(...)`` of the package code (``kept``) or of all the notebook's
+    code: (cell, source)."""
     for cell in analysis.cells:
-        for stmt in cell.kept():
+        for stmt in cell.kept() if kept else cell.statements:
             for node in stmt.nodes:
                 if (
                     isinstance(node, ast.Call)
                     and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "fit"
+                    and node.func.attr == method
                 ):
                     return cell.index, ast.unparse(node)[:60]
     return None
@@ -303,16 +309,7 @@ def _refuse_without_model(analysis: Analysis) -> NoReturn:
 
 def _fit_predict_only(analysis: Analysis) -> tuple[int, str] | None:
     """The first ``x.fit_predict(...)`` of the notebook's code: (cell, source)."""
-    for cell in analysis.cells:
-        for stmt in cell.statements:
-            for node in stmt.nodes:
-                if (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "fit_predict"
-                ):
-                    return cell.index, ast.unparse(node)[:60]
-    return None
+    return _first_method_call(analysis, "fit_predict", kept=False)
 
 
 # -- stages and groups ---------------------------------------------------------------------------
