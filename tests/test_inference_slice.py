@@ -855,3 +855,218 @@ def test_the_corpus_student_notebook_is_served_from_its_raw_columns(tmp_path: Pa
     )
     assert checked.returncode == 0, checked.stderr
     assert "Recommend" not in json.loads(checked.stdout)
+
+
+# -- steps after the split ------------------------------------------------------------------------
+SCALE_AFTER_SPLIT = (
+    "X = df.drop(columns=['label'])\ny = df['label']\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)\n"
+    "sc = StandardScaler()\n# scale on the training rows only\n"
+    "X_train = sc.fit_transform(X_train)\nX_test = sc.transform(X_test)\n"
+    "model = LogisticRegression()\nmodel.fit(X_train, y_train)"
+)
+SCALER = "from sklearn.preprocessing import StandardScaler"
+SCORE = "accuracy = model.score(X_test, y_test)"
+
+
+def test_a_scaler_fitted_after_the_split_is_kept_and_applied_to_requests() -> None:
+    """``X_train = sc.fit_transform(X_train)``, the commonest form: training keeps the
+    notebook's code and records the training rows' labels and the fitted scaler; the service's
+    ``make_features`` makes the frame as before the split, then scales it with that scaler."""
+    plan = plan_cells(IMPORTS + "\n" + SCALER, LOAD, SCALE_AFTER_SPLIT, SCORE)
+
+    inference = plan.inference
+    assert inference.function == "make_features", inference.note
+    assert (inference.state, inference.rows, inference.learnt) == (
+        "feature_state",
+        "fitted_rows",
+        "`sc`",
+    )
+    features = next(m for m in plan.modules if m.name == "features")
+    prepare, make = features.functions[:2]
+    assert (prepare.name, prepare.params, prepare.returns) == ("prepare_features", ("df",), ("X",))
+    assert make.params == ("df", "feature_state")
+    assert make.body.splitlines() == [
+        "X = prepare_features(df)",
+        'sc = feature_state["sc"]',
+        "# scale on the training rows only",
+        "X = sc.transform(X)",
+    ]
+    train = next(c.function for c in plan.calls if c.function.stage == "train")
+    assert train.returns[-2:] == ("fitted_rows", "feature_state")
+    lines = train.body.splitlines()
+    assert lines[0] == "X = prepare_features(df)"
+    split = next(i for i, line in enumerate(lines) if "train_test_split" in line)
+    assert lines[split + 2] == "fitted_rows = X_train.index"
+    fit = lines.index("X_train = sc.fit_transform(X_train)")
+    assert lines[fit + 2] == 'feature_state: dict[str, Any] = {"sc": sc}'
+    assert "X_test = sc.transform(X_test)" in lines  # the test rows as the notebook made them
+    pipeline = codegen.generate(plan)["src/demo/pipeline.py"]
+    assert "inputs=inputs.loc[fitted_rows]" in pipeline
+    assert "feature_state=feature_state" in pipeline
+    assert "with what training fitted (`sc`)" in report.inference_text(plan)
+
+
+def test_steps_after_the_split_of_the_data_as_loaded_need_no_steps_before() -> None:
+    """The split takes the frame as loaded and the steps after it make an array: requests
+    carry the loaded columns and ``make_features`` takes them as the split did."""
+    plan = plan_cells(
+        IMPORTS + "\n" + SCALER,
+        "X = pd.read_csv('x.csv')\ny = pd.read_csv('y.csv')['label']",
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+        "X_train = X_train.to_numpy()\nscaler = StandardScaler()\n"
+        "scaler.fit(X_train)\nX_train = scaler.transform(X_train)\n"
+        "model = LogisticRegression().fit(X_train, y_train)",
+        PREDICT,
+    )
+
+    assert plan.inference.function == "make_features", plan.inference.note
+    assert plan.inference.frame == "X"
+    make = next(m for m in plan.modules if m.name == "features").functions[0]
+    assert make.params == ("X", "feature_state")
+    assert make.body.splitlines() == [
+        "X = X.to_numpy()",
+        'scaler = feature_state["scaler"]',
+        "X = scaler.transform(X)",
+    ]
+    pipeline = codegen.generate(plan)["src/demo/pipeline.py"]
+    assert "inputs = X.copy()" in pipeline
+
+
+@pytest.mark.parametrize(
+    ("after", "reason"),
+    [
+        (
+            "selector = SelectKBest(k=2)\nX_train = selector.fit_transform(X_train, y_train)",
+            "fits `selector` on the training data outside the model",
+        ),
+        (
+            "X_train = pd.get_dummies(X_train, columns=['kind'])",
+            "`pd.get_dummies` makes the columns of `X_train` after the split",
+        ),
+        ("X_train = X_train[X_train['a'] > 0]", "keeps, drops or reorders rows"),
+        ("X_train = sc.fit_transform(X_train)", "fits `sc` on the training data outside the model"),
+    ],
+)
+def test_steps_after_the_split_that_a_request_cannot_repeat_are_refused(
+    after: str, reason: str
+) -> None:
+    plan = plan_cells(
+        IMPORTS + "\n" + SCALER + "\nfrom sklearn.feature_selection import SelectKBest",
+        LOAD + "\nsc = StandardScaler()",
+        "X = df.drop(columns=['label'])\ny = df['label']\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+        f"{after}\nmodel = LogisticRegression()\nmodel.fit(X_train, y_train)",
+        PREDICT,
+    )
+
+    assert not plan.inference.function
+    assert reason in plan.inference.note
+
+
+def test_steps_that_learn_both_before_and_after_the_split_are_refused() -> None:
+    before = SCALE_AFTER_SPLIT.replace(
+        "y = df['label']\n",
+        "y = df['label']\nmm = MinMaxScaler()\nX[['a']] = mm.fit_transform(X[['a']])\n",
+    )
+    plan = plan_cells(
+        IMPORTS + "\nfrom sklearn.preprocessing import MinMaxScaler, StandardScaler",
+        LOAD,
+        before,
+        PREDICT,
+    )
+
+    assert not plan.inference.function
+    assert "both before the split (`mm`) and after it (`sc`)" in plan.inference.note
+
+
+def test_steps_after_the_split_over_two_stages_are_refused() -> None:
+    split, fit = SCALE_AFTER_SPLIT.split("sc = StandardScaler()\n")
+    plan = plan_cells(
+        IMPORTS + "\n" + SCALER,
+        LOAD,
+        "# md: ## Features",
+        split + "X_train = X_train.to_numpy()",
+        "# md: ## Training",
+        "sc = StandardScaler()\n" + fit,
+        PREDICT,
+    )
+
+    assert not plan.inference.function
+    assert "after the split are spread over 2 stages (features, train)" in plan.inference.note
+
+
+AFTER_SPLIT_CELLS = (
+    "import numpy as np\nimport pandas as pd\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "from sklearn.preprocessing import StandardScaler",
+    "# md: ## Data",
+    "df = pd.read_csv('patients.csv')",
+    "# md: ## Features",
+    "df['bmi'] = df['weight'] / (df['height'] / 100) ** 2\n"
+    "X = df[['age', 'bmi', 'glucose']]\ny = df['outcome']",
+    "# md: ## Training",
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)",
+    "# scale with the training rows' statistics only\nscaler = StandardScaler()\n"
+    "X_train = scaler.fit_transform(X_train)\nX_test = scaler.transform(X_test)",
+    "model = LogisticRegression()\nmodel.fit(X_train, y_train)",
+    "# md: ## Evaluation",
+    "accuracy = model.score(X_test, y_test)",
+)
+# Runs in the promoted project: the model's input is the notebook's scaled array, what the
+# scaler learnt is saved with the model, and one request alone gets its training row.
+CHECK_AFTER_SPLIT = """
+import json, os, sys, tempfile
+from pathlib import Path
+import numpy as np
+from {package} import artifacts, pipeline
+
+result = pipeline.run()
+os.chdir(sys.argv[2])
+notebook = {{}}
+exec(compile(sys.argv[1], "notebook", "exec"), notebook)
+expected = notebook["X_train"]
+np.testing.assert_allclose(result.features, expected)
+assert len(result.inputs) == len(expected)
+with tempfile.TemporaryDirectory() as folder:
+    artifacts.save(result, Path(folder))
+    saved = sorted(p.name for p in Path(folder).iterdir())
+    loaded = artifacts.load(Path(folder))
+for row in range(len(expected)):
+    one = loaded.model_input(result.inputs.iloc[[row]])  # one request alone, as the service does
+    np.testing.assert_allclose(one, expected[[row]])
+predicted = loaded.model.predict(loaded.model_input(result.inputs))
+assert (predicted == notebook["model"].predict(expected)).all()
+print(json.dumps({{"saved": saved, "columns": sorted(result.inputs.columns)}}))
+"""
+
+
+def test_a_promoted_notebook_scaled_after_the_split_serves_raw_columns(tmp_path: Path) -> None:
+    """A derived column before the split, a scaler fitted on the training rows after it (an
+    array): the pipeline gives the notebook's exact model input, saves the scaler beside the
+    model, and a raw request alone gets the row the notebook fitted on; the generated modules
+    pass ruff and mypy."""
+    rng = np.random.default_rng(2)
+    rows = 80
+    pd.DataFrame(
+        {
+            "id": range(rows),
+            "age": rng.integers(20, 80, rows),
+            "weight": rng.normal(75, 12, rows).round(1),
+            "height": rng.normal(170, 9, rows).round(1),
+            "glucose": rng.integers(70, 200, rows).astype(float),
+            "outcome": rng.choice([0, 1], rows),
+        }
+    ).to_csv(tmp_path / "patients.csv", index=False)
+    notebook = tmp_path / "patients.ipynb"
+    notebook.write_text(notebook_json(*AFTER_SPLIT_CELLS))
+    project = tmp_path / "patients"
+
+    result = promote(notebook, project, lock=False)
+
+    assert result.plan.inference.rows == "fitted_rows", result.plan.inference.note
+    stdout = run_checked(result, project, CHECK_AFTER_SPLIT, AFTER_SPLIT_CELLS, tmp_path)
+    report = json.loads(stdout)
+    assert "features.skops" in report["saved"]
+    assert report["columns"] == ["age", "glucose", "height", "weight"]

@@ -303,7 +303,8 @@ def _serving(plan: Plan, raw: str, features: str) -> tuple[str, str]:
     inference = plan.inference
     if not inference.function:
         return "", ""
-    arguments = f", inputs={raw}.loc[{features}.index], make_features={inference.function}"
+    rows = inference.rows or f"{features}.index"
+    arguments = f", inputs={raw}.loc[{rows}], make_features={inference.function}"
     if not inference.state:
         return arguments, _SERVING_FIELDS
     arguments += f", feature_state={inference.state}"

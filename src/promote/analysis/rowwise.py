@@ -246,6 +246,9 @@ class Frames:
     dummies: list[str] = field(default_factory=list)
     # names bound to a transformer's array (``X = ss.transform(X)``): no columns, no row labels
     arrays: set[str] = field(default_factory=set)
+    # steps after the split (``X_train = np.array(X_train)``): the rows' labels were taken at
+    # the split, so a frame may become an array, and a transformer may take one
+    after_split: bool = False
 
 
 def refusal(stmt: ast.stmt, known: Frames) -> str | None:
@@ -300,6 +303,11 @@ def _assign(target: ast.expr, value: ast.expr, known: Frames) -> str | None:
         if _is_names(value, known):
             known.lists.add(target.id)
             known.frames.discard(target.id)
+            return None
+        if known.after_split and _to_array(value, known):
+            known.frames.discard(target.id)
+            known.lists.discard(target.id)
+            known.arrays.add(target.id)
             return None
         reason = _values(value, known)
         if reason is None and _transformed(value, known):
@@ -448,7 +456,41 @@ def _transform(node: ast.Call, method: str, known: Frames) -> str | None:
     """``ss.transform(df[cols])`` / ``ss.fit_transform(X)`` on a transformer of the steps."""
     if method not in TRANSFORMS or node.keywords or len(node.args) != 1:
         return _why(node)
-    return _values(node.args[0], known)
+    return None if _an_array(node.args[0], known) else _values(node.args[0], known)
+
+
+def _an_array(node: ast.expr, known: Frames) -> bool:
+    """An array of the steps made after the split, which a transformer may take."""
+    return known.after_split and isinstance(node, ast.Name) and node.id in known.arrays
+
+
+# Calls that turn a frame into the array of its values, row for row, column for column.
+TO_ARRAY = frozenset({"array", "asarray"})
+
+
+def _to_array(node: ast.expr, known: Frames) -> bool:
+    """``np.array(X)``, ``np.asarray(X)``, ``X.values``, ``X.to_numpy()`` of a frame of the
+    steps (or an array of them): the same rows and columns, without names."""
+
+    def ours(part: ast.expr) -> bool:
+        return isinstance(part, ast.Name) and (part.id in known.frames or part.id in known.arrays)
+
+    if isinstance(node, ast.Attribute):
+        return node.attr == "values" and ours(node.value)
+    if not isinstance(node, ast.Call) or node.keywords or len(node.args) > 1:
+        return False
+    func = node.func
+    if not isinstance(func, ast.Attribute):
+        return False
+    if func.attr == "to_numpy":
+        return not node.args and ours(func.value)
+    return (
+        func.attr in TO_ARRAY
+        and isinstance(func.value, ast.Name)
+        and known.modules.get(func.value.id) == "numpy"
+        and len(node.args) == 1
+        and ours(node.args[0])
+    )
 
 
 def _transformed(node: ast.expr, known: Frames) -> bool:
@@ -486,7 +528,7 @@ def _fits_transformer(node: ast.Call, known: Frames) -> bool:
         and func.value.id in known.fitted
         and not node.keywords
         and len(node.args) == 1
-        and _values(node.args[0], known) is None
+        and (_an_array(node.args[0], known) or _values(node.args[0], known) is None)
     )
 
 

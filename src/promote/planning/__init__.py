@@ -23,7 +23,7 @@ from promote.analysis.readiness import readiness
 from promote.analysis.secrets import secret_kind, secret_literals
 from promote.analysis.statements import Statement, called_name, changes_state, source_lines
 from promote.errors import RefusedNotebookError
-from promote.planning.inference import Slice, Stage, find_slice
+from promote.planning.inference import AfterSplit, Slice, Stage, find_slice
 from promote.planning.model import Call, Function, Inference, Module, Plan
 from promote.planning.settings import (
     Setting,
@@ -106,12 +106,15 @@ def plan(
     sliced = _inference_slice(groups, analysis, kept, hoisted)
     features: Function | None = None
     fitting: Function | None = None  # fits what the feature steps learn, when they learn
+    split = _split_records(sliced.after, _taken(analysis, groups))
     functions: list[Function] = []
     for i, g in enumerate(groups):
         if i == sliced.group:
             features, fitting = _features_function(
                 g, sliced, sources, analysis, kept, settings, parameter, types[i], groups
             )
+            if sliced.after is not None:  # the steps before the split, which training calls
+                features = _before_split_function(features, sliced, analysis, groups)
         functions.append(
             _function(
                 g,
@@ -127,7 +130,14 @@ def plan(
                 else frozenset(),
                 sliced.binder,
                 sliced.handed,
+                split.appended,
+                split.returns.get(i, ()),
             )
+        )
+    serving: Function | None = None  # the service's steps over the split, when steps follow it
+    if sliced.after is not None and (features is not None or sliced.group < 0):
+        serving = _after_split_function(
+            sliced, split, features, sources, analysis, kept, settings, parameter, types, groups
         )
     calls = tuple(
         Call(f, keep=g.stage != "predict" or bool(g.returns))
@@ -135,10 +145,16 @@ def plan(
     )
     modules, helpers = _modules(groups, [c.function for c in calls], analysis, sources, pure)
     inference = Inference(note=sliced.note)
-    if features is not None:
-        inference = _inference(features, sliced, functions[sliced.group], settings, parameter)
+    served = serving or features
+    if served is not None:
+        at = sliced.group if sliced.group >= 0 else sliced.after.split_group  # type: ignore[union-attr]
+        columns = (features or served).body
+        inference = _inference(served, sliced, functions[at], settings, parameter, columns)
         if inference.function and fitting is not None:
             inference = replace(inference, state=fitting.returns[-1], learnt=_learnt(sliced))
+        if inference.function and sliced.after is not None:
+            learnt = _learnt(sliced.after) if split.state else ""
+            inference = replace(inference, state=split.state, learnt=learnt, rows=split.rows)
         if inference.function:
             moved = sliced.moved_group
             if moved >= 0 and _identity(functions[moved]):  # its steps all moved: drop it
@@ -150,14 +166,16 @@ def plan(
                 )
                 modules, helpers = _modules(groups, functions, analysis, sources, pure)
             caller = next(f for f in functions if f.name == inference.stage_function)
-            called = fitting or features
-            modules = _with_features(
-                modules, (fitting, features) if fitting else (features,), called, caller.module
-            )
-            if features.module != caller.module:
+            called = fitting or features  # what training calls (None: only the service calls)
+            added = tuple(f for f in (fitting, features, serving) if f is not None)
+            modules = _with_features(modules, added, called, caller.module)
+            if called is not None and called.module != caller.module:
                 helpers = {**helpers, called.name: called.module}
         else:  # the target's name cannot be written in the pipeline: no slice after all
-            for i in {sliced.group, sliced.moved_group} - {-1}:
+            after = sliced.after
+            changed = {sliced.group, sliced.moved_group}
+            changed |= {after.group, after.split_group} if after else set()
+            for i in changed - {-1}:
                 functions[i] = _function(
                     groups[i], sources, analysis, kept, settings, parameter, types[i]
                 )
@@ -520,12 +538,16 @@ def _function(
     sliced: frozenset[int] = frozenset(),
     binder: int = 0,
     handed: tuple[str, ...] = (),
+    appended: Mapping[int, str] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> Function:
     """The stage function of ``group``; with ``features``, it calls that function (made of the
     ``sliced`` statements, left out here) where the ``binder`` statement was, and takes the
-    ``handed`` transformers later stages read from what the steps learnt."""
+    ``handed`` transformers later stages read from what the steps learnt. The ``appended``
+    lines follow the statements whose ids they map, and the function also returns ``extra``
+    (what the steps after the split record for the pipeline: ``_split_records``)."""
     calls: dict[int, str] = {}
-    returns = tuple(group.returns)
+    returns = (*group.returns, *extra)
     if features is not None:
         arguments = ", ".join(features.params)
         call = f"{', '.join(features.returns)} = {features.name}({arguments})"
@@ -534,7 +556,7 @@ def _function(
             call += "".join(f'\n{name} = {state}["{name}"]' for name in handed)
             returns += (state,)  # what the steps learnt, for the pipeline to save
         calls[binder] = call
-    body = _body(group, sources, kept, lambda s: id(s) not in sliced, calls)
+    body = _body(group, sources, kept, lambda s: id(s) not in sliced, calls, appended)
     returns_result = False
     if group.result is not None and not group.returns:
         cell = next(c for c in analysis.cells if any(s is group.result for s in c.statements))
@@ -578,16 +600,21 @@ def _body(
     kept: dict[int, list[Statement]],
     include: Callable[[Statement], bool],
     instead: Mapping[int, str] | None = None,
+    appended: Mapping[int, str] | None = None,
 ) -> str:
     """The source of the group's kept statements that ``include`` selects, with comments;
-    a statement whose id ``instead`` maps is replaced by that line."""
+    a statement whose id ``instead`` maps is replaced by that line, and one whose id
+    ``appended`` maps is followed by those lines."""
     parts: list[str] = []
     instead = instead or {}
+    appended = appended or {}
     for cell in group.cells:
         lines = list(sources[cell.index])
         keep = {id(s) for s in kept[cell.index] if include(s)}
         drop = [(s.start, s.end) for s in cell.statements if id(s) not in keep]
         for stmt in cell.statements:
+            if id(stmt) in appended and id(stmt) in keep:
+                lines[stmt.end - 1] += "\n" + appended[id(stmt)]
             if id(stmt) in instead:
                 lines[stmt.start] = instead[id(stmt)]
                 drop = [(a, b) for a, b in drop if (a, b) != (stmt.start, stmt.end)]
@@ -647,9 +674,7 @@ def _features_function(
         params += (parameter,)
     frame_type = types[0][group.params.index(sliced.frame)]
     output_types = [_type_at(groups, analysis, kept, settings, sliced.binder, sliced.output)]
-    taken = set(analysis.imports) | set(analysis.definitions) | set(analysis.constants) | BUILTINS
-    taken |= {n for c in analysis.cells for s in c.statements for n in (*s.binds, *s.reads)}
-    taken |= {g.name for g in groups} | {"run", "settings", "TrainingResult"}
+    taken = _taken(analysis, groups)
     name = _free("make_features", taken)
     cells = sorted(
         {
@@ -727,7 +752,169 @@ def _features_function(
     return serving, fitting
 
 
-def _learnt(sliced: Slice) -> str:
+def _taken(analysis: Analysis, groups: list[_Group]) -> set[str]:
+    """The names the package may not give a new function or variable: the notebook's and the
+    stage functions' names, and what the pipeline uses."""
+    taken = set(analysis.imports) | set(analysis.definitions) | set(analysis.constants) | BUILTINS
+    taken |= {n for c in analysis.cells for s in c.statements for n in (*s.binds, *s.reads)}
+    return taken | {g.name for g in groups} | {"run", "settings", "TrainingResult"}
+
+
+@dataclass(frozen=True)
+class _SplitRecords:
+    """What the stages record for the pipeline when feature steps follow the split: the
+    training rows' labels (``rows``, taken right after the split, before a step makes them an
+    array) and what the steps learnt (``state``: the transformers they fitted, after the last
+    of them); ``appended`` maps the statements those lines follow, ``returns`` each stage to
+    what it also returns."""
+
+    appended: Mapping[int, str]
+    returns: Mapping[int, tuple[str, ...]]
+    rows: str = ""
+    state: str = ""
+
+
+def _split_records(after: AfterSplit | None, taken: set[str]) -> _SplitRecords:
+    if after is None:
+        return _SplitRecords({}, {})
+    rows = _free("fitted_rows", taken)
+    appended = {
+        after.split: "# the training rows' labels, to match them to what requests carry\n"
+        f"{rows} = {after.trained}.index"
+    }
+    returns = {after.split_group: (rows,)}
+    if not after.fitted:
+        return _SplitRecords(appended, returns, rows)
+    state = _free("feature_state", taken)
+    entries = ", ".join(f'"{n}": {n}' for n in after.fitted)
+    appended[after.last] = (
+        "# what the feature steps learnt from the training rows, which the service reuses\n"
+        f"{state}: dict[str, Any] = {{{entries}}}"
+    )
+    returns[after.group] = (*returns.get(after.group, ()), state)
+    return _SplitRecords(appended, returns, rows, state)
+
+
+def _before_split_function(
+    features: Function, sliced: Slice, analysis: Analysis, groups: list[_Group]
+) -> Function:
+    """The row-wise steps before the split (``make_features`` when nothing follows the split)
+    as ``prepare_features``: training calls it before the split, the service's
+    ``make_features`` before the steps that follow it."""
+    name = _free("prepare_features", _taken(analysis, groups))
+    rest = features.docstring.partition("the features its training rows got.\n\n")[2]
+    return replace(
+        features,
+        name=name,
+        docstring=(
+            "The notebook's row-wise feature steps before the split: the loaded columns in,\n"
+            f"the frame it splits (`{sliced.output}`) out.\n\n"
+            "Training calls this, and so does ``make_features`` for each request.\n\n" + rest
+        ),
+    )
+
+
+def _after_split_function(
+    sliced: Slice,
+    split: _SplitRecords,
+    before: Function | None,
+    sources: dict[int, list[str]],
+    analysis: Analysis,
+    kept: dict[int, list[Statement]],
+    settings: Mapping[str, Setting],
+    parameter: str,
+    types: list[tuple[tuple[Annotation, ...], tuple[Annotation, ...]]],
+    groups: list[_Group],
+) -> Function:
+    """``make_features``, which the service calls on each request: the steps before the split
+    (``before``, if any) and those after it, written for the request's frame instead of the
+    training rows (``X_train`` → ``X``), with what they learnt (``split.state``) instead of
+    learning: transformers taken from it, ``fit`` left out, ``fit_transform`` as
+    ``transform``."""
+    after = sliced.after
+    assert after is not None
+    group = groups[after.group]
+    body = _renamed(
+        _body(group, sources, kept, lambda s: id(s) in after.statements),
+        after.trained,
+        after.source,
+    )
+    read = {n: x for n, x in settings.items() if not x.module_level and _reads_name(body, n)}
+    if read:
+        body = read_settings(body, read, parameter)
+    if split.state:
+        _, body = learnt_state(body, after.fitted, (), split.state)
+    output = after.source if after.output == after.trained else after.output
+    frame = sliced.frame if before is not None else after.source
+    params: tuple[str, ...] = (frame, *((split.state,) if split.state else ()))
+    if before is not None:
+        call = f"{after.source} = {before.name}({', '.join(before.params)})"
+        body = f"{call}\n{body}"
+        frame_type = before.param_types[0]
+    else:
+        stage = groups[after.split_group]
+        frame_type = types[after.split_group][0][stage.params.index(after.source)].text
+    if read or _reads_name(body, parameter) or (before is not None and parameter in before.params):
+        params += (parameter,)
+    output_type = _type_at(groups, analysis, kept, settings, after.last, after.output)
+    cells = tuple(
+        sorted(
+            {
+                *(before.cells if before else ()),
+                *(c.index for c in group.cells for s in kept[c.index] if id(s) in after.statements),
+            }
+        )
+    )
+    where = f"cell {cells[0]}" if len(cells) == 1 else f"cells {cells[0]}-{cells[-1]}"
+    learnt = f", with what training learnt from its rows ({_learnt(after)})" if split.state else ""
+    before_text = f"``{before.name}``, then " if before is not None else ""
+    docstring = (
+        textwrap.fill(
+            "The notebook's feature steps on new rows: the loaded columns in, the model's "
+            f"input out: {before_text}the steps that follow the split{learnt}.",
+            88,
+        )
+        + "\n\nThe service calls this for each request (``inference.py``), so that a request gets\n"
+        "the features its training rows got; nothing is fitted here.\n\n"
+        f"From {where} of {analysis.notebook.path.name}."
+    )
+    types_text = (frame_type, *(("dict[str, Any]",) if split.state else ()))
+    return Function(
+        name=_free("make_features", _taken(analysis, groups) | {before.name if before else ""}),
+        stage=group.stage,
+        module=tables.STAGE_MODULES["features"][0],
+        cells=cells,
+        params=params,
+        returns=(output,),
+        body=body,
+        docstring=docstring,
+        param_types=types_text,
+        return_types=(output_type.text,),
+        type_names=frozenset(output_type.names) | (before.type_names if before else frozenset()),
+        settings_default=parameter in params,
+    )
+
+
+def _renamed(body: str, old: str, new: str) -> str:
+    """``body`` with the variable ``old`` written ``new`` (its names only, not attributes or
+    strings of the same spelling)."""
+    tree = ast.parse(body)
+    lines = body.splitlines(keepends=True)
+    spots = sorted(
+        (
+            (node.lineno - 1, node.col_offset)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Name) and node.id == old
+        ),
+        reverse=True,
+    )
+    for row, column in spots:  # from the last, so earlier offsets stay right
+        raw = lines[row].encode()
+        lines[row] = (raw[:column] + new.encode() + raw[column + len(old.encode()) :]).decode()
+    return "".join(lines)
+
+
+def _learnt(sliced: Slice | AfterSplit) -> str:
     """What the sliced steps learn from the training rows, in words."""
     return ", ".join(
         [f"`{n}`" for n in sliced.fitted]
@@ -749,12 +936,13 @@ def _identity(function: Function) -> bool:
 
 
 def _with_features(
-    modules: tuple[Module, ...], added: tuple[Function, ...], called: Function, caller: str
+    modules: tuple[Module, ...], added: tuple[Function, ...], called: Function | None, caller: str
 ) -> tuple[Module, ...]:
     """``modules`` with the ``added`` functions first in their module (made if the plan has
     none, in the stage order), and the ``caller`` module reading the name of the ``called``
-    one (to import it)."""
-    features = called
+    one (to import it; None when no stage calls them)."""
+    features = added[0]
+    calls = {called.name} if called is not None else set()
     reads = frozenset(
         n.id for f in added for n in ast.walk(ast.parse(f.body)) if isinstance(n, ast.Name)
     )
@@ -765,7 +953,7 @@ def _with_features(
     return tuple(
         replace(m, functions=(*added, *m.functions), reads=m.reads | reads)
         if m.name == features.module
-        else replace(m, reads=m.reads | {features.name})
+        else replace(m, reads=m.reads | calls)
         if m.name == caller
         else m
         for m in modules
@@ -812,9 +1000,11 @@ def _inference(
     stage: Function,
     settings: Mapping[str, Setting],
     parameter: str,
+    steps: str,
 ) -> Inference:
     """The plan's ``Inference`` for an accepted slice: the target's columns, as the pipeline
-    writes them (``settings.target``), are left out of requests."""
+    writes them (``settings.target``), are left out of requests; the loaded columns the row-wise
+    ``steps`` read (their source) are those requests carry, when the code names them all."""
     drop: list[str] = []
     for key in sliced.targets:
         for part in key.elts if isinstance(key, ast.List | ast.Tuple) else [key]:
@@ -846,7 +1036,7 @@ def _inference(
         frame=sliced.frame,
         drop=tuple(drop),
         output=sliced.output,
-        columns=columns_read(features.body, sliced.frame),
+        columns=columns_read(steps, sliced.frame),
     )
 
 

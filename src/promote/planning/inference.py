@@ -42,7 +42,7 @@ from promote.analysis.rowwise import (
 )
 from promote.analysis.statements import Statement, called_name
 
-__all__ = ["SPLITS", "Slice", "Stage", "find_slice"]
+__all__ = ["SPLITS", "AfterSplit", "Slice", "Stage", "find_slice"]
 
 # Calls that split rows into training and test sets, keeping each row as it is.
 SPLITS = frozenset({"train_test_split"})
@@ -83,10 +83,33 @@ class Slice:
     # Fitted transformers later stages read: the stage takes them from what the steps learnt.
     handed: tuple[str, ...] = ()
     note: str = ""  # why the service takes the model's input as fitted ("" when accepted)
+    # The steps after the split that make the model's input from the training rows
+    # (``X_train = ss.fit_transform(X_train)``), when there are any.
+    after: AfterSplit | None = None
 
     @property
     def accepted(self) -> bool:
         return self.group >= 0
+
+
+@dataclass(frozen=True)
+class AfterSplit:
+    """The steps after the split (``X_train, X_test, ... = train_test_split(X, ...)``) that
+    make the model's input from the training rows: ``ss = StandardScaler()``,
+    ``X_train = ss.fit_transform(X_train)``, ``X_train = np.array(X_train)``. They stay in
+    their stage as the notebook wrote them (they make the test rows' features too); the
+    service applies them to a request made as ``source`` (``X``), with what they learnt."""
+
+    group: int  # the stage that holds them
+    statements: frozenset[int]  # their ids
+    last: int  # id of the last one: what they learnt is known after it
+    split_group: int  # the stage that splits
+    split: int  # id of the split: the rows the model is fitted on are known after it
+    source: str  # the split's input, as requests are made (``X``)
+    trained: str  # what the split makes of it for training (``X_train``)
+    output: str  # the model's input (``X_train``, or ``X_train_scaled``)
+    fitted: tuple[str, ...] = ()  # the transformers they make and fit, in order
+    dummies: tuple[str, ...] = ()  # always (): ``pd.get_dummies`` after the split is refused
 
 
 def find_slice(
@@ -101,24 +124,150 @@ def find_slice(
     if fit is None or not model.fit_input:
         return Slice(note="promote could not find where the model is fitted")
     fit_group, fit_index = fit
-    traced = _trace(stages, fit, model.fit_input)
+    after = _after_split(stages, fit, model.fit_input, hoisted, constants, modules)
+    if isinstance(after, str):
+        return Slice(note=after)
+    start, source = (_position(stages, after.split), after.source) if after else (fit, "")
+    traced = _trace(stages, start, source or model.fit_input)
     if traced is None or stages[traced[0]].stage == "load":
-        return Slice()  # the model takes the data as loaded: there are no feature steps
+        # the model takes the data as loaded (or the steps after the split start from it)
+        return Slice(frame=after.source, output=after.source, after=after) if after else Slice()
     group, index, name = traced
     label = _trace(stages, fit, _label_name(stages[fit_group].statements[fit_index], model))
     target = id(stages[label[0]].statements[label[1]]) if label and label[0] == group else 0
     found = _slice_stage(group, stages[group], index, name, hoisted, constants, modules, target)
     if not found.accepted:
-        for source in found.sources:  # made from several frames: is one made by steps that
-            note, refused = _loaded(stages, group, source, hoisted, constants, modules)
+        for frame in found.sources:  # made from several frames: is one made by steps that
+            note, refused = _loaded(stages, group, frame, hoisted, constants, modules)
             if refused:  # are not row-wise? That tells more
                 return Slice(note=note)
         return found
     note, refused = _loaded(stages, group, found.frame, hoisted, constants, modules)
     if note and not refused:  # row-wise steps in the stage before too: join them if they can
         joined = _join(stages, group, found, hoisted, constants, modules, target)
-        return joined or replace(found, group=-1, note=note)
-    return replace(found, group=-1, note=note) if note else found
+        found = joined or replace(found, group=-1, note=note)
+    elif note:
+        found = replace(found, group=-1, note=note)
+    if after is None or not found.accepted:
+        return found
+    if found.fitted or found.dummies:
+        return Slice(
+            note="the feature steps learn from the rows both before the split "
+            f"({_learnt_names(found)}) and after it ({_learnt_names(after)}), and promote "
+            "keeps what one of them learns"
+        )
+    return replace(found, after=after)
+
+
+def _learnt_names(steps: Slice | AfterSplit) -> str:
+    return ", ".join(f"`{n}`" for n in (*steps.fitted, *steps.dummies))
+
+
+def _position(stages: Sequence[Stage], statement: int) -> tuple[int, int]:
+    """The stage and index of the statement whose id is ``statement``."""
+    return next(
+        (g, i)
+        for g, stage in enumerate(stages)
+        for i, stmt in enumerate(stage.statements)
+        if id(stmt) == statement
+    )
+
+
+def _after_split(
+    stages: Sequence[Stage],
+    fit: tuple[int, int],
+    name: str,
+    hoisted: set[str],
+    constants: frozenset[str],
+    modules: Mapping[str, str],
+) -> AfterSplit | str | None:
+    """The steps between the split and the fit at ``fit`` that make the model's input ``name``
+    from the training rows (``AfterSplit``); None when there are none (the model is fitted on
+    what the split made, or nothing was split); else why they cannot be applied to a request.
+
+    They are the statements ``name`` depends on back to the split, in one stage: row-wise
+    (``analysis/rowwise.py``, arrays allowed: the rows' labels are taken at the split), a
+    transformer they make and fit on the training rows, ``pd.get_dummies``."""
+    walked = _back_to_split(stages, fit, name)
+    if walked is None:
+        return None
+    chosen, (split_group, split_index), source, trained, needed = walked
+    groups = {g for g, _ in chosen}
+    if len(groups) > 1:
+        named = ", ".join(stages[g].stage for g in sorted(groups))
+        return (
+            f"the feature steps after the split are spread over {len(groups)} stages ({named}), "
+            "and promote slices the steps of one stage"
+        )
+    (group,) = groups
+    stage = stages[group]
+    steps = [stage.statements[i] for _, i in chosen]
+    known = Frames({trained}, constants, modules, after_split=True)
+    note, telling = _not_row_wise(steps, stage, known)
+    outside = sorted(needed - hoisted - {trained})
+    if outside and not telling:
+        return (
+            f"the model's input `{name}` is made after the split from "
+            + ", ".join(f"`{n}`" for n in outside)
+            + f" besides the training rows `{trained}`"
+        )
+    if note:
+        return note
+    if name not in known.frames and name not in known.arrays:
+        return f"the model's input `{name}` is not a table or an array of its rows"
+    if known.dummies:
+        return (
+            f"`pd.get_dummies` makes the columns of `{known.dummies[0]}` after the split, from "
+            "the training rows alone (the test rows may get other columns); make them before "
+            "the split, where promote keeps the columns training saw"
+        )
+    return AfterSplit(
+        group=group,
+        statements=frozenset(id(s) for s in steps),
+        last=id(steps[-1]),
+        split_group=split_group,
+        split=id(stages[split_group].statements[split_index]),
+        source=source,
+        trained=trained,
+        output=name,
+        fitted=tuple(known.fitted),
+    )
+
+
+def _back_to_split(
+    stages: Sequence[Stage], fit: tuple[int, int], name: str
+) -> tuple[list[tuple[int, int]], tuple[int, int], str, str, set[str]] | None:
+    """Walk back from the fit at ``fit`` through the statements ``name`` depends on, to the
+    split that made the training rows: those statements (positions, in order), the split's
+    position, its input (``X``), the name it binds for training (``X_train``) and the names
+    the statements need from before. None if there is no split, or nothing after it."""
+    flat = [(g, i) for g, stage in enumerate(stages) for i in range(len(stage.statements))]
+    needed = {name}
+    chosen: list[tuple[int, int]] = []
+    split: tuple[int, int, str, str] | None = None
+    for g, i in reversed(flat[: flat.index(fit)]):
+        stmt = stages[g].statements[i]
+        made = set(stmt.binds) & needed
+        if not made:
+            continue
+        sources = {n: s for n in made if (s := _split_source(stmt, n))}
+        if sources and split is None:
+            if not chosen:
+                return None  # the model is fitted on what the split made
+            trained, source = next(iter(sources.items()))
+            split = (g, i, source, trained)
+            needed.discard(trained)
+            continue
+        if split is not None and g != chosen[-1][0]:
+            continue  # made by an earlier stage before the split: not a step of theirs
+        chosen.append((g, i))
+        if _rebinds(stmt.node):
+            needed -= set(stmt.binds)
+        needed |= set(stmt.reads)
+    if split is None:
+        return None
+    chosen.reverse()
+    return chosen, split[:2], split[2], split[3], needed
 
 
 def _join(

@@ -71,6 +71,10 @@ class Inference:
     # the loaded columns the steps read, when the code names them all (requests carry only
     # those); () when it does not (requests carry every loaded column but the target)
     columns: tuple[str, ...] = ()
+    # when feature steps follow the split: the name of the training rows' labels, which the
+    # stage that splits returns (the pipeline takes what requests carry at those rows); ""
+    # when the model's input keeps them (``features.index``)
+    rows: str = ""
 
 
 @dataclass(frozen=True)
