@@ -8,15 +8,19 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from helpers import CORPUS, analyse_cells, notebook_json, plan_cells
+from project_harness import http, install_project, run, serving, venv_command
+from sklearn.model_selection import train_test_split
 
 from promote import codegen, report
 from promote.analysis.rowwise import Frames, explain, refusal
 from promote.api import Promotion, promote
+from promote.cli import main
 from promote.planning import Plan, columns_read, plan
 from promote.render import ruff_path
 
@@ -1042,11 +1046,8 @@ print(json.dumps({{"saved": saved, "columns": sorted(result.inputs.columns)}}))
 """
 
 
-def test_a_promoted_notebook_scaled_after_the_split_serves_raw_columns(tmp_path: Path) -> None:
-    """A derived column before the split, a scaler fitted on the training rows after it (an
-    array): the pipeline gives the notebook's exact model input, saves the scaler beside the
-    model, and a raw request alone gets the row the notebook fitted on; the generated modules
-    pass ruff and mypy."""
+def write_patients(folder: Path) -> Path:
+    """The notebook of ``AFTER_SPLIT_CELLS`` and its data, in ``folder``."""
     rng = np.random.default_rng(2)
     rows = 80
     pd.DataFrame(
@@ -1058,9 +1059,18 @@ def test_a_promoted_notebook_scaled_after_the_split_serves_raw_columns(tmp_path:
             "glucose": rng.integers(70, 200, rows).astype(float),
             "outcome": rng.choice([0, 1], rows),
         }
-    ).to_csv(tmp_path / "patients.csv", index=False)
-    notebook = tmp_path / "patients.ipynb"
+    ).to_csv(folder / "patients.csv", index=False)
+    notebook = folder / "patients.ipynb"
     notebook.write_text(notebook_json(*AFTER_SPLIT_CELLS))
+    return notebook
+
+
+def test_a_promoted_notebook_scaled_after_the_split_serves_raw_columns(tmp_path: Path) -> None:
+    """A derived column before the split, a scaler fitted on the training rows after it (an
+    array): the pipeline gives the notebook's exact model input, saves the scaler beside the
+    model, and a raw request alone gets the row the notebook fitted on; the generated modules
+    pass ruff and mypy."""
+    notebook = write_patients(tmp_path)
     project = tmp_path / "patients"
 
     result = promote(notebook, project, lock=False)
@@ -1070,3 +1080,34 @@ def test_a_promoted_notebook_scaled_after_the_split_serves_raw_columns(tmp_path:
     report = json.loads(stdout)
     assert "features.skops" in report["saved"]
     assert report["columns"] == ["age", "glucose", "height", "weight"]
+
+
+@pytest.mark.slow
+def test_a_project_scaled_after_the_split_passes_its_tests_and_serves_raw_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's path for the commonest preprocessing: promote (with --execute), install the
+    project in a fresh venv, train, run its own tests (parity included), serve, and ask
+    ``/predict`` with the raw columns of a row the notebook fitted on: the answer is the
+    notebook's prediction for it."""
+    notebook = write_patients(tmp_path)
+    project = tmp_path / "patients-service"
+    assert main([str(notebook), "-o", str(project), "--execute"]) == 0
+    install_project(project)
+    run([venv_command(project, "patients-train")], project)
+    tests = run([venv_command(project, "pytest"), "-q", "-p", "no:cacheprovider", "-rs"], project)
+    assert "test_parity" not in tests.split("short test summary")[-1], tests  # none skipped
+    notebook_run: dict[str, Any] = {}
+    monkeypatch.chdir(tmp_path)
+    code = "\n".join(c for c in AFTER_SPLIT_CELLS if not c.startswith("# md:"))
+    exec(compile(code, "patients.ipynb", "exec"), notebook_run)
+    # the rows the notebook fitted on, as loaded, and its model's predictions for them
+    fitted = train_test_split(notebook_run["X"], notebook_run["y"], test_size=0.25, random_state=0)
+    raw = pd.read_csv(tmp_path / "patients.csv").loc[fitted[0].index[:5]]
+    expected = notebook_run["model"].predict(notebook_run["X_train"][:5])
+    with serving([venv_command(project, "patients-serve")], project, tmp_path / "log") as url:
+        records = raw[["age", "weight", "height", "glucose"]].to_dict(orient="records")
+        for record, prediction in zip(records, expected, strict=True):
+            status, body = http("POST", f"{url}/predict", record)
+            assert status == 200, body
+            assert (body["model_version"], body["prediction"]) == ("v1", prediction), record
