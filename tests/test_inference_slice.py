@@ -59,6 +59,8 @@ def known() -> Frames:
         'X = df.drop(labels=COLUMNS, axis="columns", errors="ignore")',
         'df.loc[df["age"] < 40, "group"] = "young"',
         'df.loc[(df["age"] >= 40) & ~df["kind"].isin(["x"]), "group"] = df["kind"].str.upper()',
+        'df["band"] = pd.cut(df["a"], bins=[0.0, 1.5, 3.0, np.inf], labels=[1, 2, 3])',
+        'df["band"] = pd.cut(df["a"], [-np.inf, 0, LIMIT], right=False)',
     ],
 )
 def test_row_wise_steps_are_accepted(statements: str) -> None:
@@ -90,6 +92,8 @@ def test_row_wise_steps_are_accepted(statements: str) -> None:
         ('df.loc[df["id"], "a"] = 1', "df.loc[df['id'], 'a']"),
         ('df.loc[df["a"] > 0, "b"] = df["a"].mean()', "df['a'].mean()"),
         ("X = df.drop(columns=dropped)", "drop(columns=dropped)"),
+        ('df["band"] = pd.cut(df["a"], bins=5)', "pd.cut"),  # spread over the data's range
+        ('df["band"] = pd.cut(df["a"], bins=edges)', "pd.cut"),
     ],
 )
 def test_other_steps_are_refused_with_the_statement(statement: str, reason: str) -> None:
@@ -144,6 +148,24 @@ def test_steps_that_fit_are_accepted_and_what_they_learn_is_recorded() -> None:
 
     assert frames.fitted == ["ss", "minmax"]
     assert frames.dummies == ["X"]
+
+
+def test_a_pipeline_of_transformers_made_with_literal_arguments_is_a_fitted_step() -> None:
+    frames = known()
+    frames.modules = {**frames.modules, "Pipeline": "sklearn", "StandardScaler": "sklearn"}
+    frames.modules |= {"SimpleImputer": "sklearn", "make_pipeline": "sklearn"}
+    steps = (
+        'prep = Pipeline([("impute", SimpleImputer(strategy="median")), '
+        '("scale", StandardScaler())])\n'
+        "other = make_pipeline(SimpleImputer(), StandardScaler(with_mean=False))\n"
+        'X = pd.DataFrame(prep.fit_transform(df[["a"]]), columns=["a"], index=df.index)'
+    )
+    for stmt in ast.parse(steps).body:
+        assert refusal(stmt, frames) is None, ast.unparse(stmt)
+
+    assert frames.fitted == ["prep", "other"]
+    made_of_a_variable = ast.parse("p = Pipeline([('scale', scaler)])").body[0]
+    assert refusal(made_of_a_variable, frames) is not None
 
 
 @pytest.mark.parametrize(

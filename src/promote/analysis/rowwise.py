@@ -12,6 +12,7 @@ whitelist, read from the syntax alone (pure: no code runs):
   ``abs``, ``round``, ``isna`` / ``notna``, ``copy``;
 * string accessor methods with literal arguments (``s.str.lower()``, ``s.str.len()``);
 * ``pd.to_datetime`` and the ``.dt`` fields (``.dt.year``, ``.dt.dayofweek``, ...);
+* ``pd.cut`` with its bin edges (and labels) written out;
 * dropping columns named by literals or constants (``df.drop(columns=TARGET)``,
   ``df.drop(["id", "y"], axis=1)``): the planner makes it ignore the columns a request lacks
   (the target);
@@ -503,9 +504,14 @@ def _transformed(node: ast.expr, known: Frames) -> bool:
     )
 
 
+# scikit-learn's functions that make a transformer of others.
+SKLEARN_MAKERS = frozenset({"make_pipeline", "make_union", "make_column_transformer"})
+
+
 def _makes_transformer(node: ast.expr, known: Frames) -> bool:
     """``StandardScaler()`` / ``preprocessing.OneHotEncoder(handle_unknown="ignore")``: a class
-    of scikit-learn called with literal arguments."""
+    of scikit-learn called with literal arguments, or with such transformers among them
+    (``Pipeline([("scale", StandardScaler())])``, ``make_pipeline(SimpleImputer(), ...)``)."""
     if not isinstance(node, ast.Call):
         return False
     func = node.func
@@ -515,7 +521,30 @@ def _makes_transformer(node: ast.expr, known: Frames) -> bool:
     if not isinstance(root, ast.Name) or known.modules.get(root.id) != "sklearn":
         return False
     name = func.attr if isinstance(func, ast.Attribute) else root.id
-    return name[:1].isupper() and _literal_arguments(node, known, None)
+    if not (name[:1].isupper() or name in SKLEARN_MAKERS):
+        return False
+    if any(isinstance(a, ast.Starred) for a in node.args) or any(
+        k.arg is None for k in node.keywords
+    ):
+        return False
+    return all(
+        _transformer_argument(a, known) for a in (*node.args, *(k.value for k in node.keywords))
+    )
+
+
+def _transformer_argument(node: ast.expr, known: Frames) -> bool:
+    """A literal, a transformer made as ``_makes_transformer`` allows, or a list, tuple or
+    dict of those (a pipeline's named steps)."""
+    if _is_literal(node, known):
+        return True
+    if isinstance(node, ast.List | ast.Tuple):
+        return all(_transformer_argument(e, known) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(
+            k is not None and _is_literal(k, known) and _transformer_argument(v, known)
+            for k, v in zip(node.keys, node.values, strict=True)
+        )
+    return _makes_transformer(node, known)
 
 
 def _fits_transformer(node: ast.Call, known: Frames) -> bool:
@@ -599,7 +628,34 @@ def _module_call(node: ast.Call, name: str, module: str, known: Frames) -> str |
         )
     ):
         return _values(node.args[0], known)
+    if module == "pandas" and name == "cut" and _fixed_bins(node, known):
+        return _values(node.args[0], known)
     return _why(node)
+
+
+# Keywords of ``pd.cut`` that keep each value's bin a function of the value alone, when the
+# bins are edges written out (a number of bins would be spread over the data's range).
+CUT_KEYWORDS = frozenset({"bins", "labels", "right", "include_lowest", "precision", "ordered"})
+
+
+def _fixed_bins(node: ast.Call, known: Frames) -> bool:
+    """``pd.cut(s, bins=[0, 1.5, np.inf], labels=[1, 2])``: edges and labels written out."""
+    keywords = {k.arg: k.value for k in node.keywords}
+    if None in keywords or set(keywords) - CUT_KEYWORDS or not 1 <= len(node.args) <= 2:
+        return False
+    bins = node.args[1] if len(node.args) == 2 else keywords.get("bins")
+    if not (isinstance(bins, ast.List | ast.Tuple) and all(_edge(e, known) for e in bins.elts)):
+        return False
+    return all(_is_literal(v, known) for k, v in keywords.items() if k != "bins")
+
+
+def _edge(node: ast.expr, known: Frames) -> bool:
+    """A number written out, or numpy's infinity (``np.inf``, ``-np.inf``)."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        node = node.operand
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return node.attr == "inf" and known.modules.get(node.value.id) == "numpy"
+    return _is_literal(node, known)
 
 
 def _framed(node: ast.Call, known: Frames) -> bool:
