@@ -72,8 +72,10 @@ def test_row_wise_steps_are_accepted(statements: str) -> None:
 @pytest.mark.parametrize(
     ("statement", "reason"),
     [
-        ('df["a"] = df["a"].fillna(df["a"].mean())', "fillna(df['a'].mean())"),
-        ('df["z"] = (df["a"] - df["a"].mean()) / df["a"].std()', "df['a'].mean()"),
+        ('df["a"] = df["a"].fillna(other["a"].mean())', "fillna(other['a'].mean())"),
+        ('df["z"] = df["a"] / df["a"].rolling(3).mean()', "rolling(3).mean()"),
+        ('df["a"] = df["a"].fillna(df["a"].mean(), inplace=True)', "inplace=True"),
+        ('df["a"] = df["a"].fillna(df.mean())', "fillna(df.mean())"),  # a Series of means
         ('df = df[df["a"] > 0]', "df[df['a'] > 0]"),
         ("df = df.dropna()", "df.dropna()"),
         ('df = pd.get_dummies(df, columns=["kind"], drop_first=True)', "pd.get_dummies"),
@@ -90,7 +92,7 @@ def test_row_wise_steps_are_accepted(statements: str) -> None:
         ('X = df.drop(["id"])', "drop(['id'])"),
         ('df.loc[0, "a"] = 1', "df.loc[0, 'a']"),  # a row label, not a condition
         ('df.loc[df["id"], "a"] = 1', "df.loc[df['id'], 'a']"),
-        ('df.loc[df["a"] > 0, "b"] = df["a"].mean()', "df['a'].mean()"),
+        ('df.loc[df["a"] > 0, "b"] = df["a"].mean(skipna=flag)', "mean(skipna=flag)"),
         ("X = df.drop(columns=dropped)", "drop(columns=dropped)"),
         ('df["band"] = pd.cut(df["a"], bins=5)', "pd.cut"),  # spread over the data's range
         ('df["band"] = pd.cut(df["a"], bins=edges)', "pd.cut"),
@@ -108,7 +110,7 @@ def test_other_steps_are_refused_with_the_statement(statement: str, reason: str)
         ("X = scaler.fit_transform(df)", "fits `scaler` on the training data outside the model"),
         ("X = scaler.transform(df)", "applies `scaler`, fitted on the training data, outside"),
         ('df["a"] = df["a"].fillna(df["a"].transform("mean"))', "statistics of the training"),
-        ('df["z"] = df["a"] / df["a"].max()', "uses statistics of the training data (`max`)"),
+        ('df["z"] = df["a"] / df.max()', "uses statistics of the training data (`max`)"),
         ("df = pd.get_dummies(df, drop_first=True)", "makes columns from the values found"),
         ('df["kind"] = df["kind"].astype("category")', "makes columns from the values found"),
         ("df = df.dropna()", "keeps, drops or reorders rows (`dropna`)"),
@@ -148,6 +150,30 @@ def test_steps_that_fit_are_accepted_and_what_they_learn_is_recorded() -> None:
 
     assert frames.fitted == ["ss", "minmax"]
     assert frames.dummies == ["X"]
+
+
+def test_statistics_of_a_column_are_learnt_values_and_recorded_in_order() -> None:
+    """``fillna(df["age"].median())``, a standardised column, a mode: each statistic of a
+    column is a value training learns once and requests reuse; each use is recorded."""
+    frames = known()
+    steps = (
+        'df["age"] = df["age"].fillna(df["age"].median())\n'
+        'df["z"] = (df["fare"] - df["fare"].mean()) / df["fare"].std(ddof=0)\n'
+        'df["port"] = df["port"].fillna(df["port"].mode()[0])\n'
+        'df.loc[df["age"] > df["age"].quantile(0.9), "old"] = 1\n'
+        'df["age"] = df["age"].clip(upper=df["age"].median())'
+    )
+    for stmt in ast.parse(steps).body:
+        assert refusal(stmt, frames) is None, ast.unparse(stmt)
+
+    assert frames.statistics == [
+        "df['age'].median()",
+        "df['fare'].mean()",
+        "df['fare'].std(ddof=0)",
+        "df['port'].mode()[0]",
+        "df['age'].quantile(0.9)",
+        "df['age'].median()",
+    ]
 
 
 def test_a_pipeline_of_transformers_made_with_literal_arguments_is_a_fitted_step() -> None:
@@ -271,8 +297,8 @@ def test_feature_steps_reading_a_setting_default_it_for_the_service() -> None:
     ("features", "note"),
     [
         (
-            "df['a'] = df['a'].fillna(df['a'].median())\nX = df[['a']]\ny = df['label']",
-            "`df['a'] = df['a'].fillna(df['a'].median())` (cell 3) uses statistics of the "
+            "df['a'] = df['a'].fillna(df.median()['a'])\nX = df[['a']]\ny = df['label']",
+            "`df['a'] = df['a'].fillna(df.median()['a'])` (cell 3) uses statistics of the "
             "training data (`median`)",
         ),
         (
@@ -1133,3 +1159,103 @@ def test_a_project_scaled_after_the_split_passes_its_tests_and_serves_raw_rows(
             status, body = http("POST", f"{url}/predict", record)
             assert status == 200, body
             assert (body["model_version"], body["prediction"]) == ("v1", prediction), record
+
+
+PASSENGER_CELLS = (
+    "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.model_selection import train_test_split",
+    "# md: ## Data",
+    "df = pd.read_csv('passengers.csv')",
+    "# md: ## Features",
+    "# fill the gaps: the median age, the commonest port\n"
+    "df['age'] = df['age'].fillna(df['age'].median())\n"
+    "df['port'] = df['port'].fillna(df['port'].mode()[0])\n"
+    "df['fare_z'] = (df['fare'] - df['fare'].mean()) / df['fare'].std()\n"
+    "df['from_s'] = (df['port'] == 'S').astype(int)\n"
+    "X = df[['age', 'fare_z', 'from_s']]\ny = df['survived']",
+    "# md: ## Training",
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)\n"
+    "model = LogisticRegression()\nmodel.fit(X_train, y_train)",
+)
+# Runs in the promoted project: the statistics training learnt are saved with the model, and
+# a request alone (its age and port missing) is filled with them, not with its own.
+CHECK_STATISTICS = """
+import json, os, sys, tempfile
+from pathlib import Path
+import numpy as np
+import pandas as pd
+from pandas.testing import assert_frame_equal
+from {package} import artifacts, pipeline
+
+result = pipeline.run()
+os.chdir(sys.argv[2])
+notebook = {{}}
+exec(compile(sys.argv[1], "notebook", "exec"), notebook)
+expected = notebook["X_train"]
+assert_frame_equal(result.features, expected)
+with tempfile.TemporaryDirectory() as folder:
+    artifacts.save(result, Path(folder))
+    loaded = artifacts.load(Path(folder))
+for row in range(len(expected)):
+    one = loaded.model_input(result.inputs.iloc[[row]])
+    assert_frame_equal(one, expected.iloc[[row]], check_dtype=False)
+gaps = result.inputs.iloc[[0]].assign(age=np.nan, port=None)
+filled = loaded.model_input(gaps)
+loaded_rows = pd.read_csv("passengers.csv")
+assert filled["age"].iloc[0] == loaded_rows["age"].median()
+assert filled["from_s"].iloc[0] == int(loaded_rows["port"].mode()[0] == "S")
+print(json.dumps(sorted(loaded.feature_state)))
+"""
+
+
+def test_a_promoted_notebook_keeps_the_statistics_its_steps_fill_gaps_with(
+    tmp_path: Path,
+) -> None:
+    """Gaps filled with the median and the mode, a column standardised with its mean and
+    standard deviation: training learns the four values once, saves them with the model, and
+    a request alone (with gaps) gets training's values, as the notebook's rows did."""
+    rng = np.random.default_rng(3)
+    rows = 60
+    ages = rng.integers(1, 80, rows).astype(float)
+    ages[::7] = np.nan
+    ports = rng.choice(["S", "C", "Q"], rows, p=[0.6, 0.3, 0.1]).astype(object)
+    ports[::9] = None
+    pd.DataFrame(
+        {
+            "age": ages,
+            "port": ports,
+            "fare": rng.normal(30, 10, rows).round(2),
+            "survived": rng.choice([0, 1], rows),
+        }
+    ).to_csv(tmp_path / "passengers.csv", index=False)
+    notebook = tmp_path / "passengers.ipynb"
+    notebook.write_text(notebook_json(*PASSENGER_CELLS))
+    project = tmp_path / "passengers"
+
+    result = promote(notebook, project, lock=False)
+
+    assert result.plan.inference.state == "feature_state", result.plan.inference.note
+    stdout = run_checked(result, project, CHECK_STATISTICS, PASSENGER_CELLS, tmp_path)
+    assert json.loads(stdout) == [
+        "df['age'].median()",
+        "df['fare'].mean()",
+        "df['fare'].std()",
+        "df['port'].mode()[0]",
+    ]
+
+
+def test_statistics_used_after_the_split_are_refused() -> None:
+    plan = plan_cells(
+        IMPORTS,
+        LOAD,
+        "X = df.drop(columns=['label'])\ny = df['label']\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+        "X_train['a'] = X_train['a'].fillna(X_train['a'].mean())\n"
+        "model = LogisticRegression()\nmodel.fit(X_train, y_train)",
+        SCORE,
+    )
+
+    assert not plan.inference.function
+    assert "`X_train['a'].mean()` is a statistic of the training rows used after the split" in (
+        plan.inference.note
+    )

@@ -58,6 +58,7 @@ __all__ = [
     "explain",
     "is_literal",
     "refusal",
+    "statistics_in",
 ]
 
 # numpy functions that act element by element (``np.where`` included).
@@ -247,14 +248,25 @@ class Frames:
     dummies: list[str] = field(default_factory=list)
     # names bound to a transformer's array (``X = ss.transform(X)``): no columns, no row labels
     arrays: set[str] = field(default_factory=set)
+    # statistics of a column the steps use as a value (``df["age"].median()``), as written
+    # (``ast.unparse``), one per use in order: what they were in training goes with the model
+    statistics: list[str] = field(default_factory=list)
     # steps after the split (``X_train = np.array(X_train)``): the rows' labels were taken at
     # the split, so a frame may become an array, and a transformer may take one
     after_split: bool = False
 
 
 def refusal(stmt: ast.stmt, known: Frames) -> str | None:
-    """None when ``stmt`` is provably row-wise (and ``known`` learns what it binds); else the
-    source of the part that is not, as a short reason."""
+    """None when ``stmt`` is provably row-wise (and ``known`` learns what it binds and the
+    statistics it uses); else the source of the part that is not, as a short reason."""
+    frames = set(known.frames)
+    reason = _refusal(stmt, known)
+    if reason is None:
+        known.statistics += [ast.unparse(n) for n in statistics_in(stmt, frames, known.constants)]
+    return reason
+
+
+def _refusal(stmt: ast.stmt, known: Frames) -> str | None:
     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
         return _assign(stmt.targets[0], stmt.value, known)
     if isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
@@ -387,8 +399,9 @@ def _is_column_key(node: ast.expr, known: Frames) -> bool:
 
 
 def _values(node: ast.expr, known: Frames) -> str | None:
-    """None when ``node`` computes each row from the same row (or is a literal)."""
-    if _is_literal(node, known):
+    """None when ``node`` computes each row from the same row (or is a literal, or a
+    statistic of a column, which training learns and requests reuse)."""
+    if _is_literal(node, known) or _statistic(node, known.frames, known.constants):
         return None
     if isinstance(node, ast.Name):
         return None if node.id in known.frames else _why(node)
@@ -439,7 +452,7 @@ def _call(node: ast.Call, known: Frames) -> str | None:
         checked = ast.Call(node.func, [], node.keywords)
         if not (_fixed_type(node, known) and _literal_arguments(checked, known, keywords)):
             return _why(node)
-    elif not _literal_arguments(node, known, keywords):
+    elif not _literal_arguments(node, known, keywords, learnt=True):
         return _why(node)
     if func.attr == "map" and not (len(node.args) == 1 and isinstance(node.args[0], ast.Dict)):
         return _why(node)
@@ -689,14 +702,81 @@ def _all_values(nodes: list[ast.expr], known: Frames) -> str | None:
     return None
 
 
-def _literal_arguments(node: ast.Call, known: Frames, keywords: frozenset[str] | None) -> bool:
-    """All arguments literals (or constants); keywords among ``keywords`` (None: any)."""
+def _literal_arguments(
+    node: ast.Call, known: Frames, keywords: frozenset[str] | None, learnt: bool = False
+) -> bool:
+    """All arguments literals (or constants; with ``learnt``, statistics of a column too);
+    keywords among ``keywords`` (None: any)."""
     if any(isinstance(a, ast.Starred) for a in node.args):
         return False
     for keyword in node.keywords:
         if keyword.arg is None or (keywords is not None and keyword.arg not in keywords):
             return False
-    return all(_is_literal(a, known) for a in (*node.args, *(k.value for k in node.keywords)))
+    return all(
+        _is_literal(a, known) or (learnt and _statistic(a, known.frames, known.constants))
+        for a in (*node.args, *(k.value for k in node.keywords))
+    )
+
+
+# Methods of a column that summarise its values into one (learnt in training, reused).
+COLUMN_STATISTICS = frozenset(
+    {"mean", "median", "std", "var", "min", "max", "sum", "quantile", "nunique"}
+)
+
+
+def _statistic(node: ast.AST, frames: set[str], constants: frozenset[str]) -> bool:
+    """``df["age"].median()``, ``df[COL].quantile(0.9)``, ``df["port"].mode()[0]``: one value
+    computed from a column of a frame of the steps, with literal arguments."""
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.slice, ast.Constant)
+        and node.slice.value == 0
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Attribute)
+        and node.value.func.attr == "mode"
+    ):
+        call, methods = node.value, frozenset({"mode"})
+    elif isinstance(node, ast.Call):
+        call, methods = node, COLUMN_STATISTICS
+    else:
+        return False
+    func = call.func
+    if not (isinstance(func, ast.Attribute) and func.attr in methods):
+        return False
+    column = func.value
+    known = Frames(set(frames), constants)
+    return (
+        isinstance(column, ast.Subscript)
+        and isinstance(column.value, ast.Name)
+        and column.value.id in frames
+        and isinstance(column.slice, ast.Constant | ast.Name)
+        and _is_column_key(column.slice, known)
+        and _literal_arguments(call, known, None)
+    )
+
+
+def statistics_in(
+    stmt: ast.AST, frames: set[str], constants: frozenset[str] = frozenset()
+) -> list[ast.expr]:
+    """The statistics of a column (``_statistic``) that ``stmt`` uses, in the order of the
+    source, each once (not those inside another)."""
+    found: list[ast.expr] = []
+    for node in sorted(
+        (n for n in ast.walk(stmt) if isinstance(n, ast.Call | ast.Subscript)),
+        key=lambda n: (n.lineno, n.col_offset, -(n.end_lineno or 0), -(n.end_col_offset or 0)),
+    ):
+        inside = any(_within(node, outer) for outer in found)
+        if not inside and _statistic(node, frames, constants):
+            found.append(node)
+    return found
+
+
+def _within(node: ast.expr, outer: ast.expr) -> bool:
+    start, end = (node.lineno, node.col_offset), (node.end_lineno, node.end_col_offset)
+    return (outer.lineno, outer.col_offset) <= start and end <= (
+        outer.end_lineno,
+        outer.end_col_offset,
+    )
 
 
 def _fixed_type(node: ast.Call, known: Frames) -> bool:

@@ -714,10 +714,12 @@ def _features_function(
         type_names=frozenset(n for a in annotations for n in a.names),
         settings_default=parameter in params,
     )
-    if not (sliced.fitted or sliced.dummies):
+    if not (sliced.fitted or sliced.dummies or sliced.statistics):
         return serving, None
     state = _free("feature_state", taken)
-    fitting_body, serving_body = learnt_state(body, sliced.fitted, sliced.dummies, state)
+    fitting_body, serving_body = learnt_state(
+        body, sliced.fitted, sliced.dummies, state, sliced.statistics
+    )
     learnt = _learnt(sliced)
     fitting_name = _free("fit_features", taken)
     fitting = replace(
@@ -919,6 +921,7 @@ def _learnt(sliced: Slice | AfterSplit) -> str:
     return ", ".join(
         [f"`{n}`" for n in sliced.fitted]
         + [f"the columns `pd.get_dummies` made of `{n}`" for n in sliced.dummies]
+        + [f"`{n}`" for n in dict.fromkeys(sliced.statistics)]
     )
 
 

@@ -77,6 +77,9 @@ class Slice:
     # columns), each in order (``rowwise.Frames``).
     fitted: tuple[str, ...] = ()
     dummies: tuple[str, ...] = ()
+    # The statistics of columns the steps use as values (``df["age"].median()``), as written,
+    # one per use in order: what they were in training, requests reuse.
+    statistics: tuple[str, ...] = ()
     # Ids of sliced statements the stage keeps too: lists of column names written out
     # (``cols = ["a", "b"]``) that later stages read as well.
     shared: frozenset[int] = frozenset()
@@ -110,6 +113,7 @@ class AfterSplit:
     output: str  # the model's input (``X_train``, or ``X_train_scaled``)
     fitted: tuple[str, ...] = ()  # the transformers they make and fit, in order
     dummies: tuple[str, ...] = ()  # always (): ``pd.get_dummies`` after the split is refused
+    statistics: tuple[str, ...] = ()  # always (): statistics after the split are refused
 
 
 def find_slice(
@@ -150,7 +154,7 @@ def find_slice(
         found = replace(found, group=-1, note=note)
     if after is None or not found.accepted:
         return found
-    if found.fitted or found.dummies:
+    if found.fitted or found.dummies or found.statistics:
         return Slice(
             note="the feature steps learn from the rows both before the split "
             f"({_learnt_names(found)}) and after it ({_learnt_names(after)}), and promote "
@@ -160,7 +164,7 @@ def find_slice(
 
 
 def _learnt_names(steps: Slice | AfterSplit) -> str:
-    return ", ".join(f"`{n}`" for n in (*steps.fitted, *steps.dummies))
+    return ", ".join(f"`{n}`" for n in (*steps.fitted, *steps.dummies, *steps.statistics))
 
 
 def _position(stages: Sequence[Stage], statement: int) -> tuple[int, int]:
@@ -215,6 +219,11 @@ def _after_split(
         return note
     if name not in known.frames and name not in known.arrays:
         return f"the model's input `{name}` is not a table or an array of its rows"
+    if known.statistics:
+        return (
+            f"`{known.statistics[0]}` is a statistic of the training rows used after the split; "
+            "promote keeps such statistics when the steps compute them before the split"
+        )
     if known.dummies:
         return (
             f"`pd.get_dummies` makes the columns of `{known.dummies[0]}` after the split, from "
@@ -317,7 +326,7 @@ def _join(
             return None
     label_here = label in {id(s) for s in later.statements} - found.statements
     targets = found.targets if label_here else (*found.targets, *taken)
-    fitted, dummies = _learnt(chosen, frame, constants, modules)
+    fitted, dummies, statistics = _learnt(chosen, frame, constants, modules)
     if set(fitted) & set(found.fitted):
         return None  # a transformer of the same name in both stages: one state per name
     return replace(
@@ -327,18 +336,19 @@ def _join(
         moved_group=maker,
         fitted=(*fitted, *found.fitted),
         dummies=(*dummies, *found.dummies),
+        statistics=(*statistics, *found.statistics),
     )
 
 
 def _learnt(
     chosen: Sequence[Statement], frame: str, constants: frozenset[str], modules: Mapping[str, str]
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The transformers the row-wise steps ``chosen`` fit and the names they bind from
-    ``pd.get_dummies``, in order."""
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The transformers the row-wise steps ``chosen`` fit, the names they bind from
+    ``pd.get_dummies`` and the statistics of columns they use, in order."""
     known = Frames({frame}, constants, modules)
     for stmt in chosen:
         refusal(stmt.node, known)
-    return tuple(known.fitted), tuple(known.dummies)
+    return tuple(known.fitted), tuple(known.dummies), tuple(known.statistics)
 
 
 def _loaded(
@@ -433,6 +443,7 @@ def _slice_stage(
         binder=binder,
         fitted=tuple(known.fitted),
         dummies=tuple(known.dummies),
+        statistics=tuple(known.statistics),
         shared=frozenset(shared),
         handed=handed,
     )

@@ -32,16 +32,24 @@ __all__ = ["learnt_state"]
 
 
 def learnt_state(
-    body: str, fitted: Sequence[str], dummies: Sequence[str], state: str
+    body: str,
+    fitted: Sequence[str],
+    dummies: Sequence[str],
+    state: str,
+    statistics: Sequence[str] = (),
 ) -> tuple[str, str]:
     """The fitting and the serving versions of the feature steps ``body`` (module docstring):
     ``fitted`` are the transformers it makes and fits, ``dummies`` the names it binds from
-    ``pd.get_dummies``, in order; ``state`` names the dict of what was learnt."""
+    ``pd.get_dummies``, ``statistics`` the statistics of columns it uses as values
+    (``df["age"].median()``, as ``ast.unparse`` writes them, one per use), each in order;
+    ``state`` names the dict of what was learnt."""
     tree = ast.parse(body)
     lines = source_lines(body)
     fitting: list[str] = [f"{state}: dict[str, Any] = {{}}"]
     serving: list[str] = []
     keys = _dummy_keys(dummies)
+    learnt = _statistic_keys(statistics)
+    position = 0
     made: set[str] = set()
     previous = 0
     occurrence = 0
@@ -51,7 +59,11 @@ def learnt_state(
         text = lines[start:end]
         previous = end
         fitting += between
+        used = _statistics_used(node, statistics, learnt, position)
+        position += len(used)
+        fitting += [f"{state}[{key!r}] = {expression}" for expression, key, _ in used]
         fitting += text
+        edits = _with_learnt(node, used, state) + _as_transform(node, fitted)
         maker = _made(node, fitted)
         if maker and maker not in made:
             made.add(maker)
@@ -62,7 +74,7 @@ def learnt_state(
             serving += _without_trailing_comments(between)
             continue
         serving += between
-        serving += _as_transform(node, text, fitted)
+        serving += _apply(text, edits)
         bound = _dummies_bound(node, dummies)
         if bound:
             key = keys[occurrence]
@@ -77,6 +89,61 @@ def learnt_state(
     fitting.append("")
     fitting += [f'{state}["{name}"] = {name}' for name in fitted]
     return "\n".join(fitting).strip("\n"), "\n".join(serving).strip("\n")
+
+
+def _statistic_keys(statistics: Sequence[str]) -> list[str]:
+    """The key of each use of a statistic: its source, then ``source (2)``... when the same
+    source is used again (the frame may have changed in between)."""
+    keys: list[str] = []
+    for expression in statistics:
+        key, number = expression, 2
+        while key in keys:
+            key, number = f"{expression} ({number})", number + 1
+        keys.append(key)
+    return keys
+
+
+def _statistics_used(
+    node: ast.stmt, statistics: Sequence[str], keys: Sequence[str], position: int
+) -> list[tuple[str, str, ast.expr]]:
+    """The statistics from ``position`` on that ``node`` uses, in the order of its source (as
+    ``rowwise.statistics_in`` finds them): (source, key, node) each."""
+    used: list[tuple[str, str, ast.expr]] = []
+    candidates = sorted(
+        (n for n in ast.walk(node) if isinstance(n, ast.Call | ast.Subscript)),
+        key=lambda n: (n.lineno, n.col_offset, -(n.end_lineno or 0), -(n.end_col_offset or 0)),
+    )
+    for part in candidates:
+        at = position + len(used)
+        if at >= len(statistics):
+            break
+        if any(_inside(part, outer) for _, _, outer in used):
+            continue
+        if ast.unparse(part) == statistics[at]:
+            used.append((statistics[at], keys[at], part))
+    return used
+
+
+def _inside(node: ast.expr, outer: ast.expr) -> bool:
+    return (outer.lineno, outer.col_offset) <= (node.lineno, node.col_offset) and (
+        node.end_lineno or 0,
+        node.end_col_offset or 0,
+    ) <= (outer.end_lineno or 0, outer.end_col_offset or 0)
+
+
+def _with_learnt(node: ast.stmt, used: list[tuple[str, str, ast.expr]], state: str) -> list[Edit]:
+    """Each statistic the statement uses written as what training learnt
+    (``state["df['age'].median()"]``)."""
+    return [
+        (
+            part.lineno - node.lineno,
+            part.col_offset,
+            (part.end_lineno or part.lineno) - node.lineno,
+            part.end_col_offset or 0,
+            f"{state}[{key!r}]",
+        )
+        for _, key, part in used
+    ]
 
 
 def _dummy_keys(dummies: Sequence[str]) -> list[str]:
@@ -115,28 +182,34 @@ def _fit_call(node: ast.stmt, fitted: Sequence[str]) -> bool:
     )
 
 
-def _as_transform(node: ast.stmt, text: list[str], fitted: Sequence[str]) -> list[str]:
-    """The statement's lines with ``ss.fit_transform(`` written ``ss.transform(``."""
-    edits = sorted(
-        (
-            (part.func.end_lineno - node.lineno, part.func.end_col_offset)
-            for part in ast.walk(node)
-            if isinstance(part, ast.Call)
-            and isinstance(part.func, ast.Attribute)
-            and part.func.attr == "fit_transform"
-            and isinstance(part.func.value, ast.Name)
-            and part.func.value.id in fitted
-            and part.func.end_lineno is not None
-            and part.func.end_col_offset is not None
-        ),
-        reverse=True,
-    )
+Edit = tuple[int, int, int, int, str]  # first row, its byte column, last row, end column, text
+
+
+def _apply(text: list[str], edits: list[Edit]) -> list[str]:
+    """The statement's lines with each edit's span (rows from the statement's first) written
+    as its text, from the last, so that earlier offsets stay right."""
     out = list(text)
-    for row, column in edits:  # from the last, so earlier offsets stay right
-        raw = out[row].encode()
-        start = column - len("fit_transform")
-        out[row] = (raw[:start] + b"transform" + raw[column:]).decode()
+    for first, start, last, end, new in sorted(edits, reverse=True):
+        head = out[first].encode()[:start]
+        tail = out[last].encode()[end:]
+        out[first : last + 1] = [(head + new.encode() + tail).decode()]
     return out
+
+
+def _as_transform(node: ast.stmt, fitted: Sequence[str]) -> list[Edit]:
+    """``ss.fit_transform(`` written ``ss.transform(``."""
+    return [
+        (row, column - len("fit_transform"), row, column, "transform")
+        for part in ast.walk(node)
+        if isinstance(part, ast.Call)
+        and isinstance(part.func, ast.Attribute)
+        and part.func.attr == "fit_transform"
+        and isinstance(part.func.value, ast.Name)
+        and part.func.value.id in fitted
+        and part.func.end_lineno is not None
+        and part.func.end_col_offset is not None
+        for row, column in [(part.func.end_lineno - node.lineno, part.func.end_col_offset)]
+    ]
 
 
 def _dummies_bound(node: ast.stmt, dummies: Sequence[str]) -> str:
