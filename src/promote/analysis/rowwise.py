@@ -254,6 +254,10 @@ class Frames:
     # steps after the split (``X_train = np.array(X_train)``): the rows' labels were taken at
     # the split, so a frame may become an array, and a transformer may take one
     after_split: bool = False
+    # the training target the split made (``y_train``), which a transformer of the steps may
+    # be fitted with (``SelectKBest(chi2, k=5).fit(X_train, y_train)``): requests need only
+    # its ``transform``
+    targets: set[str] = field(default_factory=set)
 
 
 def refusal(stmt: ast.stmt, known: Frames) -> str | None:
@@ -301,7 +305,7 @@ def _refusal(stmt: ast.stmt, known: Frames) -> str | None:
 
 def _assign(target: ast.expr, value: ast.expr, known: Frames) -> str | None:
     if isinstance(target, ast.Name):
-        if _makes_transformer(value, known):
+        if _makes_transformer(value, known) or _made_and_fitted(value, known):
             if target.id in known.fitted:  # a second transformer of the same name
                 return _why(value)
             known.frames.discard(target.id)
@@ -546,9 +550,11 @@ def _makes_transformer(node: ast.expr, known: Frames) -> bool:
 
 
 def _transformer_argument(node: ast.expr, known: Frames) -> bool:
-    """A literal, a transformer made as ``_makes_transformer`` allows, or a list, tuple or
-    dict of those (a pipeline's named steps)."""
+    """A literal, a transformer made as ``_makes_transformer`` allows, a function of
+    scikit-learn (``chi2``), or a list, tuple or dict of those (a pipeline's named steps)."""
     if _is_literal(node, known):
+        return True
+    if isinstance(node, ast.Name) and known.modules.get(node.id) == "sklearn":
         return True
     if isinstance(node, ast.List | ast.Tuple):
         return all(_transformer_argument(e, known) for e in node.elts)
@@ -561,17 +567,39 @@ def _transformer_argument(node: ast.expr, known: Frames) -> bool:
 
 
 def _fits_transformer(node: ast.Call, known: Frames) -> bool:
-    """``ss.fit(df[cols])``: a transformer of the steps fitted on row-wise values."""
+    """``ss.fit(df[cols])``: a transformer of the steps fitted on row-wise values (and, after
+    the split, the training target: ``selector.fit(X_train, y_train)``)."""
     func = node.func
     return (
         isinstance(func, ast.Attribute)
-        and func.attr == "fit"
         and isinstance(func.value, ast.Name)
         and func.value.id in known.fitted
-        and not node.keywords
-        and len(node.args) == 1
-        and (_an_array(node.args[0], known) or _values(node.args[0], known) is None)
+        and _fit_of_rows(node, known)
     )
+
+
+def _made_and_fitted(node: ast.expr, known: Frames) -> bool:
+    """``SelectKBest(chi2, k=5).fit(X_train, y_train)``: a transformer made and fitted at once."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and _makes_transformer(node.func.value, known)
+        and _fit_of_rows(node, known)
+    )
+
+
+def _fit_of_rows(node: ast.Call, known: Frames) -> bool:
+    """``.fit(rows)``, or ``.fit(rows, y_train)`` with the training target after the split."""
+    if not (isinstance(node.func, ast.Attribute) and node.func.attr == "fit") or node.keywords:
+        return False
+    if len(node.args) == 2:
+        target = node.args[1]
+        if not (isinstance(target, ast.Name) and target.id in known.targets):
+            return False
+    elif len(node.args) != 1:
+        return False
+    rows = node.args[0]
+    return _an_array(rows, known) or _values(rows, known) is None
 
 
 def _dummies(node: ast.expr, known: Frames) -> bool:

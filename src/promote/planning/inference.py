@@ -195,7 +195,7 @@ def _after_split(
     walked = _back_to_split(stages, fit, name)
     if walked is None:
         return None
-    chosen, (split_group, split_index), source, trained, needed = walked
+    chosen, (split_group, split_index), source, trained, needed, targets = walked
     groups = {g for g, _ in chosen}
     if len(groups) > 1:
         named = ", ".join(stages[g].stage for g in sorted(groups))
@@ -206,7 +206,7 @@ def _after_split(
     (group,) = groups
     stage = stages[group]
     steps = [stage.statements[i] for _, i in chosen]
-    known = Frames({trained}, constants, modules, after_split=True)
+    known = Frames({trained}, constants, modules, after_split=True, targets=targets)
     note, telling = _not_row_wise(steps, stage, known)
     outside = sorted(needed - hoisted - {trained})
     if outside and not telling:
@@ -245,15 +245,17 @@ def _after_split(
 
 def _back_to_split(
     stages: Sequence[Stage], fit: tuple[int, int], name: str
-) -> tuple[list[tuple[int, int]], tuple[int, int], str, str, set[str]] | None:
+) -> tuple[list[tuple[int, int]], tuple[int, int], str, str, set[str], set[str]] | None:
     """Walk back from the fit at ``fit`` through the statements ``name`` depends on, to the
     split that made the training rows: those statements (positions, in order), the split's
-    position, its input (``X``), the name it binds for training (``X_train``) and the names
-    the statements need from before. None if there is no split, or nothing after it."""
+    position, its input (``X``), the name it binds for training (``X_train``), the names the
+    statements need from before, and the training target they use (``y_train``). None if
+    there is no split, or nothing after it."""
     flat = [(g, i) for g, stage in enumerate(stages) for i in range(len(stage.statements))]
     needed = {name}
     chosen: list[tuple[int, int]] = []
     split: tuple[int, int, str, str] | None = None
+    targets: set[str] = set()
     for g, i in reversed(flat[: flat.index(fit)]):
         stmt = stages[g].statements[i]
         made = set(stmt.binds) & needed
@@ -261,11 +263,12 @@ def _back_to_split(
             continue
         sources = {n: s for n in made if (s := _split_source(stmt, n))}
         if sources and split is None:
-            if not chosen:
+            trained = next((n for n in sources if _split_part(stmt, n) == 0), "")
+            if not chosen or not trained:
                 return None  # the model is fitted on what the split made
-            trained, source = next(iter(sources.items()))
-            split = (g, i, source, trained)
-            needed.discard(trained)
+            split = (g, i, sources[trained], trained)
+            needed -= set(sources)  # the training rows, and the target a step may be fitted with
+            targets = {n for n in sources if _split_part(stmt, n) == 1}
             continue
         if split is not None and g != chosen[-1][0]:
             continue  # made by an earlier stage before the split: not a step of theirs
@@ -276,7 +279,7 @@ def _back_to_split(
     if split is None:
         return None
     chosen.reverse()
-    return chosen, split[:2], split[2], split[3], needed
+    return chosen, split[:2], split[2], split[3], needed, targets
 
 
 def _join(
@@ -680,6 +683,14 @@ def _fits(node: ast.AST, model: ModelFit) -> TypeGuard[ast.Call]:
         and isinstance(node.args[0], ast.Name)
         and node.args[0].id == model.fit_input
     )
+
+
+def _split_part(stmt: Statement, name: str) -> int:
+    """0 for the rows a split binds (``X_train``, ``X_test``), 1 for the target's."""
+    node = stmt.node
+    assert isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Tuple)
+    made = [e.id if isinstance(e, ast.Name) else "" for e in node.targets[0].elts]
+    return made.index(name) // 2
 
 
 def _split_source(stmt: Statement, name: str) -> str | None:
