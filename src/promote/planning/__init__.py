@@ -33,7 +33,7 @@ from promote.planning.settings import (
     name_inline,
     read_settings,
 )
-from promote.planning.state import learnt_state
+from promote.planning.state import learnt_entries, learnt_state
 from promote.planning.types import Annotation, TypeTracker
 
 __all__ = [
@@ -138,7 +138,18 @@ def plan(
     if features is not None:
         inference = _inference(features, sliced, functions[sliced.group], settings, parameter)
         if inference.function and fitting is not None:
-            inference = replace(inference, state=fitting.returns[-1], learnt=_learnt(sliced))
+            steps = [
+                (c.index, s.node)
+                for c in analysis.cells
+                for s in kept[c.index]
+                if id(s) in sliced.statements
+            ]
+            inference = replace(
+                inference,
+                state=fitting.returns[-1],
+                learnt=_learnt(sliced),
+                entries=learnt_entries(steps, sliced.fitted, sliced.dummies),
+            )
         if inference.function:
             moved = sliced.moved_group
             if moved >= 0 and _identity(functions[moved]):  # its steps all moved: drop it
