@@ -527,18 +527,9 @@ def test_untrained_the_service_serves_the_notebooks_model_with_what_its_steps_le
     project serves the notebook's own model on the loaded columns (make_features with what
     the notebook's steps learnt) and answers as the notebook predicted; its own tests pass,
     and a changed state file is refused."""
-    notebook = write_students(tmp_path)
     target = tmp_path / "project"
-    assert main([str(notebook), "-o", str(target), "--execute"]) == 0
-    python = install_project(target)
-    tested = subprocess.run(
-        [venv_command(target, "pytest"), "-q", "-rs", "-p", "no:cacheprovider"],
-        cwd=target,
-        capture_output=True,
-        text=True,
-    )
-    assert tested.returncode == 0, tested.stdout
-    assert "test_parity.py" not in tested.stdout, tested.stdout  # none of them skipped
+    tested = promoted_and_tested(write_students(tmp_path), target, "-rs")
+    assert "test_parity.py" not in tested, tested  # none of them skipped
     captured = json.loads((target / "tests" / "parity" / "notebook.json").read_text())
     folder = target / "artifacts" / "notebook"
     sample = json.loads((folder / "sample.json").read_text())
@@ -557,7 +548,10 @@ def test_untrained_the_service_serves_the_notebooks_model_with_what_its_steps_le
     state_file.write_bytes(state_file.read_bytes() + b"\0")
     load = "from pathlib import Path\nfrom students import artifacts\nartifacts.load(Path(%r))"
     refused = subprocess.run(
-        [python, "-c", load % str(folder)], cwd=target, capture_output=True, text=True
+        [venv_command(target, "python"), "-c", load % str(folder)],
+        cwd=target,
+        capture_output=True,
+        text=True,
     )
     assert refused.returncode != 0
     assert "features.skops has SHA-256" in refused.stderr, refused.stderr
@@ -693,17 +687,22 @@ def test_personal_column_names(name: str, dropped: bool) -> None:
 def test_parity_passes_without_the_personal_columns_in_the_sample(tmp_path: Path) -> None:
 
     notebook = write(tmp_path, PEOPLE, PEOPLE_MODEL)
-    target = tmp_path / "p"
+    assert "4 passed" in promoted_and_tested(notebook, tmp_path / "p", "tests/test_parity.py")
+
+
+def promoted_and_tested(notebook: Path, target: Path, *arguments: str) -> str:
+    """Promote ``notebook`` with --execute into ``target``, install the project and run its
+    tests (pytest's ``arguments``), which must pass; returns what pytest printed."""
     assert main([str(notebook), "-o", str(target), "--execute"]) == 0
     install_project(target)
     tested = subprocess.run(
-        [venv_command(target, "pytest"), "-q", "-p", "no:cacheprovider", "tests/test_parity.py"],
+        [venv_command(target, "pytest"), "-q", "-p", "no:cacheprovider", *arguments],
         cwd=target,
         capture_output=True,
         text=True,
     )
     assert tested.returncode == 0, tested.stdout
-    assert "4 passed" in tested.stdout
+    return tested.stdout
 
 
 def test_a_frame_with_a_repeated_column_name_is_captured_without_its_values() -> None:
