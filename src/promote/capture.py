@@ -8,7 +8,9 @@ like personal data; the service's requests carry these too unless it applies the
 feature steps itself, see ``planning/inference.py``), the notebook model's predictions for them,
 the metrics it computed, the versions of the libraries it imported, the schema of the model input
 and the reference statistics of the input and the predictions. The generated project's parity
-test replays them.
+test replays them. The notebook's fitted model is saved too, with what its feature steps learnt
+from the training rows when they learn (copied in the kernel right after their cells:
+``snapshot_cells``), so that the service can serve it before any ``make train``.
 """
 
 from __future__ import annotations

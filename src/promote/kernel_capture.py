@@ -23,12 +23,17 @@ data about the fitted model and the input it was fitted on:
   ``loaded`` is the frame as the notebook loaded it (promote copies it in the kernel after the
   cell that made it): the same rows as requests carry them (its columns without the target
   ``drop`` names, at the rows of the fit input), with their schema, records, the model's
-  predictions for them and reference statistics, as ``make train`` writes them; else None;
+  predictions for them and reference statistics, as ``make train`` writes them; else None.
+  When those steps learn from the training rows, ``serving`` holds what the notebook's steps
+  learnt (taken after their cells) and the source of ``make_features``: the predictions are
+  the model's through those steps, which must be the notebook's (``steps_error``; else
+  ``state_error`` says why), and what they learnt is saved beside the model (``save_state``);
 * ``model``: the fitted model itself, saved into a directory promote gives by the generated
   project's own ``modelfile.py`` (its source is passed in: skops, XGBoost's format, joblib
   only where neither fits, and ``model.json`` with the SHA-256 and library versions): the
-  manifest with the file's size, or ``{"error": why}`` when it is not kept (over the size
-  cap, or the model uses functions or classes defined in the notebook itself).
+  manifest with the file's size (and ``feature_state``, the record of what the steps learnt
+  saved beside it, or ``state_error``), or ``{"error": why}`` when it is not kept (over the
+  size cap, or the model uses functions or classes defined in the notebook itself).
 """
 
 from __future__ import annotations
