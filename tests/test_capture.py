@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from helpers import EXAMPLES, notebook_json, plan_cells
 from project_harness import http, install_project, serving, venv_command
+from test_inference_slice import write_students
 
 from promote import kernel_capture
 from promote.capture import ExecutionFailure, execute, max_model_bytes
@@ -129,25 +130,167 @@ def test_with_feature_steps_the_notebooks_model_is_served_on_the_loaded_columns(
     )
 
 
-def test_feature_steps_that_learn_leave_the_notebooks_model_to_make_train() -> None:
-    """A scaler fitted by the feature steps: the service's make_features takes what training
-    learnt (feature_state), which the capture does not save, so the model is not served."""
+def test_with_feature_steps_that_learn_the_notebooks_model_serves_with_what_they_learnt(
+    tmp_path: Path,
+) -> None:
+    """A scaler and get_dummies fitted by the feature steps: what they learnt in the notebook
+    is saved beside its model (as `make train` saves it, traced in model.json), and the
+    folder describes the loaded columns, with the notebook's own predictions for them."""
+    notebook = write_students(tmp_path)
+    assert main([str(notebook), "-o", str(tmp_path / "p"), "--execute", "--no-lock"]) == 0
+    folder = tmp_path / "p" / "artifacts" / "notebook"
+    captured = json.loads((tmp_path / "p" / "tests" / "parity" / "notebook.json").read_text())
+    manifest = json.loads((folder / "model.json").read_text())
+    state_file = folder / "features.skops"
+    assert manifest["feature_state"]["format"] == "skops"
+    assert (
+        manifest["feature_state"]["sha256"] == hashlib.sha256(state_file.read_bytes()).hexdigest()
+    )
+    section = captured["saved_model"]
+    assert section["served"] is True and section["feature_state"]["file"] == "features.skops"
+    schema = json.loads((folder / "schema.json").read_text())
+    assert schema["make_features"] == "students.features:make_features"
+    # the loaded columns the steps read (not the student's name), as requests carry them
+    names = [column["name"] for column in schema["columns"]]
+    assert names == ["grade", "obedient", "research", "project"]
+    sample = json.loads((folder / "sample.json").read_text())
+    assert list(sample["records"][0]) == names
+    assert sample["predictions"] == captured["predictions"]  # the notebook's own
+    assert "features.skops" in json.loads((folder / "version.json").read_text())["files"]
+    tracked = subprocess.run(
+        ["git", "ls-files", "artifacts"], cwd=tmp_path / "p", capture_output=True, text=True
+    ).stdout.split()
+    assert "artifacts/notebook/features.skops" in tracked
+    # What the notebook learnt, under fit_features' keys, loaded as the service loads it.
+    state = run_modelfile("load_state", folder)
+    assert sorted(state) == ["X_columns", "ss"]
+    assert state["ss"].mean_.tolist() == pytest.approx(
+        pd.read_csv(tmp_path / "students.csv")[["research", "project"]].mean().tolist()
+    )
+    assert "grade_A" in state["X_columns"] and "research" in state["X_columns"]
+
+
+# make_features of a notebook whose steps scale `a` and `b` (with what the notebook learnt)
+STEPS = """\
+def make_features(df: Any, feature_state: dict[str, Any]) -> Any:
+    scaler = feature_state["scaler"]
+    df[["a", "b"]] = scaler.transform(df[["a", "b"]])
+    return df
+"""
+
+
+ROWS = pd.DataFrame({"a": [1.0, 2, 3, 4, 5, 6], "b": [2.0, 1, 4, 3, 6, 5]})
+
+
+def scaled(scaler: Any = None, **serving: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """A model fitted on `a` and `b` scaled by a scaler, the rows as loaded, and what
+    kernel_capture gets to check the service's steps (``serving``: the scaler by default)."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.preprocessing import StandardScaler
+
+    loaded = ROWS.copy()
+    fitted = StandardScaler().fit(loaded)
+    features = pd.DataFrame(fitted.transform(loaded), columns=["a", "b"])
+    model = LinearRegression().fit(features, [1.0, 3, 2, 5, 4, 6])
+    checked = {
+        "state": {"scaler": fitted if scaler is None else scaler},
+        "entries": [("scaler", "scaler", 4)],
+        "steps": STEPS,
+        "function": "make_features",
+        "namespace": {},
+        **serving,
+    }
+    return model, (features, loaded), checked
+
+
+def test_the_service_s_steps_are_checked_with_what_the_notebook_learnt(tmp_path: Path) -> None:
+    """In the kernel, make_features with what the notebook's steps learnt must give its model
+    the rows it was fitted on; what they learnt is saved beside the model only then, and
+    model.json records it; else the reason is given and the folder holds the model alone."""
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    def capture(model: Any, frames: Any, serving: dict[str, Any], folder: Path) -> Any:
+        folder.mkdir()
+        features, loaded = frames
+        return kernel_capture.capture(
+            model,
+            features,
+            {},
+            2,
+            "",
+            MODELFILE.read_text(),
+            str(folder),
+            0,
+            loaded,
+            [],
+            (),
+            serving,
+        )
+
+    good = capture(*scaled(), tmp_path / "good")
+    assert good["requests"]["state_error"] == ""
+    assert good["model"]["feature_state"]["file"] == "features.skops"
+    assert run_modelfile("load_state", tmp_path / "good")["scaler"].mean_.tolist() == [3.5, 3.5]
+
+    other = StandardScaler().fit(pd.DataFrame({"a": [0.0, 10], "b": [0.0, 10]}))
+    same = StandardScaler().fit(ROWS)
+    cases = {
+        "other": (other, {}, "do not give its model the rows it was fitted on (row, prediction"),
+        "missing": (None, {"state": {}}, "the run left no `scaler` after cell 4"),
+        "failing": (None, {"steps": STEPS.replace('"b"]]', '"c"]]')}, "fail on the rows"),
+        # the same scaling, but neither skops nor joblib can save a lambda
+        "unsaved": (
+            FunctionTransformer(lambda x: same.transform(x)),
+            {},
+            "it could not be saved (PicklingError",
+        ),
+    }
+    for name, (scaler, changed, why) in cases.items():
+        folder = tmp_path / name
+        captured = capture(*scaled(scaler, **changed), folder)
+        problem = captured["requests"]["state_error"] or captured["model"].get("state_error")
+        assert why in problem, (name, problem)
+        assert "feature_state" not in captured["model"]
+        assert "feature_state" not in json.loads((folder / "model.json").read_text())
+        assert sorted(path.name for path in folder.iterdir()) == ["model.json", "model.skops"]
+
+
+def test_what_the_capture_could_not_save_leaves_the_notebooks_model_to_make_train() -> None:
+    """The reason the kernel gave is in the capture, and the folder is not made servable."""
     from promote.capture import Capture, capture_json, notebook_model_files
 
-    scaled = SLICED[3].replace(
+    scaled_steps = SLICED[3].replace(
         "df['ab'] = df['a'] * df['b']",
         "from sklearn.preprocessing import StandardScaler\nscaler = StandardScaler()\n"
         "df[['a', 'b']] = scaler.fit_transform(df[['a', 'b']])",
     )
-    plan = plan_cells(*SLICED[:3], scaled, SLICED[4])
+    plan = plan_cells(*SLICED[:3], scaled_steps, SLICED[4])
     assert plan.inference.state, plan.inference.note
     schema = {"kind": "table", "columns": [{"name": "a", "dtype": "float64", "type": "number"}]}
-    requests = {"schema": schema, "records": [], "predictions": [], "dropped": {}}
+    why = "the run left no `scaler` after cell 4"
+    requests = {"schema": schema, "records": [], "predictions": [], "dropped": {}, "reference": {}}
     model = {"file": "model.skops", "format": "skops", "sha256": "ab", "bytes": 9}
-    kept = Capture([], [], {}, {}, schema=schema, model=model, requests=requests)
+    kept = Capture(
+        [], [], {}, {}, schema=schema, model=model, requests={**requests, "state_error": why}
+    )
     section = json.loads(capture_json(kept, plan))["saved_model"]
-    assert section["served"] is False and "`make train` saves" in section["not_served"]
+    assert section["served"] is False
+    assert f"could not save the notebook's beside its model: {why};" in section["not_served"]
     assert notebook_model_files(kept, plan, Path("saved"))[1] == {}
+    # Saved: the folder is complete, with the state file copied beside the model.
+    state = {"file": "features.skops", "format": "skops", "sha256": "cd"}
+    saved = Capture(
+        [],
+        [],
+        {},
+        {},
+        schema=schema,
+        model={**model, "feature_state": state},
+        requests={**requests, "state_error": ""},
+    )
+    copies, texts = notebook_model_files(saved, plan, Path("saved"))
+    assert copies[Path("saved", "features.skops")] == "artifacts/notebook/features.skops"
+    assert "features.skops" in json.loads(texts["artifacts/notebook/version.json"])["files"]
 
 
 def test_the_notebooks_requests_carry_the_columns_the_steps_read() -> None:
@@ -165,10 +308,15 @@ def test_the_notebooks_requests_carry_the_columns_the_steps_read() -> None:
 
 def load_with_modelfile(folder: Path) -> tuple[Any, str]:
     """``modelfile.load_model`` of the template, run here."""
+    loaded: tuple[Any, str] = run_modelfile("load_model", folder)
+    return loaded
+
+
+def run_modelfile(function: str, folder: Path) -> Any:
+    """A function of the template's ``modelfile.py``, run here on ``folder``."""
     namespace: dict[str, Any] = {"__name__": "promote_modelfile"}
     exec(compile(MODELFILE.read_text(), str(MODELFILE), "exec"), namespace)
-    loaded: tuple[Any, str] = namespace["load_model"](folder)
-    return loaded
+    return namespace[function](folder)
 
 
 def saved_model(model: Any, folder: Path, max_bytes: int = 10**7) -> dict[str, Any]:
@@ -371,6 +519,44 @@ def test_parity_test_passes_then_catches_a_changed_hyper_parameter(tmp_path: Pat
     assert "the notebook's saved model predicts differently" in own.stdout
 
 
+@pytest.mark.slow
+def test_untrained_the_service_serves_the_notebooks_model_with_what_its_steps_learnt(
+    tmp_path: Path,
+) -> None:
+    """A scaler and get_dummies fitted outside the model: with no `make train`, the installed
+    project serves the notebook's own model on the loaded columns (make_features with what
+    the notebook's steps learnt) and answers as the notebook predicted; its own tests pass,
+    and a changed state file is refused."""
+    target = tmp_path / "project"
+    tested = promoted_and_tested(write_students(tmp_path), target, "-rs")
+    assert "test_parity.py" not in tested, tested  # none of them skipped
+    captured = json.loads((target / "tests" / "parity" / "notebook.json").read_text())
+    folder = target / "artifacts" / "notebook"
+    sample = json.loads((folder / "sample.json").read_text())
+    assert not (target / "artifacts" / "model.json").exists()  # nothing trained
+    with serving([venv_command(target, "students-serve")], target, tmp_path / "s.log") as url:
+        assert http("GET", f"{url}/ready")[0] == 200
+        status, body = http("POST", f"{url}/predict/batch", sample["records"])
+        assert status == 200, body
+        assert [row["model_version"] for row in body] == ["notebook"] * len(body)
+        # the notebook's own predictions for those rows (recorded from the model's input)
+        assert [row["prediction"] for row in body] == captured["predictions"]
+        # a grade the notebook never saw: its get_dummies columns are zeros, as in training
+        status, one = http("POST", f"{url}/predict", {**sample["records"][0], "grade": "Z"})
+        assert status == 200 and one["model_version"] == "notebook", one
+    state_file = folder / "features.skops"
+    state_file.write_bytes(state_file.read_bytes() + b"\0")
+    load = "from pathlib import Path\nfrom students import artifacts\nartifacts.load(Path(%r))"
+    refused = subprocess.run(
+        [venv_command(target, "python"), "-c", load % str(folder)],
+        cwd=target,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0
+    assert "features.skops has SHA-256" in refused.stderr, refused.stderr
+
+
 # --- what is recorded: the input schema, reference statistics, no personal data -------------
 
 PEOPLE = """\
@@ -501,17 +687,22 @@ def test_personal_column_names(name: str, dropped: bool) -> None:
 def test_parity_passes_without_the_personal_columns_in_the_sample(tmp_path: Path) -> None:
 
     notebook = write(tmp_path, PEOPLE, PEOPLE_MODEL)
-    target = tmp_path / "p"
+    assert "4 passed" in promoted_and_tested(notebook, tmp_path / "p", "tests/test_parity.py")
+
+
+def promoted_and_tested(notebook: Path, target: Path, *arguments: str) -> str:
+    """Promote ``notebook`` with --execute into ``target``, install the project and run its
+    tests (pytest's ``arguments``), which must pass; returns what pytest printed."""
     assert main([str(notebook), "-o", str(target), "--execute"]) == 0
     install_project(target)
     tested = subprocess.run(
-        [venv_command(target, "pytest"), "-q", "-p", "no:cacheprovider", "tests/test_parity.py"],
+        [venv_command(target, "pytest"), "-q", "-p", "no:cacheprovider", *arguments],
         cwd=target,
         capture_output=True,
         text=True,
     )
     assert tested.returncode == 0, tested.stdout
-    assert "4 passed" in tested.stdout
+    return tested.stdout
 
 
 def test_a_frame_with_a_repeated_column_name_is_captured_without_its_values() -> None:

@@ -711,6 +711,27 @@ STUDENT_CELLS = (
     "model = LogisticRegression()\nmodel.fit(X_train, y_train)",
     "accuracy = (model.predict(X_test) == y_test).mean()",
 )
+
+
+def write_students(folder: Path) -> Path:
+    """``students.ipynb`` (``STUDENT_CELLS``) and the data it reads, in ``folder``."""
+    rng = np.random.default_rng(1)
+    rows = 60
+    pd.DataFrame(
+        {
+            "name": [f"s{i}" for i in range(rows)],
+            "grade": rng.choice(["A", "B", "C", "F"], rows),
+            "obedient": rng.choice(["Y", "N"], rows),
+            "research": rng.integers(20, 100, rows),
+            "project": rng.integers(20, 100, rows).astype(float),
+            "recommend": rng.choice(["Yes", "No"], rows),
+        }
+    ).to_csv(folder / "students.csv", index=False)
+    notebook = folder / "students.ipynb"
+    notebook.write_text(notebook_json(*STUDENT_CELLS))
+    return notebook
+
+
 # Runs in the promoted project: what training fitted is saved with the model, and the
 # service's path (make_features with it, on one request) gives the notebook's model input.
 CHECK_FITTED = """
@@ -750,20 +771,7 @@ def test_a_promoted_notebook_saves_what_its_feature_steps_fitted_and_serves_raw_
     pipeline fits them once (``fit_features``), saves what they learnt beside the model, and
     a request of raw columns, alone, gets the row the notebook fitted on (an unseen category:
     zeros); the generated modules pass ruff and mypy."""
-    rng = np.random.default_rng(1)
-    rows = 60
-    pd.DataFrame(
-        {
-            "name": [f"s{i}" for i in range(rows)],
-            "grade": rng.choice(["A", "B", "C", "F"], rows),
-            "obedient": rng.choice(["Y", "N"], rows),
-            "research": rng.integers(20, 100, rows),
-            "project": rng.integers(20, 100, rows).astype(float),
-            "recommend": rng.choice(["Yes", "No"], rows),
-        }
-    ).to_csv(tmp_path / "students.csv", index=False)
-    notebook = tmp_path / "students.ipynb"
-    notebook.write_text(notebook_json(*STUDENT_CELLS))
+    notebook = write_students(tmp_path)
     project = tmp_path / "students"
 
     result = promote(notebook, project, lock=False)

@@ -8,7 +8,9 @@ like personal data; the service's requests carry these too unless it applies the
 feature steps itself, see ``planning/inference.py``), the notebook model's predictions for them,
 the metrics it computed, the versions of the libraries it imported, the schema of the model input
 and the reference statistics of the input and the predictions. The generated project's parity
-test replays them.
+test replays them. The notebook's fitted model is saved too, with what its feature steps learnt
+from the training rows when they learn (copied in the kernel right after their cells:
+``snapshot_cells``), so that the service can serve it before any ``make train``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -57,7 +59,7 @@ exec(compile({source!r}, "promote_capture.py", "exec"), __promote_capture)
 print({marker!r} + __import__("json").dumps(__promote_capture["capture"](
     {model}, {fit_input}, {{{metrics}}}, {rows}, {reference!r},
     {modelfile!r}, {directory!r}, {max_bytes!r},
-    globals().get("__promote_loaded"), {drop}, {keep}), default=str))
+    globals().get("__promote_loaded"), {drop}, {keep}, {serving}), default=str))
 del __promote_capture
 """
 # Runs in the notebook's kernel right after the cell that made the frame the service's feature
@@ -67,6 +69,18 @@ try:
     __promote_loaded = {frame}.copy()
 except Exception:
     __promote_loaded = None
+"""
+# Runs in the notebook's kernel right after a cell where the feature steps learnt something
+# (``Inference.entries``): the entries of ``feature_state`` that cell's steps made, as the
+# generated ``fit_features`` records them, taken before later cells rebind or refit them.
+_STATE_CELL = """\
+__promote_state = globals().get("__promote_state") or {}
+"""
+_STATE_ENTRY = """\
+try:
+    __promote_state[{key!r}] = {value}
+except Exception:
+    pass
 """
 
 
@@ -88,16 +102,69 @@ def capture_cell(plan: Plan, model_directory: Path | None = None) -> str:
         max_bytes=max_model_bytes(),
         drop=notebook_drop(plan) if loaded_frame_cell(plan) else "()",
         keep=repr(sorted(plan.inference.columns)),
+        serving=serving_steps(plan) if loaded_frame_cell(plan) else "None",
     )
+
+
+def serving_steps(plan: Plan) -> str:
+    """When the feature steps learn from the training rows: the expression, run in the
+    kernel, of what ``kernel_capture.steps_error`` needs to check the service's feature steps
+    with what the notebook's own steps learnt; "None" when they learn nothing."""
+    inference = plan.inference
+    if not inference.state:
+        return "None"
+    from promote.codegen import function_source
+
+    function = next(
+        f
+        for module in plan.modules
+        if module.name == inference.module
+        for f in module.functions
+        if f.name == inference.function
+    )
+    # Without the settings parameter: the notebook's own constants are the settings' values.
+    steps = replace(
+        function,
+        params=function.params[:2],
+        settings_default=False,
+        body=notebook_names(plan, function.body),
+    )
+    entries = [(entry.key, entry.name, entry.cell) for entry in inference.entries]
+    return (
+        f'{{"state": globals().get("__promote_state"), "entries": {entries!r}, '
+        f'"steps": {function_source(steps, plan.settings_parameter)!r}, '
+        f'"function": {function.name!r}, "namespace": globals()}}'
+    )
+
+
+def snapshot_cells(plan: Plan) -> dict[int, str]:
+    """The code promote runs in the kernel right after notebook cells (by their number): the
+    copy of the frame as loaded (``loaded_frame_cell``) and what the feature steps learnt
+    (``Inference.entries``)."""
+    cells: dict[int, str] = {}
+    loaded = loaded_frame_cell(plan)
+    if loaded is None:
+        return cells
+    cells[loaded] = _SNAPSHOT_CELL.format(frame=plan.inference.frame)
+    for entry in plan.inference.entries:
+        value = (
+            f"dict({entry.name}.dtypes.astype(str))"
+            if entry.columns
+            else f'__import__("copy").deepcopy({entry.name})'
+        )
+        code = cells.get(entry.cell, "")
+        if _STATE_CELL not in code:
+            code += _STATE_CELL
+        cells[entry.cell] = code + _STATE_ENTRY.format(key=entry.key, value=value)
+    return cells
 
 
 def loaded_frame_cell(plan: Plan) -> int | None:
     """The notebook cell (numbered from 1) after which the frame the service's feature steps
     start from is as the pipeline's load stages leave it: the last cell of the last stage before
-    the one calling ``make_features`` that returns the frame; None without feature steps (or
-    with steps that learn from the training rows)."""
+    the one calling ``make_features`` that returns the frame; None without feature steps."""
     inference = plan.inference
-    if not inference.function or inference.state:  # steps that learn: see served_input
+    if not inference.function:
         return None
     functions = [call.function for call in plan.calls]
     before = next(
@@ -112,14 +179,20 @@ def loaded_frame_cell(plan: Plan) -> int | None:
 def notebook_drop(plan: Plan) -> str:
     """The target columns requests leave out, as a list expression of the notebook's own
     names (``settings.target`` is the notebook's ``TARGET`` again)."""
-    fields = {setting.field: setting.name for setting in plan.settings}
+    return "[" + ", ".join(notebook_names(plan, text) for text in plan.inference.drop) + "]"
+
+
+def notebook_names(plan: Plan, code: str) -> str:
+    """``code`` of the package with each setting read as the notebook has it: its constant
+    (``settings.target`` is ``TARGET`` again), or the literal an inline setting replaced."""
+    values = {
+        setting.field: setting.name or f"({setting.default})"
+        for setting in plan.settings
+        if setting.name or (setting.default and not setting.secret)
+    }
     prefix = re.escape(plan.settings_parameter)
     pattern = re.compile(rf"\b{prefix}\.(\w+)(\.get_secret_value\(\))?")
-    parts = [
-        pattern.sub(lambda match: fields.get(match.group(1), match.group(0)), text)
-        for text in plan.inference.drop
-    ]
-    return "[" + ", ".join(parts) + "]"
+    return pattern.sub(lambda match: values.get(match.group(1), match.group(0)), code)
 
 
 def _template_source(relative: Path) -> str:
@@ -205,11 +278,7 @@ def execute(
     # The cells promote numbers (from 1) by where they are in the notebook: a cell promote adds
     # keeps the numbers of the cells after it.
     numbers: list[int | None] = list(range(1, len(node.cells) + 1))
-    snapshot = loaded_frame_cell(plan)
-    if snapshot is not None and snapshot <= len(node.cells):
-        code = _SNAPSHOT_CELL.format(frame=plan.inference.frame)
-        node.cells.insert(snapshot, nbformat.v4.new_code_cell(code))
-        numbers.insert(snapshot, snapshot)
+    _insert_snapshots(node.cells, numbers, plan)
     node.cells.append(nbformat.v4.new_code_cell(capture_cell(plan, model_directory)))
     numbers.append(None)  # the capture: not the notebook's
     client = NotebookClient(
@@ -301,6 +370,16 @@ def execute(
     finally:
         kernel_log.close()
     return _parse(node.cells[capture_index], time.monotonic() - started)
+
+
+def _insert_snapshots(cells: list[Any], numbers: list[int | None], plan: Plan) -> None:
+    """Put ``snapshot_cells`` after their cells; each keeps the number of the cell it follows."""
+    import nbformat
+
+    for after, code in sorted(snapshot_cells(plan).items(), reverse=True):  # from the last
+        if after <= len(cells):
+            cells.insert(after, nbformat.v4.new_code_cell(code))
+            numbers.insert(after, after)
 
 
 def _last_words(log: IO[bytes], lines: int = 3) -> str:
@@ -402,10 +481,9 @@ def served_input(capture: Capture, plan: Plan) -> dict[str, Any] | None:
     (with ``make_features`` when the service applies the notebook's feature steps),
     ``records``, ``predictions``, ``dropped``, ``reference``; None when the run could not tell
     the loaded rows the feature steps start from, or when the steps learn from the training rows
-    (what they learnt, ``feature_state``, is saved by ``make train``, not by the capture)."""
+    and the capture could not save what the notebook's steps learnt beside its model
+    (``state_problem``)."""
     inference = plan.inference
-    if inference.state:
-        return None
     if not inference.function:
         return {
             "schema": capture.schema,
@@ -414,7 +492,7 @@ def served_input(capture: Capture, plan: Plan) -> dict[str, Any] | None:
             "dropped": capture.dropped,
             "reference": capture.reference,
         }
-    if not capture.requests:
+    if not capture.requests or (inference.state and state_problem(capture)):
         return None
     steps = f"{plan.package_name}.{inference.module}:{inference.function}"
     schema = {**capture.requests["schema"], "make_features": steps}
@@ -424,12 +502,12 @@ def served_input(capture: Capture, plan: Plan) -> dict[str, Any] | None:
 def not_servable(capture: Capture, plan: Plan) -> str:
     """Why the service cannot serve the captured model as it is ("" when it can)."""
     served = served_input(capture, plan)
-    if plan.inference.state:
+    if served is None and plan.inference.state and capture.requests:
         return (
             "the service's feature steps (make_features) take what they learnt from the "
-            f"training rows ({plan.inference.learnt or plan.inference.state}), which `make "
-            "train` saves beside its model and the capture does not; the service serves a model "
-            "from `make train`"
+            f"training rows ({plan.inference.learnt or plan.inference.state}), and the capture "
+            f"could not save the notebook's beside its model: {state_problem(capture)}; the "
+            "service serves a model from `make train`, which saves what they learnt"
         )
     if served is None:
         return (
@@ -452,6 +530,15 @@ def not_servable(capture: Capture, plan: Plan) -> str:
     return "its input cannot be described as JSON fields; the service serves `make train`'s"
 
 
+def state_problem(capture: Capture) -> str:
+    """Why what the notebook's feature steps learnt is not saved beside its model ("" when it
+    is): the kernel's reason (``kernel_capture.steps_error``, ``kernel_capture.save_state``)."""
+    problem = (capture.requests or {}).get("state_error") or capture.model.get("state_error")
+    if not problem and "feature_state" not in capture.model:
+        problem = "the run did not save it"
+    return str(problem or "")
+
+
 def model_section(capture: Capture, plan: Plan) -> dict[str, Any]:
     """The ``saved_model`` entry of ``notebook.json``: where the captured model is, or why not
     (``model`` names the notebook's variable)."""
@@ -467,6 +554,9 @@ def model_section(capture: Capture, plan: Plan) -> dict[str, Any]:
         "bytes": model["bytes"],
         "served": not why,
     }
+    if "feature_state" in model:  # what the feature steps learnt, beside the model
+        state = model["feature_state"]
+        section["feature_state"] = {key: state[key] for key in ("file", "format", "sha256")}
     return section | ({"not_served": why} if why else {})
 
 
@@ -479,9 +569,10 @@ def notebook_model_files(
     model = capture.model
     if not model or "error" in model:
         return {}, {}
-    copies = {
-        saved / name: f"{NOTEBOOK_MODEL_DIR}/{name}" for name in (model["file"], "model.json")
-    }
+    names = [model["file"], "model.json"]
+    if "feature_state" in model:  # model.json records it: the folder holds it too
+        names.append(model["feature_state"]["file"])
+    copies = {saved / name: f"{NOTEBOOK_MODEL_DIR}/{name}" for name in names}
     served = served_input(capture, plan)
     if served is None or not_servable(capture, plan):
         return copies, {}
@@ -497,7 +588,7 @@ def notebook_model_files(
         "source": f"captured from the notebook {plan.notebook_name} by promote --execute",
         "metrics": capture.metrics,
         "libraries": model.get("versions", {}),
-        "files": sorted([*files, model["file"], "model.json"]),
+        "files": sorted([*files, *names]),
     }
     texts = {
         f"{NOTEBOOK_MODEL_DIR}/{name}": json.dumps(data, indent=2, allow_nan=False) + "\n"

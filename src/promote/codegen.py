@@ -15,7 +15,7 @@ from typing import Any
 from promote.analysis.statements import source_lines
 from promote.planning import Function, Module, Plan
 
-__all__ = ["exploration_notebook", "generate", "model_card"]
+__all__ = ["exploration_notebook", "function_source", "generate", "model_card"]
 
 _HEADER = '''"""{title}
 
@@ -231,6 +231,12 @@ def _imports(
 
 def _type_of(types: tuple[str, ...], index: int) -> str:
     return types[index] if index < len(types) else "Any"
+
+
+def function_source(function: Function, parameter: str) -> str:
+    """The ``def`` of one function as its module writes it (``parameter`` names the settings
+    parameter); ``promote --execute`` runs ``make_features`` so in the notebook's kernel."""
+    return _function(function, parameter)
 
 
 def _function(function: Function, parameter: str, secrets: bool = False) -> str:

@@ -23,12 +23,17 @@ data about the fitted model and the input it was fitted on:
   ``loaded`` is the frame as the notebook loaded it (promote copies it in the kernel after the
   cell that made it): the same rows as requests carry them (its columns without the target
   ``drop`` names, at the rows of the fit input), with their schema, records, the model's
-  predictions for them and reference statistics, as ``make train`` writes them; else None;
+  predictions for them and reference statistics, as ``make train`` writes them; else None.
+  When those steps learn from the training rows, ``serving`` holds what the notebook's steps
+  learnt (taken after their cells) and the source of ``make_features``: the predictions are
+  the model's through those steps, which must be the notebook's (``steps_error``; else
+  ``state_error`` says why), and what they learnt is saved beside the model (``save_state``);
 * ``model``: the fitted model itself, saved into a directory promote gives by the generated
   project's own ``modelfile.py`` (its source is passed in: skops, XGBoost's format, joblib
   only where neither fits, and ``model.json`` with the SHA-256 and library versions): the
-  manifest with the file's size, or ``{"error": why}`` when it is not kept (over the size
-  cap, or the model uses functions or classes defined in the notebook itself).
+  manifest with the file's size (and ``feature_state``, the record of what the steps learnt
+  saved beside it, or ``state_error``), or ``{"error": why}`` when it is not kept (over the
+  size cap, or the model uses functions or classes defined in the notebook itself).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from pathlib import Path
 from typing import Any
 
 MAX_CATEGORIES = 50  # as artifacts.MAX_CATEGORIES in the generated project
+# Training rows on which the service's feature steps are checked (artifacts.CHECKED_ROWS).
+CHECKED_ROWS = 200
 PII_SCAN_ROWS = 200  # values of a string column looked at for e-mail addresses and phones
 
 # Words in a column name that mark personal data or a secret (the name is split into words
@@ -89,6 +96,7 @@ def capture(
     loaded: Any = None,
     drop: Any = (),
     keep: Any = (),
+    serving: Any = None,
 ) -> dict[str, Any]:
     """Everything the generated project records of the notebook's run (module docstring)."""
     kind = input_kind(fit_input)
@@ -98,8 +106,11 @@ def capture(
     served = None
     if loaded is not None:
         served = optional(
-            request_rows, model, fit_input, loaded, drop, rows, reference_source, keep
+            request_rows, model, fit_input, loaded, drop, rows, reference_source, keep, serving
         )
+    saved = save_model(model, model_source, model_directory, max_model_bytes)
+    if served and serving and not served["state_error"] and "sha256" in saved:
+        save_state(serving, model_source, model_directory, saved)
     return {
         "schema": optional(schema, fit_input, kind, dropped) or {"kind": kind},
         "records": records(head, kind, dropped),
@@ -109,7 +120,7 @@ def capture(
         "requests": served,
         "metrics": numbers(metrics),
         "versions": versions(),
-        "model": save_model(model, model_source, model_directory, max_model_bytes),
+        "model": saved,
     }
 
 
@@ -121,11 +132,14 @@ def request_rows(
     rows: int,
     reference_source: str,
     keep: Any = (),
+    serving: Any = None,
 ) -> dict[str, Any] | None:
     """The fit input's rows as requests carry them: ``loaded`` (a frame) without the ``drop``
     columns (a name or a list of names), or only its ``keep`` columns when given (those the
     feature steps read), at the fit input's index; None when they cannot be told apart (no
-    frames, a repeated index, rows missing)."""
+    frames, a repeated index, rows missing). With ``serving`` (feature steps that learn from
+    the training rows), the predictions are the model's through the service's feature steps
+    and ``state_error`` says why those do not predict as the notebook did ("" when they do)."""
     if not (hasattr(loaded, "columns") and hasattr(fit_input, "index")):
         return None
     if not (loaded.index.is_unique and fit_input.index.isin(loaded.index).all()):
@@ -136,15 +150,76 @@ def request_rows(
     else:
         inputs = loaded.drop(columns=names, errors="ignore").loc[fit_input.index]
     dropped = personal_columns(inputs, "table")
-    return {
+    predictions = [plain(value) for value in model.predict(fit_input.head(rows))]
+    served = {
         "schema": schema(inputs, "table", dropped),
         "records": records(inputs.head(rows), "table", dropped),
-        "predictions": [plain(value) for value in model.predict(fit_input.head(rows))],
+        "predictions": predictions,
         "dropped": dropped,
         "reference": optional(
             reference, model, fit_input, "table", dropped, reference_source, inputs
         ),
     }
+    if serving:
+        why, through = steps_error(model, fit_input, inputs, serving)
+        served["state_error"] = why
+        served["predictions"] = through[:rows] if not why else predictions
+    return served
+
+
+def steps_error(model: Any, fit_input: Any, inputs: Any, serving: Any) -> tuple[str, list[Any]]:
+    """Check the service's feature steps (``serving["steps"]``, the source of
+    ``make_features(df, feature_state)`` with the notebook's constants for its settings, run
+    in the notebook's namespace) with what the notebook's own steps learnt
+    (``serving["state"]``, taken in the kernel after the cells of ``serving["entries"]``): on
+    the first ``CHECKED_ROWS`` rows as requests carry them (``inputs``), the model must predict
+    what it predicts on the rows it was fitted on. Returns why not ("" when it does) and the
+    predictions through the steps."""
+    state = serving.get("state") or {}
+    missing = [
+        f"`{name}` after cell {cell}" for key, name, cell in serving["entries"] if key not in state
+    ]
+    if missing:
+        return f"the run left no {', '.join(missing)}", []
+    namespace = dict(serving["namespace"])
+    source = "from __future__ import annotations\n" + serving["steps"]
+    try:
+        exec(compile(source, "make_features.py", "exec"), namespace)
+        steps = namespace[serving["function"]]
+        made = steps(inputs.head(CHECKED_ROWS).copy(), learnt(serving))
+        through = [plain(value) for value in model.predict(made)]
+    except Exception as error:
+        return (
+            f"the service's feature steps fail on the rows the model was fitted on "
+            f"({type(error).__name__}: {error})"
+        ), []
+    notebook = [plain(value) for value in model.predict(fit_input.head(CHECKED_ROWS))]
+    differ = [
+        (row, got, want)
+        for row, (got, want) in enumerate(zip(through, notebook, strict=False))
+        if not same(got, want)
+    ]
+    if differ or len(through) != len(notebook):
+        return (
+            "the service's feature steps, with what the notebook's steps learnt, do not give "
+            f"its model the rows it was fitted on (row, prediction, notebook's): {differ[:3]}"
+        ), through
+    return "", through
+
+
+def learnt(serving: Any) -> dict[str, Any]:
+    """``feature_state`` as the generated ``fit_features`` returns it, from the notebook."""
+    return {key: serving["state"][key] for key, _, _ in serving["entries"]}
+
+
+def same(one: Any, other: Any) -> bool:
+    """Equal predictions: numbers within a relative 1e-9 (as the service's reload parity)."""
+    if isinstance(one, list) and isinstance(other, list):
+        return len(one) == len(other) and all(map(same, one, other))
+    numbers = (int, float)
+    if isinstance(one, numbers) and isinstance(other, numbers):
+        return math.isclose(one, other, rel_tol=1e-9, abs_tol=1e-12)
+    return bool(one == other)
 
 
 def input_kind(fit_input: Any) -> str:
@@ -369,10 +444,8 @@ def save_model(model: Any, source: str, directory: str, max_bytes: int) -> dict[
         return {"error": "the template has no modelfile.py to save it with"}
     started = time.monotonic()
     folder = Path(directory)
-    modelfile: dict[str, Any] = {"__name__": "promote_modelfile"}
     try:
-        exec(compile(source, "modelfile.py", "exec"), modelfile)
-        manifest: dict[str, Any] = modelfile["save_model"](model, folder)
+        manifest: dict[str, Any] = modelfile_namespace(source)["save_model"](model, folder)
     except Exception as error:
         remove_files(folder)
         return {"error": f"it could not be saved ({type(error).__name__}: {error})"}
@@ -394,6 +467,39 @@ def save_model(model: Any, source: str, directory: str, max_bytes: int) -> dict[
         remove_files(folder)
         return {"error": why, "bytes": size, "format": manifest["format"]}
     return {**manifest, "bytes": size, "seconds": round(time.monotonic() - started, 3)}
+
+
+def save_state(serving: Any, source: str, directory: str, saved: dict[str, Any]) -> None:
+    """What the notebook's feature steps learnt (``learnt``), saved beside the model
+    ``save_model`` saved into ``directory`` by ``modelfile.py`` (``source``), as ``make train``
+    saves it: ``saved`` gets its record (``feature_state``), or ``state_error`` with why,
+    and then neither the file nor ``model.json`` holds it."""
+    folder = Path(directory)
+    modelfile = modelfile_namespace(source)
+    try:
+        entry: dict[str, Any] = modelfile["save_state"](learnt(serving), folder)
+    except Exception as error:
+        why = f"it could not be saved ({type(error).__name__}: {error})"
+    else:
+        path = folder / str(entry["file"])
+        if entry["format"] != "joblib" or b"__main__" not in path.read_bytes():
+            saved["feature_state"] = entry
+            return
+        why = "it uses functions or classes defined in the notebook itself"
+    for name in modelfile["STATE_FILES"]:
+        (folder / name).unlink(missing_ok=True)
+    manifest = folder / modelfile["MANIFEST_FILE"]
+    recorded = modelfile["_read_json"](manifest)
+    if recorded.pop("feature_state", None) is not None:
+        modelfile["_write_json"](manifest, recorded)
+    saved["state_error"] = why
+
+
+def modelfile_namespace(source: str) -> dict[str, Any]:
+    """The generated project's ``modelfile.py`` (``source``), run in a namespace of its own."""
+    modelfile: dict[str, Any] = {"__name__": "promote_modelfile"}
+    exec(compile(source, "modelfile.py", "exec"), modelfile)
+    return modelfile
 
 
 def remove_files(folder: Path) -> None:

@@ -33,7 +33,7 @@ from promote.planning.settings import (
     name_inline,
     read_settings,
 )
-from promote.planning.state import learnt_state
+from promote.planning.state import learnt_entries, learnt_state
 from promote.planning.types import Annotation, TypeTracker
 
 __all__ = [
@@ -151,7 +151,18 @@ def plan(
         columns = (features or served).body
         inference = _inference(served, sliced, functions[at], settings, parameter, columns)
         if inference.function and fitting is not None:
-            inference = replace(inference, state=fitting.returns[-1], learnt=_learnt(sliced))
+            steps = [
+                (c.index, s.node)
+                for c in analysis.cells
+                for s in kept[c.index]
+                if id(s) in sliced.statements
+            ]
+            inference = replace(
+                inference,
+                state=fitting.returns[-1],
+                learnt=_learnt(sliced),
+                entries=learnt_entries(steps, sliced.fitted, sliced.dummies),
+            )
         if inference.function and sliced.after is not None:
             learnt = _learnt(sliced.after) if split.state else ""
             inference = replace(inference, state=split.state, learnt=learnt, rows=split.rows)

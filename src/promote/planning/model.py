@@ -8,7 +8,7 @@ from promote import diagnostics as d
 from promote.analysis.readiness import ReadinessItem
 from promote.planning.settings import Setting
 
-__all__ = ["Call", "Function", "Inference", "Module", "Plan"]
+__all__ = ["Call", "Function", "Inference", "Learnt", "Module", "Plan"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,19 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Learnt:
+    """One entry of what the feature steps learn (``feature_state[key]``) and where the
+    notebook holds it after its cell ``cell`` (numbered from 1): the fitted transformer
+    ``name``, or with ``columns`` the columns and dtypes of the frame ``name`` that
+    ``pd.get_dummies`` bound. ``promote --execute`` takes it there (``capture.py``)."""
+
+    key: str
+    name: str
+    cell: int
+    columns: bool = False
+
+
+@dataclass(frozen=True)
 class Inference:
     """How the service turns a request into the model's input (``planning/inference.py``).
 
@@ -75,6 +88,8 @@ class Inference:
     # stage that splits returns (the pipeline takes what requests carry at those rows); ""
     # when the model's input keeps them (``features.index``)
     rows: str = ""
+    # each entry of what they learn, with the cell after which the notebook holds it
+    entries: tuple[Learnt, ...] = ()
 
 
 @dataclass(frozen=True)

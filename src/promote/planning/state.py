@@ -27,8 +27,9 @@ import ast
 from collections.abc import Sequence
 
 from promote.analysis.statements import source_lines
+from promote.planning.model import Learnt
 
-__all__ = ["learnt_state"]
+__all__ = ["learnt_entries", "learnt_state"]
 
 
 def learnt_state(
@@ -144,6 +145,31 @@ def _with_learnt(node: ast.stmt, used: list[tuple[str, str, ast.expr]], state: s
         )
         for _, key, part in used
     ]
+
+
+def learnt_entries(
+    steps: Sequence[tuple[int, ast.stmt]], fitted: Sequence[str], dummies: Sequence[str]
+) -> tuple[Learnt, ...]:
+    """Each entry of what the feature steps learn, under the key ``learnt_state`` gives it, with
+    the notebook cell after which the notebook holds it: a fitted transformer after the last
+    step that names it, the columns ``pd.get_dummies`` made after the step that binds them.
+    ``steps`` are the steps' statements in order, each with its cell."""
+    entries = [
+        Learnt(name, name, max(cells))
+        for name in fitted
+        if (cells := [cell for cell, node in steps if name in _names(node)])
+    ]
+    keys = iter(_dummy_keys(dummies))
+    for cell, node in steps:
+        bound = _dummies_bound(node, dummies)
+        key = next(keys, "") if bound else ""
+        if key:
+            entries.append(Learnt(key, bound, cell, columns=True))
+    return tuple(entries)
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {part.id for part in ast.walk(node) if isinstance(part, ast.Name)}
 
 
 def _dummy_keys(dummies: Sequence[str]) -> list[str]:
