@@ -20,6 +20,7 @@ from promote.analysis import Analysis, CellAnalysis, stage_tag, tables
 from promote.analysis.bindings import BUILTINS
 from promote.analysis.checks import movable_secret, qualified_names
 from promote.analysis.readiness import readiness
+from promote.analysis.rowwise import attribute_column
 from promote.analysis.secrets import secret_kind, secret_literals
 from promote.analysis.statements import Statement, called_name, changes_state, source_lines
 from promote.errors import RefusedNotebookError
@@ -1092,6 +1093,9 @@ def _subscript_key(within: ast.AST, name: ast.Name, body: str) -> tuple[list[str
     """The column names of the subscript ``name[...]`` in ``within`` and whether it is set;
     None when ``name`` is used otherwise or the names are not written out."""
     for node in ast.walk(within):
+        if isinstance(node, ast.Attribute) and node.value is name:
+            column = attribute_column(node, {name.id})
+            return ([column], False) if column else None
         if isinstance(node, ast.Subscript) and node.value is name:
             key = node.slice
             if isinstance(key, ast.Name):

@@ -36,6 +36,7 @@ from promote.analysis.rowwise import (
     GENERIC_RANK,
     NOTEBOOK_RANK,
     Frames,
+    attribute_column,
     explain,
     is_literal,
     refusal,
@@ -753,6 +754,9 @@ def _columns_taken(node: ast.stmt, frame: str) -> list[ast.expr] | None:
         if not (isinstance(name, ast.Name) and name.id == frame):
             continue
         parent = parents.get(id(name))
+        if column := attribute_column(parent, {frame}) if parent else "":
+            keys.append(ast.Constant(column))  # ``df.label``: the column ``label``
+            continue
         if not (
             isinstance(parent, ast.Subscript)
             and parent.value is name
@@ -784,7 +788,7 @@ def _may_write(node: ast.stmt) -> bool:
 
 
 def _columns_read(node: ast.stmt, frame: str) -> list[ast.expr]:
-    """The column keys ``node`` reads from ``frame`` by name (``frame[key]``)."""
+    """The column keys ``node`` reads from ``frame`` by name (``frame[key]``, ``frame.key``)."""
     return [
         part.slice
         for part in ast.walk(node)
@@ -792,6 +796,10 @@ def _columns_read(node: ast.stmt, frame: str) -> list[ast.expr]:
         and isinstance(part.value, ast.Name)
         and part.value.id == frame
         and isinstance(part.ctx, ast.Load)
+    ] + [
+        ast.Constant(column)
+        for part in ast.walk(node)
+        if (column := attribute_column(part, {frame}))
     ]
 
 
