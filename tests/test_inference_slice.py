@@ -1087,7 +1087,10 @@ def test_steps_that_learn_both_before_and_after_the_split_are_refused() -> None:
     assert "both before the split (`mm`) and after it (`sc`)" in plan.inference.note
 
 
-def test_steps_after_the_split_over_two_stages_are_refused() -> None:
+def test_steps_after_the_split_over_two_stages_are_joined_in_make_features() -> None:
+    """An array made in the features stage after the split, a scaler made and fitted on it in
+    training: ``make_features`` holds both, the training stage records what the scaler learnt
+    and the features stage the training rows' labels."""
     split, fit = SCALE_AFTER_SPLIT.split("sc = StandardScaler()\n")
     plan = plan_cells(
         IMPORTS + "\n" + SCALER,
@@ -1096,11 +1099,39 @@ def test_steps_after_the_split_over_two_stages_are_refused() -> None:
         split + "X_train = X_train.to_numpy()",
         "# md: ## Training",
         "sc = StandardScaler()\n" + fit,
-        PREDICT,
+        SCORE,
+    )
+
+    assert plan.inference.function == "make_features", plan.inference.note
+    make = next(f for m in plan.modules for f in m.functions if f.name == "make_features")
+    assert make.body.splitlines() == [
+        "X = prepare_features(df)",
+        "X = X.to_numpy()",
+        "",
+        'sc = feature_state["sc"]',
+        "# scale on the training rows only",
+        "X = sc.transform(X)",
+    ]
+    returns = {c.function.stage: c.function.returns[-1] for c in plan.calls}
+    assert (returns["features"], returns["train"]) == ("fitted_rows", "feature_state")
+
+
+def test_transformers_fitted_after_the_split_in_two_stages_are_refused() -> None:
+    split, fit = SCALE_AFTER_SPLIT.split("sc = StandardScaler()\n")
+    plan = plan_cells(
+        IMPORTS + "\nfrom sklearn.preprocessing import MinMaxScaler, StandardScaler",
+        LOAD,
+        "# md: ## Features",
+        split + "mm = MinMaxScaler()\nX_train = mm.fit_transform(X_train)",
+        "# md: ## Training",
+        "sc = StandardScaler()\n" + fit,
+        SCORE,
     )
 
     assert not plan.inference.function
-    assert "after the split are spread over 2 stages (features, train)" in plan.inference.note
+    assert "make and fit their transformers in the features and train stages" in (
+        plan.inference.note
+    )
 
 
 AFTER_SPLIT_CELLS = (
