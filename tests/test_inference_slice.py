@@ -754,9 +754,12 @@ def write_students(folder: Path) -> Path:
 
 # Runs in the promoted project: what training fitted is saved with the model, and the
 # service's path (make_features with it, on one request) gives the notebook's model input.
-CHECK_FITTED = """
+# The start of the checks that run in a promoted project: train with its pipeline, run the
+# notebook's code in its own folder, save what training made and load it as the service does.
+TRAINED_AND_LOADED = """
 import json, os, sys, tempfile
 from pathlib import Path
+import numpy as np
 import pandas as pd
 from pandas.testing import assert_frame_equal
 from {package} import artifacts, pipeline
@@ -766,11 +769,15 @@ os.chdir(sys.argv[2])
 notebook = {{}}
 exec(compile(sys.argv[1], "notebook", "exec"), notebook)
 expected = notebook["X_train"]
-assert_frame_equal(result.features, expected)
 with tempfile.TemporaryDirectory() as folder:
     artifacts.save(result, Path(folder))
     saved = sorted(p.name for p in Path(folder).iterdir())
     loaded = artifacts.load(Path(folder))
+"""
+CHECK_FITTED = (
+    TRAINED_AND_LOADED
+    + """
+assert_frame_equal(result.features, expected)
 one = loaded.model_input(result.inputs.iloc[[3]])  # one request alone, as the service does
 assert_frame_equal(one, expected.iloc[[3]])
 request = result.inputs.iloc[[3]].assign(grade="Z")  # a grade training never saw
@@ -782,6 +789,7 @@ predicted = loaded.model.predict(loaded.model_input(result.inputs))
 assert (predicted == notebook["model"].predict(expected)).all()
 print(json.dumps({{"saved": saved, "columns": sorted(result.inputs.columns)}}))
 """
+)
 
 
 def test_a_promoted_notebook_saves_what_its_feature_steps_fitted_and_serves_raw_columns(
@@ -1154,23 +1162,11 @@ AFTER_SPLIT_CELLS = (
 )
 # Runs in the promoted project: the model's input is the notebook's scaled array, what the
 # scaler learnt is saved with the model, and one request alone gets its training row.
-CHECK_AFTER_SPLIT = """
-import json, os, sys, tempfile
-from pathlib import Path
-import numpy as np
-from {package} import artifacts, pipeline
-
-result = pipeline.run()
-os.chdir(sys.argv[2])
-notebook = {{}}
-exec(compile(sys.argv[1], "notebook", "exec"), notebook)
-expected = notebook["X_train"]
+CHECK_AFTER_SPLIT = (
+    TRAINED_AND_LOADED
+    + """
 np.testing.assert_allclose(result.features, expected)
 assert len(result.inputs) == len(expected)
-with tempfile.TemporaryDirectory() as folder:
-    artifacts.save(result, Path(folder))
-    saved = sorted(p.name for p in Path(folder).iterdir())
-    loaded = artifacts.load(Path(folder))
 for row in range(len(expected)):
     one = loaded.model_input(result.inputs.iloc[[row]])  # one request alone, as the service does
     np.testing.assert_allclose(one, expected[[row]])
@@ -1178,6 +1174,7 @@ predicted = loaded.model.predict(loaded.model_input(result.inputs))
 assert (predicted == notebook["model"].predict(expected)).all()
 print(json.dumps({{"saved": saved, "columns": sorted(result.inputs.columns)}}))
 """
+)
 
 
 def write_patients(folder: Path) -> Path:
@@ -1266,23 +1263,10 @@ PASSENGER_CELLS = (
 )
 # Runs in the promoted project: the statistics training learnt are saved with the model, and
 # a request alone (its age and port missing) is filled with them, not with its own.
-CHECK_STATISTICS = """
-import json, os, sys, tempfile
-from pathlib import Path
-import numpy as np
-import pandas as pd
-from pandas.testing import assert_frame_equal
-from {package} import artifacts, pipeline
-
-result = pipeline.run()
-os.chdir(sys.argv[2])
-notebook = {{}}
-exec(compile(sys.argv[1], "notebook", "exec"), notebook)
-expected = notebook["X_train"]
+CHECK_STATISTICS = (
+    TRAINED_AND_LOADED
+    + """
 assert_frame_equal(result.features, expected)
-with tempfile.TemporaryDirectory() as folder:
-    artifacts.save(result, Path(folder))
-    loaded = artifacts.load(Path(folder))
 for row in range(len(expected)):
     one = loaded.model_input(result.inputs.iloc[[row]])
     assert_frame_equal(one, expected.iloc[[row]], check_dtype=False)
@@ -1293,6 +1277,7 @@ assert filled["age"].iloc[0] == loaded_rows["age"].median()
 assert filled["from_s"].iloc[0] == int(loaded_rows["port"].mode()[0] == "S")
 print(json.dumps(sorted(loaded.feature_state)))
 """
+)
 
 
 def test_a_promoted_notebook_keeps_the_statistics_its_steps_fill_gaps_with(

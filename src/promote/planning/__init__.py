@@ -587,7 +587,7 @@ def _function(
         params += (parameter,)
     heading = _stage_heading(group) or group.cells[0].heading
     cells = tuple(c.index for c in group.cells)
-    where = f"cell {cells[0]}" if len(cells) == 1 else f"cells {cells[0]}-{cells[-1]}"
+    where = _where(cells)
     docstring = f"{heading.rstrip('.')}." if heading else f"{group.stage.capitalize()} stage."
     docstring += f"\n\nFrom {where} of {analysis.notebook.path.name}."
     return Function(
@@ -709,16 +709,8 @@ def _features_function(
     output_types = [_type_at(groups, analysis, kept, settings, sliced.binder, sliced.output)]
     taken = _taken(analysis, groups)
     name = _free("make_features", taken)
-    cells = sorted(
-        {
-            c.index
-            for part in parts
-            for c in part.cells
-            for s in kept[c.index]
-            if id(s) in sliced.statements
-        }
-    )
-    where = f"cell {cells[0]}" if len(cells) == 1 else f"cells {cells[0]}-{cells[-1]}"
+    cells = _cells_of(parts, kept, sliced.statements)
+    where = _where(cells)
     drops = (
         '``drop`` ignores the columns it does not find (``errors="ignore"``): requests\n'
         "carry no target column.\n\n"
@@ -897,20 +889,9 @@ def _after_split_function(
         params += (parameter,)
     output_type = _type_at(groups, analysis, kept, settings, after.last, after.output)
     cells = tuple(
-        sorted(
-            {
-                *(before.cells if before else ()),
-                *(
-                    c.index
-                    for part in taken
-                    for c in part.cells
-                    for s in kept[c.index]
-                    if id(s) in after.statements
-                ),
-            }
-        )
+        sorted({*(before.cells if before else ()), *_cells_of(taken, kept, after.statements)})
     )
-    where = f"cell {cells[0]}" if len(cells) == 1 else f"cells {cells[0]}-{cells[-1]}"
+    where = _where(cells)
     learnt = f", with what training learnt from its rows ({_learnt(after)})" if split.state else ""
     before_text = f"``{before.name}``, then " if before is not None else ""
     docstring = (
@@ -938,6 +919,21 @@ def _after_split_function(
         type_names=frozenset(output_type.names) | (before.type_names if before else frozenset()),
         settings_default=parameter in params,
     )
+
+
+def _cells_of(
+    parts: Sequence[_Group], kept: dict[int, list[Statement]], ids: frozenset[int]
+) -> tuple[int, ...]:
+    """The cells of ``parts`` that hold the statements whose ids are ``ids``, in order."""
+    return tuple(
+        sorted(
+            {c.index for part in parts for c in part.cells for s in kept[c.index] if id(s) in ids}
+        )
+    )
+
+
+def _where(cells: Sequence[int]) -> str:
+    return f"cell {cells[0]}" if len(cells) == 1 else f"cells {cells[0]}-{cells[-1]}"
 
 
 def _renamed(body: str, old: str, new: str) -> str:
