@@ -148,11 +148,15 @@ def _with_learnt(node: ast.stmt, used: list[tuple[str, str, ast.expr]], state: s
 
 
 def learnt_entries(
-    steps: Sequence[tuple[int, ast.stmt]], fitted: Sequence[str], dummies: Sequence[str]
+    steps: Sequence[tuple[int, ast.stmt]],
+    fitted: Sequence[str],
+    dummies: Sequence[str],
+    statistics: Sequence[str] = (),
 ) -> tuple[Learnt, ...]:
     """Each entry of what the feature steps learn, under the key ``learnt_state`` gives it, with
     the notebook cell after which the notebook holds it: a fitted transformer after the last
-    step that names it, the columns ``pd.get_dummies`` made after the step that binds them.
+    step that names it, the columns ``pd.get_dummies`` made after the step that binds them, a
+    statistic right before the statement that uses it (as ``fit_features`` records it).
     ``steps`` are the steps' statements in order, each with its cell."""
     entries = [
         Learnt(name, name, max(cells))
@@ -160,11 +164,20 @@ def learnt_entries(
         if (cells := [cell for cell, node in steps if name in _names(node)])
     ]
     keys = iter(_dummy_keys(dummies))
+    statistic_keys = _statistic_keys(statistics)
+    position = 0
     for cell, node in steps:
         bound = _dummies_bound(node, dummies)
         key = next(keys, "") if bound else ""
         if key:
             entries.append(Learnt(key, bound, cell, columns=True))
+        used = _statistics_used(node, statistics, statistic_keys, position)
+        position += len(used)
+        statement = ast.unparse(node)
+        entries += [
+            Learnt(key, expression, cell, statement=statement, before=True)
+            for expression, key, _ in used
+        ]
     return tuple(entries)
 
 
