@@ -15,6 +15,7 @@ from the training rows when they learn (copied in the kernel right after their c
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -59,7 +60,8 @@ exec(compile({source!r}, "promote_capture.py", "exec"), __promote_capture)
 print({marker!r} + __import__("json").dumps(__promote_capture["capture"](
     {model}, {fit_input}, {{{metrics}}}, {rows}, {reference!r},
     {modelfile!r}, {directory!r}, {max_bytes!r},
-    globals().get("__promote_loaded"), {drop}, {keep}, {serving}), default=str))
+    globals().get("__promote_loaded"), {drop}, {keep}, {serving},
+    {labels}), default=str))
 del __promote_capture
 """
 # Runs in the notebook's kernel right after the cell that made the frame the service's feature
@@ -82,6 +84,57 @@ try:
 except Exception:
     pass
 """
+# Runs where the notebook holds the training rows the split made (``Inference.trained``):
+# their labels, which the model's input may not keep (``X_train = ss.fit_transform(X_train)``).
+_ROWS_ENTRY = """\
+try:
+    __promote_rows = {name}.index.copy()
+except Exception:
+    pass
+"""
+# Runs in the notebook's kernel right before a cell where the notebook holds what promote takes
+# only inside the cell (``Learnt.statement``): an AST transformer of IPython's shell puts each
+# snapshot (``inserts``: statement, before it or not, code) right before or after the first
+# top-level statement of the next cell run that reads as that statement (``ast.unparse``).
+_INSERT_CELL = """\
+def __promote_insert(inserts):
+    import ast
+
+    class Insert(ast.NodeTransformer):
+        promote_snapshots = True
+        done = set()
+
+        def visit_Module(self, module):
+            body = []
+            for node in module.body:
+                try:
+                    text = ast.unparse(node)
+                except Exception:
+                    text = None
+                found = [i for i, item in enumerate(inserts) if item[0] == text]
+                found = [i for i in found if i not in self.done]
+                self.done.update(found)
+                for before in (True, False):
+                    if not before:
+                        body.append(node)
+                    for i in found:
+                        if inserts[i][1] == before:
+                            body += ast.parse(inserts[i][2]).body
+            module.body = body
+            return ast.fix_missing_locations(module)
+
+    get_ipython().ast_transformers.append(Insert())
+
+
+__promote_insert({inserts!r})
+del __promote_insert
+"""
+# Runs right after that cell: the transformer is removed.
+_INSERT_END = """\
+get_ipython().ast_transformers[:] = [
+    t for t in get_ipython().ast_transformers if not getattr(t, "promote_snapshots", False)
+]
+"""
 
 
 def capture_cell(plan: Plan, model_directory: Path | None = None) -> str:
@@ -103,6 +156,7 @@ def capture_cell(plan: Plan, model_directory: Path | None = None) -> str:
         drop=notebook_drop(plan) if loaded_frame_cell(plan) else "()",
         keep=repr(sorted(plan.inference.columns)),
         serving=serving_steps(plan) if loaded_frame_cell(plan) else "None",
+        labels='globals().get("__promote_rows")' if plan.inference.trained else "None",
     )
 
 
@@ -129,33 +183,69 @@ def serving_steps(plan: Plan) -> str:
         settings_default=False,
         body=notebook_names(plan, function.body),
     )
+    # The functions of its module it calls (``prepare_features``, the steps before the split),
+    # with the settings parameter they are passed set to None: they read no setting here.
+    called = {
+        node.func.id
+        for node in ast.walk(ast.parse(function.body))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
+    helpers = [
+        replace(f, settings_default=False, body=notebook_names(plan, f.body))
+        for module in plan.modules
+        if module.name == inference.module
+        for f in module.functions
+        if f.name in called and f.name != function.name
+    ]
+    source = "".join(
+        function_source(f, plan.settings_parameter) + "\n\n" for f in (*helpers, steps)
+    )
+    if helpers:
+        source = f"{plan.settings_parameter} = None\n\n" + source
     entries = [(entry.key, entry.name, entry.cell) for entry in inference.entries]
     return (
         f'{{"state": globals().get("__promote_state"), "entries": {entries!r}, '
-        f'"steps": {function_source(steps, plan.settings_parameter)!r}, '
+        f'"steps": {source!r}, '
         f'"function": {function.name!r}, "namespace": globals()}}'
     )
 
 
 def snapshot_cells(plan: Plan) -> dict[int, str]:
-    """The code promote runs in the kernel right after notebook cells (by their number): the
-    copy of the frame as loaded (``loaded_frame_cell``) and what the feature steps learnt
-    (``Inference.entries``)."""
+    """The code promote runs in the kernel right after notebook cells (by their number; 0:
+    before the first): the copy of the frame as loaded (``loaded_frame_cell``), what the
+    feature steps learnt (``Inference.entries``) and the labels of the training rows
+    (``Inference.trained``). What the notebook holds only inside a cell (``Learnt.statement``)
+    is taken there by an AST transformer installed right before that cell and removed after
+    it (``_INSERT_CELL``)."""
     cells: dict[int, str] = {}
     loaded = loaded_frame_cell(plan)
     if loaded is None:
         return cells
-    cells[loaded] = _SNAPSHOT_CELL.format(frame=plan.inference.frame)
-    for entry in plan.inference.entries:
-        value = (
-            f"dict({entry.name}.dtypes.astype(str))"
-            if entry.columns
-            else f'__import__("copy").deepcopy({entry.name})'
-        )
-        code = cells.get(entry.cell, "")
-        if _STATE_CELL not in code:
-            code += _STATE_CELL
-        cells[entry.cell] = code + _STATE_ENTRY.format(key=entry.key, value=value)
+    inference = plan.inference
+    cells[loaded] = _SNAPSHOT_CELL.format(frame=inference.frame)
+    inside: dict[int, list[tuple[str, bool, str]]] = {}
+    trained = (inference.trained,) if inference.trained else ()
+    for entry in (*trained, *inference.entries):
+        if entry is inference.trained:
+            code = _ROWS_ENTRY.format(name=entry.name)
+        else:
+            value = (
+                f"dict({entry.name}.dtypes.astype(str))"
+                if entry.columns
+                else f'__import__("copy").deepcopy({entry.name})'
+            )
+            code = _STATE_ENTRY.format(key=entry.key, value=value)
+        if entry.statement:
+            inserted = code if entry is inference.trained else _STATE_CELL + code
+            inside.setdefault(entry.cell, []).append((entry.statement, entry.before, inserted))
+            continue
+        before = cells.get(entry.cell, "")
+        if _STATE_CELL not in before and entry is not inference.trained:
+            before += _STATE_CELL
+        cells[entry.cell] = before + code
+    for cell, inserts in inside.items():
+        cells[cell - 1] = cells.get(cell - 1, "") + _INSERT_CELL.format(inserts=inserts)
+        cells[cell] = _INSERT_END + cells.get(cell, "")
     return cells
 
 

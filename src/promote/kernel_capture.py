@@ -97,16 +97,26 @@ def capture(
     drop: Any = (),
     keep: Any = (),
     serving: Any = None,
+    labels: Any = None,
 ) -> dict[str, Any]:
     """Everything the generated project records of the notebook's run (module docstring)."""
     kind = input_kind(fit_input)
     dropped = personal_columns(fit_input, kind)
-    head = fit_input[:rows] if not hasattr(fit_input, "head") else fit_input.head(rows)
+    head = first(fit_input, rows)
     predictions = [plain(value) for value in model.predict(head)]
     served = None
     if loaded is not None:
         served = optional(
-            request_rows, model, fit_input, loaded, drop, rows, reference_source, keep, serving
+            request_rows,
+            model,
+            fit_input,
+            loaded,
+            drop,
+            rows,
+            reference_source,
+            keep,
+            serving,
+            labels,
         )
     saved = save_model(model, model_source, model_directory, max_model_bytes)
     if served and serving and not served["state_error"] and "sha256" in saved:
@@ -133,24 +143,29 @@ def request_rows(
     reference_source: str,
     keep: Any = (),
     serving: Any = None,
+    labels: Any = None,
 ) -> dict[str, Any] | None:
     """The fit input's rows as requests carry them: ``loaded`` (a frame) without the ``drop``
     columns (a name or a list of names), or only its ``keep`` columns when given (those the
-    feature steps read), at the fit input's index; None when they cannot be told apart (no
-    frames, a repeated index, rows missing). With ``serving`` (feature steps that learn from
-    the training rows), the predictions are the model's through the service's feature steps
-    and ``state_error`` says why those do not predict as the notebook did ("" when they do)."""
-    if not (hasattr(loaded, "columns") and hasattr(fit_input, "index")):
+    feature steps read), at the fit input's index, or at ``labels`` when given (the training
+    rows' labels taken right after the split, when steps after it make the fit input: its
+    rows are theirs, in order); None when they cannot be told apart (no frames, a repeated
+    index, rows missing, as many labels as rows). With ``serving`` (feature steps that learn
+    from the training rows), the predictions are the model's through the service's feature
+    steps and ``state_error`` says why those do not predict as the notebook did ("" when they
+    do)."""
+    index = labels if labels is not None else getattr(fit_input, "index", None)
+    if not hasattr(loaded, "columns") or index is None or len(index) != len(fit_input):
         return None
-    if not (loaded.index.is_unique and fit_input.index.isin(loaded.index).all()):
+    if not (loaded.index.is_unique and index.isin(loaded.index).all()):
         return None
     names = [drop] if isinstance(drop, str) else list(drop)
     if keep:
-        inputs = loaded.loc[:, loaded.columns.isin(list(keep))].loc[fit_input.index]
+        inputs = loaded.loc[:, loaded.columns.isin(list(keep))].loc[index]
     else:
-        inputs = loaded.drop(columns=names, errors="ignore").loc[fit_input.index]
+        inputs = loaded.drop(columns=names, errors="ignore").loc[index]
     dropped = personal_columns(inputs, "table")
-    predictions = [plain(value) for value in model.predict(fit_input.head(rows))]
+    predictions = [plain(value) for value in model.predict(first(fit_input, rows))]
     served = {
         "schema": schema(inputs, "table", dropped),
         "records": records(inputs.head(rows), "table", dropped),
@@ -193,7 +208,7 @@ def steps_error(model: Any, fit_input: Any, inputs: Any, serving: Any) -> tuple[
             f"the service's feature steps fail on the rows the model was fitted on "
             f"({type(error).__name__}: {error})"
         ), []
-    notebook = [plain(value) for value in model.predict(fit_input.head(CHECKED_ROWS))]
+    notebook = [plain(value) for value in model.predict(first(fit_input, CHECKED_ROWS))]
     differ = [
         (row, got, want)
         for row, (got, want) in enumerate(zip(through, notebook, strict=False))
@@ -205,6 +220,11 @@ def steps_error(model: Any, fit_input: Any, inputs: Any, serving: Any) -> tuple[
             f"its model the rows it was fitted on (row, prediction, notebook's): {differ[:3]}"
         ), through
     return "", through
+
+
+def first(rows: Any, count: int) -> Any:
+    """The first ``count`` rows of a frame, an array or a list."""
+    return rows.head(count) if hasattr(rows, "head") else rows[:count]
 
 
 def learnt(serving: Any) -> dict[str, Any]:
