@@ -29,6 +29,7 @@ from typing import IO, Any
 
 from promote.errors import PromoteError
 from promote.planning import Plan
+from promote.planning.model import Learnt
 
 __all__ = [
     "NOTEBOOK_MODEL_DIR",
@@ -224,29 +225,32 @@ def snapshot_cells(plan: Plan) -> dict[int, str]:
     inference = plan.inference
     cells[loaded] = _SNAPSHOT_CELL.format(frame=inference.frame)
     inside: dict[int, list[tuple[str, bool, str]]] = {}
-    trained = (inference.trained,) if inference.trained else ()
-    for entry in (*trained, *inference.entries):
-        if entry is inference.trained:
-            code = _ROWS_ENTRY.format(name=entry.name)
-        else:
-            value = (
-                f"dict({entry.name}.dtypes.astype(str))"
-                if entry.columns
-                else f'__import__("copy").deepcopy({entry.name})'
-            )
-            code = _STATE_ENTRY.format(key=entry.key, value=value)
+    snapshots = [(entry, _STATE_CELL, _state_entry(entry)) for entry in inference.entries]
+    if inference.trained:
+        snapshots.insert(
+            0, (inference.trained, "", _ROWS_ENTRY.format(name=inference.trained.name))
+        )
+    for entry, start, code in snapshots:
         if entry.statement:
-            inserted = code if entry is inference.trained else _STATE_CELL + code
-            inside.setdefault(entry.cell, []).append((entry.statement, entry.before, inserted))
+            inside.setdefault(entry.cell, []).append((entry.statement, entry.before, start + code))
             continue
         before = cells.get(entry.cell, "")
-        if _STATE_CELL not in before and entry is not inference.trained:
-            before += _STATE_CELL
-        cells[entry.cell] = before + code
+        cells[entry.cell] = before + (start if start not in before else "") + code
     for cell, inserts in inside.items():
         cells[cell - 1] = cells.get(cell - 1, "") + _INSERT_CELL.format(inserts=inserts)
         cells[cell] = _INSERT_END + cells.get(cell, "")
     return cells
+
+
+def _state_entry(entry: Learnt) -> str:
+    """The code that records ``entry`` in ``__promote_state``: a copy of what the notebook holds
+    (the dtypes of the columns of a frame ``pd.get_dummies`` made)."""
+    value = (
+        f"dict({entry.name}.dtypes.astype(str))"
+        if entry.columns
+        else f'__import__("copy").deepcopy({entry.name})'
+    )
+    return _STATE_ENTRY.format(key=entry.key, value=value)
 
 
 def loaded_frame_cell(plan: Plan) -> int | None:
