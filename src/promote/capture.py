@@ -327,6 +327,7 @@ class Capture:
     # With feature steps in the service: the sampled rows as requests carry them (the loaded
     # columns), with their schema, the model's predictions and reference statistics; else None.
     requests: dict[str, Any] | None = None
+    unmatched: str = ""  # why the run could not tell those rows, when it could not
 
 
 @dataclass(frozen=True)
@@ -539,6 +540,7 @@ def _parse(cell: Any, seconds: float) -> Capture | ExecutionFailure:
                 reference=data["reference"],
                 model=data.get("model") or {},
                 requests=data.get("requests"),
+                unmatched=data.get("unmatched") or "",
             )
     return ExecutionFailure(
         None, "the capture printed nothing", "This is a bug in promote.", seconds
@@ -604,11 +606,16 @@ def not_servable(capture: Capture, plan: Plan) -> str:
             "service serves a model from `make train`, which saves what they learnt"
         )
     if served is None:
+        trained = plan.inference.trained
+        why = capture.unmatched
+        if why and trained:
+            why += f" (`{trained.name}`, cell {trained.cell})"
         return (
             "requests carry the loaded columns and the service applies the notebook's feature "
             "steps (make_features) before the model, but the run could not match the frame as "
-            "loaded to the rows the model was fitted on; the service serves a model from "
-            "`make train`"
+            "loaded to the rows the model was fitted on"
+            + (f": {why}" if why else "")
+            + "; the service serves a model from `make train`"
         )
     if served["dropped"]:
         return (

@@ -23,7 +23,9 @@ data about the fitted model and the input it was fitted on:
   ``loaded`` is the frame as the notebook loaded it (promote copies it in the kernel after the
   cell that made it): the same rows as requests carry them (its columns without the target
   ``drop`` names, at the rows of the fit input), with their schema, records, the model's
-  predictions for them and reference statistics, as ``make train`` writes them; else None.
+  predictions for them and reference statistics, as ``make train`` writes them; else None,
+  and ``unmatched`` says why (``rows_at``). When steps after the split make the fit input,
+  its rows are those of ``labels`` (the training rows' labels, taken right after the split).
   When those steps learn from the training rows, ``serving`` holds what the notebook's steps
   learnt (taken after their cells) and the source of ``make_features``: the predictions are
   the model's through those steps, which must be the notebook's (``steps_error``; else
@@ -118,6 +120,9 @@ def capture(
             serving,
             labels,
         )
+    unmatched = ""
+    if loaded is not None and served is None:
+        unmatched = optional(rows_at, fit_input, loaded, labels)[1] or "taking them failed"
     saved = save_model(model, model_source, model_directory, max_model_bytes)
     if served and serving and not served["state_error"] and "sha256" in saved:
         save_state(serving, model_source, model_directory, saved)
@@ -128,6 +133,7 @@ def capture(
         "dropped": dropped,
         "reference": optional(reference, model, fit_input, kind, dropped, reference_source),
         "requests": served,
+        "unmatched": unmatched,
         "metrics": numbers(metrics),
         "versions": versions(),
         "model": saved,
@@ -154,10 +160,8 @@ def request_rows(
     from the training rows), the predictions are the model's through the service's feature
     steps and ``state_error`` says why those do not predict as the notebook did ("" when they
     do)."""
-    index = labels if labels is not None else getattr(fit_input, "index", None)
-    if not hasattr(loaded, "columns") or index is None or len(index) != len(fit_input):
-        return None
-    if not (loaded.index.is_unique and index.isin(loaded.index).all()):
+    index, _ = rows_at(fit_input, loaded, labels)
+    if index is None:
         return None
     names = [drop] if isinstance(drop, str) else list(drop)
     if keep:
@@ -180,6 +184,29 @@ def request_rows(
         served["state_error"] = why
         served["predictions"] = through[:rows] if not why else predictions
     return served
+
+
+def rows_at(fit_input: Any, loaded: Any, labels: Any = None) -> tuple[Any, str]:
+    """The labels of the fit input's rows in ``loaded`` (its index, or ``labels``), and ""; or
+    None and why they cannot be told (``request_rows``)."""
+    index = labels if labels is not None else getattr(fit_input, "index", None)
+    if not hasattr(loaded, "columns"):
+        return None, "the frame as loaded is not a table"
+    if index is None:
+        return None, (
+            "the model's input has no row labels (an array), and the run took none of the "
+            "training rows right after the split"
+        )
+    if len(index) != len(fit_input):
+        return None, (
+            f"{len(index)} training rows after the split, {len(fit_input)} rows in the model's "
+            "input"
+        )
+    if not loaded.index.is_unique:
+        return None, "the frame as loaded repeats row labels"
+    if not index.isin(loaded.index).all():
+        return None, "rows the model was fitted on are not in the frame as loaded"
+    return index, ""
 
 
 def steps_error(model: Any, fit_input: Any, inputs: Any, serving: Any) -> tuple[str, list[Any]]:

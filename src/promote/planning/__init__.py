@@ -820,12 +820,12 @@ def _after_split_entries(
 ) -> tuple[Learnt, tuple[Learnt, ...]]:
     """Where the notebook holds what ``promote --execute`` takes of the steps after the split
     (``Inference.trained`` and ``Inference.entries``): the training rows right after the split
-    statement, each transformer the steps fitted after their last cell that names it."""
+    statement, each transformer the steps fitted right after the last of them that names it."""
     at = {id(s): (c.index, s.node) for c in analysis.cells for s in kept[c.index]}
     cell, node = at[after.split]
     steps = [at[id(s)] for c in analysis.cells for s in kept[c.index] if id(s) in after.statements]
     trained = Learnt(split.rows, after.trained, cell, statement=ast.unparse(node))
-    return trained, learnt_entries(steps, after.fitted, ())
+    return trained, learnt_entries(steps, after.fitted, (), inside=True)
 
 
 def _before_split_function(
