@@ -683,6 +683,33 @@ def test_untrained_the_service_serves_the_notebooks_model_with_what_its_steps_le
     assert "features.skops has SHA-256" in refused.stderr, refused.stderr
 
 
+@pytest.mark.slow
+def test_untrained_the_service_serves_the_notebooks_model_fitted_after_the_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scaler fitted after the split, the model fitted on its array: with no `make train`,
+    the installed project serves the notebook's own model (version `notebook`) on the raw
+    columns of each training row, with the notebook's predictions; its own tests pass."""
+    target = tmp_path / "project"
+    tested = promoted_and_tested(write_patients(tmp_path), target, "-rs")
+    assert "test_parity.py" not in tested, tested  # none of them skipped
+    assert not (target / "artifacts" / "model.json").exists()  # nothing trained
+    notebook: dict[str, Any] = {}
+    monkeypatch.chdir(tmp_path)
+    code = "\n".join(c for c in AFTER_SPLIT_CELLS if not c.startswith("# md:"))
+    exec(compile(code, "patients.ipynb", "exec"), notebook)
+    rows = pd.read_csv(tmp_path / "patients.csv").loc[notebook["y_train"].index]
+    records = rows[["age", "weight", "height", "glucose"]].to_dict(orient="records")
+    expected = notebook["model"].predict(notebook["X_train"]).tolist()
+    with serving([venv_command(target, "patients-serve")], target, tmp_path / "s.log") as url:
+        status, body = http("POST", f"{url}/predict/batch", records)
+        assert status == 200, body
+        assert {row["model_version"] for row in body} == {"notebook"}
+        assert [row["prediction"] for row in body] == expected
+        status, one = http("POST", f"{url}/predict", records[0])
+        assert (status, one["model_version"], one["prediction"]) == (200, "notebook", expected[0])
+
+
 # --- what is recorded: the input schema, reference statistics, no personal data -------------
 
 PEOPLE = """\
