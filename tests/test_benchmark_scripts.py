@@ -37,6 +37,7 @@ def benchmarks() -> Iterator[dict[str, ModuleType]]:
         ("execute_overhead.py", "--repeat"),
         ("corpus_environments.py", "--budget"),
         ("corpus_parity.py", "--total-timeout"),
+        ("bike_grid_search.py", "--grid"),
     ],
 )
 def test_each_script_parses_its_arguments(script: str, option: str) -> None:

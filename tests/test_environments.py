@@ -13,7 +13,7 @@ from helpers import analyse_cells, notebook_json
 from project_harness import find_uv, install_project, run, venv_command
 from test_resolve import FakeIndex
 
-from promote import api, environments
+from promote import api, environments, report
 from promote import resolve as r
 from promote.analysis.drift import Bound
 from promote.analysis.failure import Implication, implicated, strip_ansi
@@ -218,6 +218,88 @@ def test_retries_are_bounded_and_the_first_failure_is_kept(monkeypatch: pytest.M
     assert [v["pandas"] for v in created] == ["1.5.3"]  # <2, then nothing below 1.5.3 exists
     assert retried.ran is first and retried.resolution is None
     assert len(retried.attempts) == 1 and not retried.attempts[0].ran
+
+
+def timeout(cell: int) -> ExecutionFailure:
+    return ExecutionFailure(
+        cell, "the cell ran longer than 900 s", "Raise --timeout, or make the cell faster.", 900.0,
+        timed_out=True,
+    )  # fmt: skip
+
+
+@pytest.mark.usefixtures("index")
+def test_a_fresh_environment_that_got_past_the_error_but_ran_out_of_time_is_what_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dipanjan-bike: the kernel's scikit-learn fails at once (criterion="mse"); with the capped
+    one the same cell runs past --timeout (its grid search takes 25 minutes). The error reported
+    last is the timeout in the fresh environment, not the kernel's error that it got past."""
+    fake_environments(monkeypatch)
+    analysis = analyse_cells(*CELLS)
+    first = failure()
+    retried = environments.retry(
+        first, analysis, plan(analysis, "p"), None, run=lambda _: timeout(3),
+        service_pins=SERVICE,
+        installed={"pandas": "2.2.3", "scikit-learn": "1.9.1", "numpy": "2.4.6"},
+        packages=PACKAGES,
+    )  # fmt: skip
+    assert len(retried.attempts) == 1  # a timeout is tied to no library: no more environments
+    reported = retried.ran
+    assert isinstance(reported, ExecutionFailure) and reported is not first
+    assert reported.timed_out and reported.cell == 3
+    message = reported.message(Path("nb.ipynb"))
+    assert message.startswith(
+        "Running nb.ipynb stopped at cell 3: in fresh environment 1 (the kernel's environment "
+        "failed at cell 3, above): the cell ran longer than 900 s. Raise --timeout"
+    )
+    assert "Fresh environment 1's pins did not raise the kernel's error" in message
+    assert "--modernize" not in message  # no drifted call in these cells: nothing to modernize
+    lines = report.retry_lines(retried)
+    assert lines[0].startswith("the run in the kernel's environment failed at cell 3: Attrib")
+    assert lines[1].startswith("fresh environment 1 (pandas==1.5.3")
+
+
+@pytest.mark.usefixtures("index")
+def test_a_timeout_with_drifted_calls_also_points_at_their_modern_forms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_environments(monkeypatch)
+    cells = (*CELLS[:2], "X = X.append(X, ignore_index=True)", CELLS[3])  # a drift finding
+    analysis = analyse_cells(*cells)
+    assert analysis.drift
+    retried = environments.retry(
+        failure(), analysis, plan(analysis, "p"), None, run=lambda _: timeout(4),
+        service_pins=SERVICE,
+        installed={"pandas": "2.2.3", "scikit-learn": "1.9.1", "numpy": "2.4.6"},
+        packages=PACKAGES,
+    )  # fmt: skip
+    assert isinstance(retried.ran, ExecutionFailure) and retried.ran.cell == 4  # a later cell
+    assert "apply the changes `promote check --modernize` lists" in retried.ran.hint
+
+
+@pytest.mark.usefixtures("index")
+@pytest.mark.parametrize(
+    ("later", "reported"),
+    [(failure(2), "kernel's"), (failure(3), "kernel's"), (failure(4), "fresh"),
+     (timeout(2), "kernel's"), (timeout(3), "fresh")],
+)  # fmt: skip
+def test_the_kernel_s_failure_is_reported_unless_a_fresh_environment_got_past_it(
+    monkeypatch: pytest.MonkeyPatch, later: ExecutionFailure, reported: str
+) -> None:
+    """An earlier cell, or the same error again, is no further than the kernel's failure at
+    cell 3; a later cell, or the same cell still running when time ran out, is."""
+    fake_environments(monkeypatch)
+    analysis = analyse_cells(*CELLS)
+    first = failure()
+    retried = environments.retry(
+        first, analysis, plan(analysis, "p"), None, run=lambda _: later, service_pins=SERVICE,
+        installed={"pandas": "2.2.3", "scikit-learn": "1.9.1", "numpy": "2.4.6"},
+        packages=PACKAGES, retries=1,
+    )  # fmt: skip
+    assert (retried.ran is first) == (reported == "kernel's")
+    assert isinstance(retried.ran, ExecutionFailure) and retried.ran.cell == (
+        3 if reported == "kernel's" else later.cell
+    )
 
 
 def test_an_error_of_the_notebook_s_own_code_is_not_retried(

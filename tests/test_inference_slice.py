@@ -917,6 +917,33 @@ def test_the_corpus_student_notebook_is_served_from_its_raw_columns(tmp_path: Pa
     assert "Recommend" not in json.loads(checked.stdout)
 
 
+def test_the_corpus_feature_selection_notebook_serves_its_selector_on_raw_columns() -> None:
+    """kaggle-breast-cancer-featsel fits ``SelectKBest(chi2, k=5)`` on the training rows and
+    target after the split and fits its forest on the five columns it keeps: requests carry
+    the 16 measurements the steps before the split keep, and the service selects the five
+    with the notebook's fitted selector."""
+    notebook = CORPUS / "kaggle-breast-cancer-featsel" / "notebook.ipynb"
+    if not notebook.is_file():
+        pytest.skip(f"no corpus notebook at {notebook}")
+
+    plan = promote(notebook, notebook.parent / "unused", pretend=True).plan
+
+    inference = plan.inference
+    assert (inference.function, inference.learnt, inference.rows) == (
+        "make_features",
+        "`select_feature`",
+        "fitted_rows",
+    ), inference.note
+    make = next(f for m in plan.modules for f in m.functions if f.name == "make_features")
+    assert make.body.splitlines() == [
+        "x_1 = prepare_features(x)",
+        "# find best scored 5 features",
+        'select_feature = feature_state["select_feature"]',
+        "",
+        "x_train_2 = select_feature.transform(x_1)",
+    ]
+
+
 # -- steps after the split ------------------------------------------------------------------------
 SCALE_AFTER_SPLIT = (
     "X = df.drop(columns=['label'])\ny = df['label']\n"

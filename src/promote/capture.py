@@ -341,6 +341,7 @@ class ExecutionFailure:
     details: str = field(default="", repr=False)  # the cell, its output and the traceback
     error_name: str = ""  # the exception's type, when the cell raised one
     error_value: str = ""
+    timed_out: bool = False  # stopped by --timeout or --total-timeout, not by an error
 
     def message(self, notebook: Path) -> str:
         where = f" at cell {self.cell}" if self.cell else ""
@@ -400,6 +401,7 @@ def execute(
                     f"the run exceeded its {total_timeout} s budget",
                     "Raise --total-timeout, or make the notebook faster (sample the data).",
                     total_timeout,
+                    timed_out=True,
                 )
                 if remaining <= 0:
                     return over_budget
@@ -415,6 +417,7 @@ def execute(
                         f"the cell ran longer than {cell_timeout} s",
                         "Raise --timeout, or make the cell faster.",
                         time.monotonic() - started,
+                        timed_out=True,
                     )
                 except DeadKernelError:
                     return ExecutionFailure(

@@ -14,6 +14,9 @@ the first set in which it runs. The candidates, in order:
    Python), then before that version's major series, then before its minor (``step_back``).
 
 A cap that no release with wheels for the Python meets is skipped without running anything.
+When no environment runs the notebook, the failure reported is the kernel's, unless a fresh
+environment got past it (``_got_past``: it stopped at a later cell, or at the same cell without
+the kernel's error, by a timeout): then that environment's, which is what stands in the way.
 This module does the I/O (virtual environments, installs, the kernel); the decisions come from
 ``analysis.failure`` and ``resolve``, which are pure or only ask the index.
 """
@@ -65,7 +68,9 @@ class Retried:
     """What the retries found: the run to keep and the pins it ran with."""
 
     failure: ExecutionFailure  # the run in the kernel's environment
-    ran: Capture | ExecutionFailure  # the first successful run, else that failure
+    # The first successful run; else the failure to report: the kernel's, or that of the fresh
+    # environment that got past it (``_got_past``).
+    ran: Capture | ExecutionFailure
     resolution: Resolution | None  # the pins of the environment it ran in, when it ran
     attempts: tuple[Attempt, ...]
     skipped: str = ""  # why no environment was tried
@@ -130,6 +135,7 @@ def retry(
     then: dict[str, str | None] = {}  # each library's newest release at the last-run date
     tried: set[tuple[str, ...]] = set()
     attempts: list[Attempt] = []
+    reported = failure
     first: Resolution | None = resolution
     if first is None or first.method != "uv" or extra:  # the environments need the index
         first = resolve(analysis, requirements, service_pins, installed=failed)
@@ -157,6 +163,8 @@ def retry(
             kept = _ran_with(candidate, number, changed, extra)
             return Retried(failure, ran, kept, tuple(attempts))
         attempts.append(Attempt(number, changed, ran.message(Path(plan.notebook_name))))
+        if _got_past(reported, ran):
+            reported = _past(failure, ran, number, bool(analysis.drift))
         failed = environment.versions
         tied = implicated(
             ran.error_name,
@@ -169,7 +177,42 @@ def retry(
         if not tied:
             break
     skipped = "" if attempts else "no other set of pins meets the caps with wheels for Python"
-    return Retried(failure, failure, None, tuple(attempts), skipped)
+    return Retried(failure, reported, None, tuple(attempts), skipped)
+
+
+def _got_past(before: ExecutionFailure, later: ExecutionFailure) -> bool:
+    """Whether a fresh environment's run (``later``) got further than ``before``: it stopped at
+    a later cell, or at the same cell without the error ``before`` raised there (a timeout: the
+    cell was still running)."""
+    if before.cell is None or later.cell is None:
+        return False
+    return later.cell > before.cell or (
+        later.cell == before.cell and bool(before.error_name) and later.timed_out
+    )
+
+
+def _past(
+    failure: ExecutionFailure, later: ExecutionFailure, number: int, drift: bool
+) -> ExecutionFailure:
+    """``later`` (fresh environment ``number``'s failure) as the one to report, saying where it
+    happened; when time stopped it, what more time or the modern forms of the drifted calls
+    would give."""
+    error = (
+        f"in fresh environment {number} (the kernel's environment failed at cell {failure.cell}, "
+        f"above): {later.error}"
+    )
+    hint = later.hint
+    if later.timed_out:
+        hint += (
+            f" Fresh environment {number}'s pins did not raise the kernel's error: with more time "
+            "the notebook may run with them, and the project keep them."
+        )
+        if drift:
+            hint += (
+                " Or apply the changes `promote check --modernize` lists, so that the notebook "
+                "runs with today's libraries."
+            )
+    return replace(later, error=error, hint=hint)
 
 
 def _next(

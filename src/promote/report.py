@@ -364,7 +364,8 @@ def retry_lines(retried: Retried) -> list[str]:
     if not retried.attempts and not retried.skipped:
         return []
     lines = []
-    if retried.resolution is not None:  # else the failure is the run's error, reported last
+    # Unless the kernel's failure is the error promote reports last, say it here.
+    if retried.ran is not retried.failure:
         failure = retried.failure
         where = f" at cell {failure.cell}" if failure.cell else ""
         lines.append(f"the run in the kernel's environment failed{where}: {failure.error}")

@@ -619,16 +619,20 @@ def _body(
     include: Callable[[Statement], bool],
     instead: Mapping[int, str] | None = None,
     appended: Mapping[int, str] | None = None,
+    selected: bool = False,
 ) -> str:
     """The source of the group's kept statements that ``include`` selects, with comments;
     a statement whose id ``instead`` maps is replaced by that line, and one whose id
-    ``appended`` maps is followed by those lines."""
+    ``appended`` maps is followed by those lines. With ``selected`` (steps taken out of the
+    stage), the cells with no statement selected are left out, comments and all."""
     parts: list[str] = []
     instead = instead or {}
     appended = appended or {}
     for cell in group.cells:
         lines = list(sources[cell.index])
         keep = {id(s) for s in kept[cell.index] if include(s)}
+        if selected and not keep:
+            continue
         drop = [(s.start, s.end) for s in cell.statements if id(s) not in keep]
         for stmt in cell.statements:
             if id(stmt) in appended and id(stmt) in keep:
@@ -681,7 +685,8 @@ def _features_function(
     parts = [groups[sliced.moved_group]] if sliced.moved_group >= 0 else []
     parts.append(group)
     body = "\n\n".join(
-        _body(part, sources, kept, lambda s: id(s) in sliced.statements) for part in parts
+        _body(part, sources, kept, lambda s: id(s) in sliced.statements, selected=True)
+        for part in parts
     )
     body, tolerant = _drops_ignore_missing(body)
     read = {n: x for n, x in settings.items() if not x.module_level and _reads_name(body, n)}
@@ -868,7 +873,7 @@ def _after_split_function(
     assert after is not None
     group = groups[after.group]
     body = _renamed(
-        _body(group, sources, kept, lambda s: id(s) in after.statements),
+        _body(group, sources, kept, lambda s: id(s) in after.statements, selected=True),
         after.trained,
         after.source,
     )
