@@ -18,7 +18,7 @@ from project_harness import http, install_project, run, serving, venv_command
 from sklearn.model_selection import train_test_split
 
 from promote import codegen, report
-from promote.analysis.rowwise import Frames, explain, refusal
+from promote.analysis.rowwise import Frames, attribute_column, explain, refusal
 from promote.api import Promotion, promote
 from promote.cli import main
 from promote.planning import Plan, columns_read, plan
@@ -61,6 +61,10 @@ def known() -> Frames:
         'df.loc[(df["age"] >= 40) & ~df["kind"].isin(["x"]), "group"] = df["kind"].str.upper()',
         'df["band"] = pd.cut(df["a"], bins=[0.0, 1.5, 3.0, np.inf], labels=[1, 2, 3])',
         'df["band"] = pd.cut(df["a"], [-np.inf, 0, LIMIT], right=False)',
+        # a column read as an attribute, and in-place steps on the frame itself
+        'df["ratio"] = df.a / df.b.clip(lower=1)\ndf["city"] = df.city.str.lower()',
+        'df.drop(columns=["id"], inplace=True)\ndf.fillna(0, inplace=True)',
+        'df.rename(columns={"a": "alpha"}, inplace=True)\nX = df.rename(columns={"b": "beta"})',
     ],
 )
 def test_row_wise_steps_are_accepted(statements: str) -> None:
@@ -83,7 +87,6 @@ def test_row_wise_steps_are_accepted(statements: str) -> None:
         ('df["kind"] = df["kind"].astype("category")', "astype('category')"),
         ('df["a"] = df["a"].fillna(method="ffill")', "fillna(method='ffill')"),
         ('df["lag"] = df["a"].shift(1)', "shift(1)"),
-        ('df["r"] = df.a / df.b', "df.a"),
         ('df["c"] = clean(df["c"])', "clean("),
         ('df["a"] = other["a"]', "other"),
         ('df["k"] = df["kind"].map(lookup)', "map(lookup)"),
@@ -95,6 +98,10 @@ def test_row_wise_steps_are_accepted(statements: str) -> None:
         ('df.loc[df["a"] > 0, "b"] = df["a"].mean(skipna=flag)', "mean(skipna=flag)"),
         ("X = df.drop(columns=dropped)", "drop(columns=dropped)"),
         ('df["band"] = pd.cut(df["a"], bins=5)', "pd.cut"),  # spread over the data's range
+        ('df["a"].fillna(0, inplace=True)', "inplace=True"),  # chained: a no-op in pandas 3
+        ('df.rename({"a": "b"}, inplace=True)', "rename"),  # a mapper renames the rows
+        ("df.dropna(inplace=True)", "dropna"),
+        ('df["n"] = df.size', "df.size"),  # an attribute of the frame, not a column
         ('df["band"] = pd.cut(df["a"], bins=edges)', "pd.cut"),
     ],
 )
@@ -150,6 +157,19 @@ def test_steps_that_fit_are_accepted_and_what_they_learn_is_recorded() -> None:
 
     assert frames.fitted == ["ss", "minmax"]
     assert frames.dummies == ["X"]
+
+
+def test_pandas_attributes_known_to_promote_cover_the_installed_pandas() -> None:
+    """``df.name`` is a column only when ``name`` is not an attribute of a pandas frame or
+    series; the list promote keeps (``promote/data``) must hold every one pandas has."""
+    public = {n for n in (*dir(pd.DataFrame), *dir(pd.Series)) if not n.startswith("_")}
+    frames = {"df"}
+    taken = [
+        n for n in sorted(public) if attribute_column(ast.parse(f"df.{n}").body[0].value, frames)
+    ]  # type: ignore[attr-defined]
+
+    assert taken == []
+    assert attribute_column(ast.parse("df.age").body[0].value, frames) == "age"  # type: ignore[attr-defined]
 
 
 def test_statistics_of_a_column_are_learnt_values_and_recorded_in_order() -> None:
@@ -1067,7 +1087,10 @@ def test_steps_that_learn_both_before_and_after_the_split_are_refused() -> None:
     assert "both before the split (`mm`) and after it (`sc`)" in plan.inference.note
 
 
-def test_steps_after_the_split_over_two_stages_are_refused() -> None:
+def test_steps_after_the_split_over_two_stages_are_joined_in_make_features() -> None:
+    """An array made in the features stage after the split, a scaler made and fitted on it in
+    training: ``make_features`` holds both, the training stage records what the scaler learnt
+    and the features stage the training rows' labels."""
     split, fit = SCALE_AFTER_SPLIT.split("sc = StandardScaler()\n")
     plan = plan_cells(
         IMPORTS + "\n" + SCALER,
@@ -1076,11 +1099,39 @@ def test_steps_after_the_split_over_two_stages_are_refused() -> None:
         split + "X_train = X_train.to_numpy()",
         "# md: ## Training",
         "sc = StandardScaler()\n" + fit,
-        PREDICT,
+        SCORE,
+    )
+
+    assert plan.inference.function == "make_features", plan.inference.note
+    make = next(f for m in plan.modules for f in m.functions if f.name == "make_features")
+    assert make.body.splitlines() == [
+        "X = prepare_features(df)",
+        "X = X.to_numpy()",
+        "",
+        'sc = feature_state["sc"]',
+        "# scale on the training rows only",
+        "X = sc.transform(X)",
+    ]
+    returns = {c.function.stage: c.function.returns[-1] for c in plan.calls}
+    assert (returns["features"], returns["train"]) == ("fitted_rows", "feature_state")
+
+
+def test_transformers_fitted_after_the_split_in_two_stages_are_refused() -> None:
+    split, fit = SCALE_AFTER_SPLIT.split("sc = StandardScaler()\n")
+    plan = plan_cells(
+        IMPORTS + "\nfrom sklearn.preprocessing import MinMaxScaler, StandardScaler",
+        LOAD,
+        "# md: ## Features",
+        split + "mm = MinMaxScaler()\nX_train = mm.fit_transform(X_train)",
+        "# md: ## Training",
+        "sc = StandardScaler()\n" + fit,
+        SCORE,
     )
 
     assert not plan.inference.function
-    assert "after the split are spread over 2 stages (features, train)" in plan.inference.note
+    assert "make and fit their transformers in the features and train stages" in (
+        plan.inference.note
+    )
 
 
 AFTER_SPLIT_CELLS = (
@@ -1202,10 +1253,11 @@ PASSENGER_CELLS = (
     "# md: ## Data",
     "df = pd.read_csv('passengers.csv')",
     "# md: ## Features",
+    "df.drop(columns=['ticket'], inplace=True)\n"
     "# fill the gaps: the median age, the commonest port\n"
     "df['age'] = df['age'].fillna(df['age'].median())\n"
     "df['port'] = df['port'].fillna(df['port'].mode()[0])\n"
-    "df['fare_z'] = (df['fare'] - df['fare'].mean()) / df['fare'].std()\n"
+    "df['fare_z'] = (df.fare - df.fare.mean()) / df.fare.std()\n"
     "df['from_s'] = (df['port'] == 'S').astype(int)\n"
     "X = df[['age', 'fare_z', 'from_s']]\ny = df['survived']",
     "# md: ## Training",
@@ -1257,6 +1309,7 @@ def write_passengers(folder: Path, cells: tuple[str, ...] = PASSENGER_CELLS) -> 
             "age": ages,
             "port": ports,
             "fare": rng.normal(30, 10, rows).round(2),
+            "ticket": [f"T{i}" for i in range(rows)],
             "survived": rng.choice([0, 1], rows),
         }
     ).to_csv(folder / "passengers.csv", index=False)
@@ -1279,9 +1332,9 @@ def test_a_promoted_notebook_keeps_the_statistics_its_steps_fill_gaps_with(
     assert result.plan.inference.state == "feature_state", result.plan.inference.note
     stdout = run_checked(result, project, CHECK_STATISTICS, PASSENGER_CELLS, tmp_path)
     assert json.loads(stdout) == [
+        "df.fare.mean()",
+        "df.fare.std()",
         "df['age'].median()",
-        "df['fare'].mean()",
-        "df['fare'].std()",
         "df['port'].mode()[0]",
     ]
 

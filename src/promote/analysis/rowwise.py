@@ -28,13 +28,21 @@ whitelist, read from the syntax alone (pure: no code runs):
 * lists of column names: literals, ``+`` and ``+=`` of them, ``append`` / ``extend`` /
   ``remove`` of literals, and comprehensions over a frame's ``columns`` filtered by string
   tests (``[c for c in df.columns if c.startswith("mean ")]``): they depend on the frame's
-  columns, which a request has as training had (the target aside), not on its values.
+  columns, which a request has as training had (the target aside), not on its values;
+* a column read as an attribute (``df.age``, when ``age`` is no attribute of a pandas frame or
+  series: ``promote/data/pandas_attributes.txt``);
+* ``drop`` / ``fillna`` / ``replace`` / ``rename`` / ``clip`` with ``inplace=True`` on a frame
+  of the steps itself (as ``df = df.drop(...)``; not on a column of it, which pandas'
+  copy-on-write ignores), ``rename(columns={...})``;
+* a statistic of a column used as a value (``fillna(df["age"].median())``,
+  ``df["port"].mode()[0]``): training learns it once, requests reuse it
+  (``Frames.statistics``).
 
-Anything else is refused, with the reason: statistics of the data (``df["a"].mean()``,
-``fillna(df["a"].median())``), row filters and reordering (``df[df.a > 0]``, ``dropna``,
+Anything else is refused, with the reason: statistics of a whole frame or another frame
+(``df.fillna(df.mean())``), row filters and reordering (``df[df.a > 0]``, ``dropna``,
 ``drop_duplicates``, ``sort_values``), ``get_dummies`` and category types (their columns come
 from the data), ``fillna(method="ffill")`` and other steps that read neighbouring rows, calls
-to functions the notebook defined, attribute access such as ``df.age``. ``explain`` says in
+to functions the notebook defined, a frame's own attributes (``df.shape``). ``explain`` says in
 words why a refused statement is not row-wise (it fits something on the data, uses statistics
 of the data, keeps or drops rows, ...), for the note the user reads.
 """
@@ -42,6 +50,8 @@ of the data, keeps or drops rows, ...), for the note the user reads.
 from __future__ import annotations
 
 import ast
+import functools
+import importlib.resources
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -55,6 +65,7 @@ __all__ = [
     "SPLIT_RANK",
     "Frames",
     "Why",
+    "attribute_column",
     "explain",
     "is_literal",
     "refusal",
@@ -128,6 +139,7 @@ ROW_METHODS = frozenset(
         "map",
         "notna",
         "notnull",
+        "rename",
         "replace",
         "round",
     }
@@ -139,6 +151,7 @@ ROW_METHOD_KEYWORDS: Mapping[str, frozenset[str]] = {
     "clip": frozenset({"lower", "upper"}),
     "copy": frozenset({"deep"}),
     "fillna": frozenset({"value"}),
+    "rename": frozenset({"columns"}),
     "replace": frozenset({"to_replace", "value", "regex"}),
     "round": frozenset({"decimals"}),
 }
@@ -291,6 +304,8 @@ def _refusal(stmt: ast.stmt, known: Frames) -> str | None:
         func = call.func
         if _fits_transformer(call, known):
             return None
+        if _in_place(call, known):
+            return _values(_without_in_place(call), known)
         if (
             isinstance(func, ast.Attribute)
             and isinstance(func.value, ast.Name)
@@ -345,6 +360,31 @@ def _assign(target: ast.expr, value: ast.expr, known: Frames) -> str | None:
         assert isinstance(target.slice, ast.Tuple)
         return _values(target.slice.elts[0], known) or _values(value, known)
     return _why(target)
+
+
+# Methods of a frame that may change it in place (``df.drop(columns=["id"], inplace=True)``):
+# row-wise as ``df = df.drop(columns=["id"])`` is.
+IN_PLACE_METHODS = frozenset({"drop", "fillna", "replace", "rename", "clip"})
+
+
+def _in_place(call: ast.Call, known: Frames) -> bool:
+    """``df.fillna(0, inplace=True)`` on a frame of the steps itself (not on a column of it:
+    a chained in-place change does nothing under pandas' copy-on-write)."""
+    func = call.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr in IN_PLACE_METHODS
+        and isinstance(func.value, ast.Name)
+        and func.value.id in known.frames
+        and any(
+            k.arg == "inplace" and isinstance(k.value, ast.Constant) and k.value.value is True
+            for k in call.keywords
+        )
+    )
+
+
+def _without_in_place(call: ast.Call) -> ast.Call:
+    return ast.Call(call.func, call.args, [k for k in call.keywords if k.arg != "inplace"])
 
 
 # Methods whose result is a boolean mask of the rows (``.str`` ones included).
@@ -417,8 +457,30 @@ def _values(node: ast.expr, known: Frames) -> str | None:
         accessor = node.value
         if node.attr in DT_FIELDS and isinstance(accessor, ast.Attribute) and accessor.attr == "dt":
             return _values(accessor.value, known)
-        return _why(node)
+        return None if attribute_column(node, known.frames) else _why(node)
     return _operation(node, known)
+
+
+@functools.cache
+def _pandas_attributes() -> frozenset[str]:
+    """The names of pandas' frame and series attributes (``promote/data``)."""
+    text = importlib.resources.files("promote").joinpath("data/pandas_attributes.txt")
+    lines = text.read_text("utf-8").splitlines()
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
+def attribute_column(node: ast.AST, frames: set[str] | frozenset[str]) -> str:
+    """``age`` for ``df.age`` read from a frame of ``frames`` when ``age`` is no attribute of a
+    pandas frame or series (so pandas reads it as the column); else ""."""
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Load)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in frames
+        and node.attr not in _pandas_attributes()
+    ):
+        return node.attr
+    return ""
 
 
 def _operation(node: ast.expr, known: Frames) -> str | None:
@@ -458,9 +520,18 @@ def _call(node: ast.Call, known: Frames) -> str | None:
             return _why(node)
     elif not _literal_arguments(node, known, keywords, learnt=True):
         return _why(node)
-    if func.attr == "map" and not (len(node.args) == 1 and isinstance(node.args[0], ast.Dict)):
+    if not _method_shape(node, func.attr):
         return _why(node)
     return _values(receiver, known)
+
+
+def _method_shape(node: ast.Call, method: str) -> bool:
+    """``map`` takes one dict; ``rename`` only ``columns=`` (a mapper renames the rows)."""
+    if method == "map":
+        return len(node.args) == 1 and isinstance(node.args[0], ast.Dict)
+    if method == "rename":
+        return not node.args and bool(node.keywords)
+    return True
 
 
 # A fitted transformer's methods that turn rows into rows (``fit_transform`` fits it first).
@@ -773,14 +844,14 @@ def _statistic(node: ast.AST, frames: set[str], constants: frozenset[str]) -> bo
         return False
     column = func.value
     known = Frames(set(frames), constants)
-    return (
+    named = bool(attribute_column(column, frames)) or (
         isinstance(column, ast.Subscript)
         and isinstance(column.value, ast.Name)
         and column.value.id in frames
         and isinstance(column.slice, ast.Constant | ast.Name)
         and _is_column_key(column.slice, known)
-        and _literal_arguments(call, known, None)
     )
+    return named and _literal_arguments(call, known, None)
 
 
 def statistics_in(

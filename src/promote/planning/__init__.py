@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import re
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
@@ -20,6 +20,7 @@ from promote.analysis import Analysis, CellAnalysis, stage_tag, tables
 from promote.analysis.bindings import BUILTINS
 from promote.analysis.checks import movable_secret, qualified_names
 from promote.analysis.readiness import readiness
+from promote.analysis.rowwise import attribute_column
 from promote.analysis.secrets import secret_kind, secret_literals
 from promote.analysis.statements import Statement, called_name, changes_state, source_lines
 from promote.errors import RefusedNotebookError
@@ -624,14 +625,16 @@ def _body(
     """The source of the group's kept statements that ``include`` selects, with comments;
     a statement whose id ``instead`` maps is replaced by that line, and one whose id
     ``appended`` maps is followed by those lines. With ``selected`` (steps taken out of the
-    stage), the cells with no statement selected are left out, comments and all."""
+    stage), only the selected statements are kept, with the comments above and in them: not
+    the comments of the cells' other code."""
     parts: list[str] = []
     instead = instead or {}
     appended = appended or {}
     for cell in group.cells:
         lines = list(sources[cell.index])
         keep = {id(s) for s in kept[cell.index] if include(s)}
-        if selected and not keep:
+        if selected:  # the statements alone, with the comments above and in them
+            parts.append(_selected(cell.statements, keep, lines))
             continue
         drop = [(s.start, s.end) for s in cell.statements if id(s) not in keep]
         for stmt in cell.statements:
@@ -643,6 +646,20 @@ def _body(
                 drop.append((stmt.start + 1, stmt.end))
         parts.append(_without(lines, drop))
     return "\n\n".join(p.strip("\n") for p in parts if p.strip())
+
+
+def _selected(statements: Sequence[Statement], keep: set[int], lines: list[str]) -> str:
+    """The lines of the ``keep`` statements of a cell, with the comments above and in them,
+    and the lines between two of them that follow each other in the cell."""
+    out: list[str] = []
+    previous = -1
+    for position, stmt in enumerate(statements):
+        if id(stmt) not in keep:
+            continue
+        start = statements[previous].end if previous == position - 1 >= 0 else stmt.start
+        out += lines[start : stmt.end]
+        previous = position
+    return "\n".join(out).strip("\n")
 
 
 # -- the inference slice -------------------------------------------------------------------------
@@ -872,8 +889,12 @@ def _after_split_function(
     after = sliced.after
     assert after is not None
     group = groups[after.group]
+    taken = [groups[g] for g in after.groups]
     body = _renamed(
-        _body(group, sources, kept, lambda s: id(s) in after.statements, selected=True),
+        "\n\n".join(
+            _body(part, sources, kept, lambda s: id(s) in after.statements, selected=True)
+            for part in taken
+        ),
         after.trained,
         after.source,
     )
@@ -899,7 +920,13 @@ def _after_split_function(
         sorted(
             {
                 *(before.cells if before else ()),
-                *(c.index for c in group.cells for s in kept[c.index] if id(s) in after.statements),
+                *(
+                    c.index
+                    for part in taken
+                    for c in part.cells
+                    for s in kept[c.index]
+                    if id(s) in after.statements
+                ),
             }
         )
     )
@@ -1112,6 +1139,9 @@ def _subscript_key(within: ast.AST, name: ast.Name, body: str) -> tuple[list[str
     """The column names of the subscript ``name[...]`` in ``within`` and whether it is set;
     None when ``name`` is used otherwise or the names are not written out."""
     for node in ast.walk(within):
+        if isinstance(node, ast.Attribute) and node.value is name:
+            column = attribute_column(node, {name.id})
+            return ([column], False) if column else None
         if isinstance(node, ast.Subscript) and node.value is name:
             key = node.slice
             if isinstance(key, ast.Name):

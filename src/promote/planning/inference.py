@@ -36,6 +36,7 @@ from promote.analysis.rowwise import (
     GENERIC_RANK,
     NOTEBOOK_RANK,
     Frames,
+    attribute_column,
     explain,
     is_literal,
     refusal,
@@ -103,9 +104,10 @@ class AfterSplit:
     their stage as the notebook wrote them (they make the test rows' features too); the
     service applies them to a request made as ``source`` (``X``), with what they learnt."""
 
-    group: int  # the stage that holds them
+    group: int  # the stage that fits what they learn (the last one, when they learn nothing)
+    groups: tuple[int, ...]  # the stages that hold them, in order
     statements: frozenset[int]  # their ids
-    last: int  # id of the last one: what they learnt is known after it
+    last: int  # id of the last one that makes or fits a transformer: what they learnt is known
     split_group: int  # the stage that splits
     split: int  # id of the split: the rows the model is fitted on are known after it
     source: str  # the split's input, as requests are made (``X``)
@@ -189,23 +191,18 @@ def _after_split(
     from the training rows (``AfterSplit``); None when there are none (the model is fitted on
     what the split made, or nothing was split); else why they cannot be applied to a request.
 
-    They are the statements ``name`` depends on back to the split, in one stage: row-wise
+    They are the statements ``name`` depends on back to the split (in one stage or several;
+    the transformers made and fitted in one of them): row-wise
     (``analysis/rowwise.py``, arrays allowed: the rows' labels are taken at the split), a
     transformer they make and fit on the training rows, ``pd.get_dummies``."""
     walked = _back_to_split(stages, fit, name)
     if walked is None:
         return None
     chosen, (split_group, split_index), source, trained, needed, targets = walked
-    groups = {g for g, _ in chosen}
-    if len(groups) > 1:
-        named = ", ".join(stages[g].stage for g in sorted(groups))
-        return (
-            f"the feature steps after the split are spread over {len(groups)} stages ({named}), "
-            "and promote slices the steps of one stage"
-        )
-    (group,) = groups
-    stage = stages[group]
-    steps = [stage.statements[i] for _, i in chosen]
+    groups = tuple(sorted({g for g, _ in chosen}))
+    steps = [stages[g].statements[i] for g, i in chosen]
+    cells = {k: v for g in groups for k, v in stages[g].cells.items()}
+    stage = replace(stages[groups[-1]], cells=cells)  # the steps' cells, for the notes
     known = Frames({trained}, constants, modules, after_split=True, targets=targets)
     note, telling = _not_row_wise(steps, stage, known)
     outside = sorted(needed - hoisted - {trained})
@@ -230,10 +227,23 @@ def _after_split(
             "the training rows alone (the test rows may get other columns); make them before "
             "the split, where promote keeps the columns training saw"
         )
+    fitting = [
+        (g, s)
+        for (g, _), s in zip(chosen, steps, strict=True)
+        if set(known.fitted) & {*s.binds, *s.reads}
+    ]
+    if len({g for g, _ in fitting}) > 1:
+        named = " and ".join(dict.fromkeys(stages[g].stage for g, _ in fitting))
+        return (
+            f"the feature steps after the split make and fit their transformers in the {named} "
+            "stages; promote keeps what they learn when one stage fits them"
+        )
+    group, last = fitting[-1] if fitting else (groups[-1], steps[-1])
     return AfterSplit(
         group=group,
+        groups=groups,
         statements=frozenset(id(s) for s in steps),
-        last=id(steps[-1]),
+        last=id(last),
         split_group=split_group,
         split=id(stages[split_group].statements[split_index]),
         source=source,
@@ -753,6 +763,9 @@ def _columns_taken(node: ast.stmt, frame: str) -> list[ast.expr] | None:
         if not (isinstance(name, ast.Name) and name.id == frame):
             continue
         parent = parents.get(id(name))
+        if column := attribute_column(parent, {frame}) if parent else "":
+            keys.append(ast.Constant(column))  # ``df.label``: the column ``label``
+            continue
         if not (
             isinstance(parent, ast.Subscript)
             and parent.value is name
@@ -784,7 +797,7 @@ def _may_write(node: ast.stmt) -> bool:
 
 
 def _columns_read(node: ast.stmt, frame: str) -> list[ast.expr]:
-    """The column keys ``node`` reads from ``frame`` by name (``frame[key]``)."""
+    """The column keys ``node`` reads from ``frame`` by name (``frame[key]``, ``frame.key``)."""
     return [
         part.slice
         for part in ast.walk(node)
@@ -792,6 +805,10 @@ def _columns_read(node: ast.stmt, frame: str) -> list[ast.expr]:
         and isinstance(part.value, ast.Name)
         and part.value.id == frame
         and isinstance(part.ctx, ast.Load)
+    ] + [
+        ast.Constant(column)
+        for part in ast.walk(node)
+        if (column := attribute_column(part, {frame}))
     ]
 
 
