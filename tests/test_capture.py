@@ -332,8 +332,8 @@ def test_the_plan_says_where_the_kernel_takes_what_the_steps_learnt_inside_a_cel
     assert [(e.key, e.cell, e.before) for e in statistics] == [
         ("df['age'].median()", 5, True),
         ("df['port'].mode()[0]", 5, True),
-        ("df['fare'].mean()", 5, True),
-        ("df['fare'].std()", 5, True),
+        ("df.fare.mean()", 5, True),
+        ("df.fare.std()", 5, True),
     ]
     assert statistics[0].statement == "df['age'] = df['age'].fillna(df['age'].median())"
 
@@ -378,7 +378,7 @@ def test_a_statistic_is_taken_right_before_the_statement_that_uses_it(tmp_path: 
     loaded = pd.read_csv(tmp_path / "passengers.csv")
     assert state["df['age'].median()"] == (loaded["age"] + 1).median() != loaded["age"].median()
     assert state["df['port'].mode()[0]"] == loaded["port"].mode()[0]
-    assert state["df['fare'].std()"] == pytest.approx(loaded["fare"].std())
+    assert state["df.fare.std()"] == pytest.approx(loaded["fare"].std())
 
 
 def test_an_array_s_rows_are_the_training_rows_taken_after_the_split() -> None:
