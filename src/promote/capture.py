@@ -203,7 +203,7 @@ def serving_steps(plan: Plan) -> str:
     )
     if helpers:
         source = f"{plan.settings_parameter} = None\n\n" + source
-    entries = [(entry.key, entry.name, entry.cell) for entry in inference.entries]
+    entries = [(entry.key, entry.name, _where(entry)) for entry in inference.entries]
     return (
         f'{{"state": globals().get("__promote_state"), "entries": {entries!r}, '
         f'"steps": {source!r}, '
@@ -240,6 +240,14 @@ def snapshot_cells(plan: Plan) -> dict[int, str]:
         cells[cell - 1] = cells.get(cell - 1, "") + _INSERT_CELL.format(inserts=inserts)
         cells[cell] = _INSERT_END + cells.get(cell, "")
     return cells
+
+
+def _where(entry: Learnt) -> str:
+    """Where the kernel takes ``entry``, in words: ``after cell 4``, ``before `...` in cell 5``."""
+    if not entry.statement:
+        return f"after cell {entry.cell}"
+    statement = entry.statement if len(entry.statement) <= 60 else entry.statement[:57] + "..."
+    return f"{'before' if entry.before else 'after'} `{statement}` in cell {entry.cell}"
 
 
 def _state_entry(entry: Learnt) -> str:

@@ -213,14 +213,12 @@ def steps_error(model: Any, fit_input: Any, inputs: Any, serving: Any) -> tuple[
     """Check the service's feature steps (``serving["steps"]``, the source of
     ``make_features(df, feature_state)`` with the notebook's constants for its settings, run
     in the notebook's namespace) with what the notebook's own steps learnt
-    (``serving["state"]``, taken in the kernel after the cells of ``serving["entries"]``): on
+    (``serving["state"]``, taken in the kernel where ``serving["entries"]`` say): on
     the first ``CHECKED_ROWS`` rows as requests carry them (``inputs``), the model must predict
     what it predicts on the rows it was fitted on. Returns why not ("" when it does) and the
     predictions through the steps."""
     state = serving.get("state") or {}
-    missing = [
-        f"`{name}` after cell {cell}" for key, name, cell in serving["entries"] if key not in state
-    ]
+    missing = [f"`{name}` {where}" for key, name, where in serving["entries"] if key not in state]
     if missing:
         return f"the run left no {', '.join(missing)}", []
     namespace = dict(serving["namespace"])
