@@ -15,11 +15,27 @@ import pandas as pd
 import pytest
 from helpers import EXAMPLES, notebook_json, plan_cells
 from project_harness import http, install_project, serving, venv_command
-from test_inference_slice import write_students
+from sklearn.model_selection import train_test_split
+from test_inference_slice import (
+    AFTER_SPLIT_CELLS,
+    PASSENGER_CELLS,
+    write_passengers,
+    write_patients,
+    write_students,
+)
 
 from promote import kernel_capture
-from promote.capture import ExecutionFailure, execute, max_model_bytes
+from promote.capture import (
+    Capture,
+    ExecutionFailure,
+    execute,
+    max_model_bytes,
+    not_servable,
+    serving_steps,
+    snapshot_cells,
+)
 from promote.cli import EXECUTION_FAILED, main
+from promote.planning.model import Learnt
 
 MODELFILE = (
     Path(__file__).resolve().parents[1]
@@ -107,8 +123,6 @@ def test_with_feature_steps_the_notebooks_model_is_served_on_the_loaded_columns(
     assert schema["make_features"] == "poc.features:make_features"
     assert [column["name"] for column in schema["columns"]] == ["a", "b"]
     sample = json.loads((folder / "sample.json").read_text())
-    from sklearn.model_selection import train_test_split
-
     train = train_test_split(frame.drop(columns="y"), test_size=0.25, random_state=0)[0]
     assert sample["records"] == train.head(5).to_dict(orient="records")
     model, _ = load_with_modelfile(folder)
@@ -194,7 +208,7 @@ def scaled(scaler: Any = None, **serving: Any) -> tuple[Any, Any, dict[str, Any]
     model = LinearRegression().fit(features, [1.0, 3, 2, 5, 4, 6])
     checked = {
         "state": {"scaler": fitted if scaler is None else scaler},
-        "entries": [("scaler", "scaler", 4)],
+        "entries": [("scaler", "scaler", "after cell 4")],
         "steps": STEPS,
         "function": "make_features",
         "namespace": {},
@@ -291,6 +305,123 @@ def test_what_the_capture_could_not_save_leaves_the_notebooks_model_to_make_trai
     copies, texts = notebook_model_files(saved, plan, Path("saved"))
     assert copies[Path("saved", "features.skops")] == "artifacts/notebook/features.skops"
     assert "features.skops" in json.loads(texts["artifacts/notebook/version.json"])["files"]
+
+
+# The patients notebook with its split, its scaler and its model in one cell (cell 7): the
+# training rows keep their labels only between the split and the scaler.
+ONE_CELL = (*AFTER_SPLIT_CELLS[:6], "\n".join(AFTER_SPLIT_CELLS[6:9]), *AFTER_SPLIT_CELLS[9:])
+SPLIT = "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)"
+
+
+def test_the_plan_says_where_the_kernel_takes_what_the_steps_learnt_inside_a_cell() -> None:
+    """After the split: the training rows right after the split, the scaler right after it is
+    fitted (where training records them), by a transformer installed before the cell and
+    removed after it; the kernel's make_features has prepare_features with it. A statistic:
+    right before the statement that uses it, as fit_features records it."""
+    plan = plan_cells(*ONE_CELL)
+    inference = plan.inference
+    assert inference.trained == Learnt("fitted_rows", "X_train", 7, statement=SPLIT)
+    fitted = "X_train = scaler.fit_transform(X_train)"
+    assert inference.entries == (Learnt("scaler", "scaler", 7, statement=fitted),)
+    cells = snapshot_cells(plan)
+    assert sorted(cells) == [3, 6, 7]  # after the load; before and after the split's cell
+    assert "ast_transformers.append" in cells[6] and "ast_transformers[:]" in cells[7]
+    steps = serving_steps(plan)
+    assert "def prepare_features(df" in steps and "def make_features(df" in steps
+    passengers = plan_cells(*PASSENGER_CELLS)
+    statistics = passengers.inference.entries
+    # where the kernel takes it, as the reason says when the run left none
+    assert "before `df['age'] = df['age'].fillna(df['age'].median())` in cell 5" in (
+        serving_steps(passengers)
+    )
+    assert [(e.key, e.cell, e.before) for e in statistics] == [
+        ("df['age'].median()", 5, True),
+        ("df['port'].mode()[0]", 5, True),
+        ("df.fare.mean()", 5, True),
+        ("df.fare.std()", 5, True),
+    ]
+    assert statistics[0].statement == "df['age'] = df['age'].fillna(df['age'].median())"
+
+
+def test_the_notebooks_model_fitted_after_the_split_is_served_untrained(tmp_path: Path) -> None:
+    """Split, scaler and model in one cell, the model fitted on the scaler's array: the kernel
+    takes the training rows' labels right after the split and the scaler right after it is
+    fitted; make_features (prepare_features, then the scaler) on those rows as loaded gives the
+    notebook's predictions, so the notebook's model is served with its scaler beside it."""
+    notebook = write_patients(tmp_path)
+    notebook.write_text(notebook_json(*ONE_CELL))
+    assert main([str(notebook), "-o", str(tmp_path / "p"), "--execute", "--no-lock"]) == 0
+    captured = json.loads((tmp_path / "p" / "tests" / "parity" / "notebook.json").read_text())
+    section = captured["saved_model"]
+    assert section["served"] is True, section
+    assert section["feature_state"]["file"] == "features.skops"
+    folder = tmp_path / "p" / "artifacts" / "notebook"
+    loaded = pd.read_csv(tmp_path / "patients.csv")
+    train = train_test_split(loaded, test_size=0.25, random_state=0)[0]
+    sample = json.loads((folder / "sample.json").read_text())
+    columns = ["age", "weight", "height", "glucose"]  # as loaded, without the id and the target
+    assert sample["records"] == train[columns].head(5).to_dict(orient="records")
+    assert sample["predictions"] == captured["predictions"]  # the notebook's own
+    scaler = run_modelfile("load_state", folder)["scaler"]
+    bmi = train["weight"] / (train["height"] / 100) ** 2
+    assert scaler.mean_.tolist() == pytest.approx(
+        [train["age"].mean(), bmi.mean(), train["glucose"].mean()]
+    )
+
+
+def test_a_statistic_is_taken_right_before_the_statement_that_uses_it(tmp_path: Path) -> None:
+    """The median that fills the gaps of ``age`` is the median of ``age`` as the cell changed
+    it just before (plus one), not as the cell received it nor as it ends: the notebook's
+    model is served with the four statistics fit_features would learn."""
+    cells = list(PASSENGER_CELLS)
+    cells[4] = "df['age'] = df['age'] + 1\n" + cells[4]
+    notebook = write_passengers(tmp_path, tuple(cells))
+    assert main([str(notebook), "-o", str(tmp_path / "p"), "--execute", "--no-lock"]) == 0
+    captured = json.loads((tmp_path / "p" / "tests" / "parity" / "notebook.json").read_text())
+    assert captured["saved_model"]["served"] is True, captured["saved_model"]
+    state = run_modelfile("load_state", tmp_path / "p" / "artifacts" / "notebook")
+    loaded = pd.read_csv(tmp_path / "passengers.csv")
+    assert state["df['age'].median()"] == (loaded["age"] + 1).median() != loaded["age"].median()
+    assert state["df['port'].mode()[0]"] == loaded["port"].mode()[0]
+    assert state["df.fare.std()"] == pytest.approx(loaded["fare"].std())
+
+
+def test_an_array_s_rows_are_the_training_rows_taken_after_the_split() -> None:
+    """The model's input is an array: its rows are those of the labels taken right after the
+    split, in order; without them, or with labels that do not fit, the reason is given and the
+    notebook's model is left to make train."""
+    from sklearn.linear_model import LinearRegression
+
+    loaded = pd.DataFrame(
+        {"a": [1.0, 2, 3, 4, 5, 6], "y": [2.0, 4, 6, 8, 10, 12]}, index=[10, 11, 12, 13, 14, 15]
+    )
+    labels = pd.Index([13, 10, 12])
+    fit_input = loaded.loc[labels, ["a"]].to_numpy()
+    model = LinearRegression().fit(fit_input, loaded.loc[labels, "y"])
+
+    def captured(labels: Any, rows: Any = loaded) -> dict[str, Any]:
+        arguments = (rows, ["y"], (), None, labels)
+        return kernel_capture.capture(model, fit_input, {}, 2, "", "", "", 0, *arguments)
+
+    good = captured(labels)
+    assert good["requests"]["records"] == [{"a": 4.0}, {"a": 1.0}]
+    assert good["requests"]["predictions"] == pytest.approx([8.0, 2.0])
+    assert good["unmatched"] == ""
+    cases = {
+        "no row labels (an array), and the run took none": captured(None),
+        "2 training rows after the split, 3 rows in the model's input": captured(labels[:2]),
+        "rows the model was fitted on are not in the frame as loaded": captured(
+            pd.Index([13, 10, 99])
+        ),
+        "the frame as loaded repeats row labels": captured(labels, loaded.set_axis([10] * 6)),
+    }
+    plan = plan_cells(*ONE_CELL)
+    for why, result in cases.items():
+        assert result["requests"] is None and why in result["unmatched"], result["unmatched"]
+        capture = Capture([], [], {}, {}, model={"file": "model.skops"}, unmatched=why)
+        assert f"fitted on: {why} (`X_train`, cell 7); the service serves" in not_servable(
+            capture, plan
+        )
 
 
 def test_the_notebooks_requests_carry_the_columns_the_steps_read() -> None:
@@ -555,6 +686,33 @@ def test_untrained_the_service_serves_the_notebooks_model_with_what_its_steps_le
     )
     assert refused.returncode != 0
     assert "features.skops has SHA-256" in refused.stderr, refused.stderr
+
+
+@pytest.mark.slow
+def test_untrained_the_service_serves_the_notebooks_model_fitted_after_the_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scaler fitted after the split, the model fitted on its array: with no `make train`,
+    the installed project serves the notebook's own model (version `notebook`) on the raw
+    columns of each training row, with the notebook's predictions; its own tests pass."""
+    target = tmp_path / "project"
+    tested = promoted_and_tested(write_patients(tmp_path), target, "-rs")
+    assert "test_parity.py" not in tested, tested  # none of them skipped
+    assert not (target / "artifacts" / "model.json").exists()  # nothing trained
+    notebook: dict[str, Any] = {}
+    monkeypatch.chdir(tmp_path)
+    code = "\n".join(c for c in AFTER_SPLIT_CELLS if not c.startswith("# md:"))
+    exec(compile(code, "patients.ipynb", "exec"), notebook)
+    rows = pd.read_csv(tmp_path / "patients.csv").loc[notebook["y_train"].index]
+    records = rows[["age", "weight", "height", "glucose"]].to_dict(orient="records")
+    expected = notebook["model"].predict(notebook["X_train"]).tolist()
+    with serving([venv_command(target, "patients-serve")], target, tmp_path / "s.log") as url:
+        status, body = http("POST", f"{url}/predict/batch", records)
+        assert status == 200, body
+        assert {row["model_version"] for row in body} == {"notebook"}
+        assert [row["prediction"] for row in body] == expected
+        status, one = http("POST", f"{url}/predict", records[0])
+        assert (status, one["model_version"], one["prediction"]) == (200, "notebook", expected[0])
 
 
 # --- what is recorded: the input schema, reference statistics, no personal data -------------

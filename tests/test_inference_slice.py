@@ -1280,12 +1280,9 @@ print(json.dumps(sorted(loaded.feature_state)))
 )
 
 
-def test_a_promoted_notebook_keeps_the_statistics_its_steps_fill_gaps_with(
-    tmp_path: Path,
-) -> None:
-    """Gaps filled with the median and the mode, a column standardised with its mean and
-    standard deviation: training learns the four values once, saves them with the model, and
-    a request alone (with gaps) gets training's values, as the notebook's rows did."""
+def write_passengers(folder: Path, cells: tuple[str, ...] = PASSENGER_CELLS) -> Path:
+    """``passengers.ipynb`` (``cells``) and the data it reads (ages and ports with gaps), in
+    ``folder``."""
     rng = np.random.default_rng(3)
     rows = 60
     ages = rng.integers(1, 80, rows).astype(float)
@@ -1300,9 +1297,19 @@ def test_a_promoted_notebook_keeps_the_statistics_its_steps_fill_gaps_with(
             "ticket": [f"T{i}" for i in range(rows)],
             "survived": rng.choice([0, 1], rows),
         }
-    ).to_csv(tmp_path / "passengers.csv", index=False)
-    notebook = tmp_path / "passengers.ipynb"
-    notebook.write_text(notebook_json(*PASSENGER_CELLS))
+    ).to_csv(folder / "passengers.csv", index=False)
+    notebook = folder / "passengers.ipynb"
+    notebook.write_text(notebook_json(*cells))
+    return notebook
+
+
+def test_a_promoted_notebook_keeps_the_statistics_its_steps_fill_gaps_with(
+    tmp_path: Path,
+) -> None:
+    """Gaps filled with the median and the mode, a column standardised with its mean and
+    standard deviation: training learns the four values once, saves them with the model, and
+    a request alone (with gaps) gets training's values, as the notebook's rows did."""
+    notebook = write_passengers(tmp_path)
     project = tmp_path / "passengers"
 
     result = promote(notebook, project, lock=False)

@@ -15,6 +15,7 @@ from the training rows when they learn (copied in the kernel right after their c
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from typing import IO, Any
 
 from promote.errors import PromoteError
 from promote.planning import Plan
+from promote.planning.model import Learnt
 
 __all__ = [
     "NOTEBOOK_MODEL_DIR",
@@ -59,7 +61,8 @@ exec(compile({source!r}, "promote_capture.py", "exec"), __promote_capture)
 print({marker!r} + __import__("json").dumps(__promote_capture["capture"](
     {model}, {fit_input}, {{{metrics}}}, {rows}, {reference!r},
     {modelfile!r}, {directory!r}, {max_bytes!r},
-    globals().get("__promote_loaded"), {drop}, {keep}, {serving}), default=str))
+    globals().get("__promote_loaded"), {drop}, {keep}, {serving},
+    {labels}), default=str))
 del __promote_capture
 """
 # Runs in the notebook's kernel right after the cell that made the frame the service's feature
@@ -82,6 +85,57 @@ try:
 except Exception:
     pass
 """
+# Runs where the notebook holds the training rows the split made (``Inference.trained``):
+# their labels, which the model's input may not keep (``X_train = ss.fit_transform(X_train)``).
+_ROWS_ENTRY = """\
+try:
+    __promote_rows = {name}.index.copy()
+except Exception:
+    pass
+"""
+# Runs in the notebook's kernel right before a cell where the notebook holds what promote takes
+# only inside the cell (``Learnt.statement``): an AST transformer of IPython's shell puts each
+# snapshot (``inserts``: statement, before it or not, code) right before or after the first
+# top-level statement of the next cell run that reads as that statement (``ast.unparse``).
+_INSERT_CELL = """\
+def __promote_insert(inserts):
+    import ast
+
+    class Insert(ast.NodeTransformer):
+        promote_snapshots = True
+        done = set()
+
+        def visit_Module(self, module):
+            body = []
+            for node in module.body:
+                try:
+                    text = ast.unparse(node)
+                except Exception:
+                    text = None
+                found = [i for i, item in enumerate(inserts) if item[0] == text]
+                found = [i for i in found if i not in self.done]
+                self.done.update(found)
+                for before in (True, False):
+                    if not before:
+                        body.append(node)
+                    for i in found:
+                        if inserts[i][1] == before:
+                            body += ast.parse(inserts[i][2]).body
+            module.body = body
+            return ast.fix_missing_locations(module)
+
+    get_ipython().ast_transformers.append(Insert())
+
+
+__promote_insert({inserts!r})
+del __promote_insert
+"""
+# Runs right after that cell: the transformer is removed.
+_INSERT_END = """\
+get_ipython().ast_transformers[:] = [
+    t for t in get_ipython().ast_transformers if not getattr(t, "promote_snapshots", False)
+]
+"""
 
 
 def capture_cell(plan: Plan, model_directory: Path | None = None) -> str:
@@ -103,6 +157,7 @@ def capture_cell(plan: Plan, model_directory: Path | None = None) -> str:
         drop=notebook_drop(plan) if loaded_frame_cell(plan) else "()",
         keep=repr(sorted(plan.inference.columns)),
         serving=serving_steps(plan) if loaded_frame_cell(plan) else "None",
+        labels='globals().get("__promote_rows")' if plan.inference.trained else "None",
     )
 
 
@@ -129,34 +184,81 @@ def serving_steps(plan: Plan) -> str:
         settings_default=False,
         body=notebook_names(plan, function.body),
     )
-    entries = [(entry.key, entry.name, entry.cell) for entry in inference.entries]
+    # The functions of its module it calls (``prepare_features``, the steps before the split),
+    # with the settings parameter they are passed set to None: they read no setting here.
+    called = {
+        node.func.id
+        for node in ast.walk(ast.parse(function.body))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
+    helpers = [
+        replace(f, settings_default=False, body=notebook_names(plan, f.body))
+        for module in plan.modules
+        if module.name == inference.module
+        for f in module.functions
+        if f.name in called and f.name != function.name
+    ]
+    source = "".join(
+        function_source(f, plan.settings_parameter) + "\n\n" for f in (*helpers, steps)
+    )
+    if helpers:
+        source = f"{plan.settings_parameter} = None\n\n" + source
+    entries = [(entry.key, entry.name, _where(entry)) for entry in inference.entries]
     return (
         f'{{"state": globals().get("__promote_state"), "entries": {entries!r}, '
-        f'"steps": {function_source(steps, plan.settings_parameter)!r}, '
+        f'"steps": {source!r}, '
         f'"function": {function.name!r}, "namespace": globals()}}'
     )
 
 
 def snapshot_cells(plan: Plan) -> dict[int, str]:
-    """The code promote runs in the kernel right after notebook cells (by their number): the
-    copy of the frame as loaded (``loaded_frame_cell``) and what the feature steps learnt
-    (``Inference.entries``)."""
+    """The code promote runs in the kernel right after notebook cells (by their number; 0:
+    before the first): the copy of the frame as loaded (``loaded_frame_cell``), what the
+    feature steps learnt (``Inference.entries``) and the labels of the training rows
+    (``Inference.trained``). What the notebook holds only inside a cell (``Learnt.statement``)
+    is taken there by an AST transformer installed right before that cell and removed after
+    it (``_INSERT_CELL``)."""
     cells: dict[int, str] = {}
     loaded = loaded_frame_cell(plan)
     if loaded is None:
         return cells
-    cells[loaded] = _SNAPSHOT_CELL.format(frame=plan.inference.frame)
-    for entry in plan.inference.entries:
-        value = (
-            f"dict({entry.name}.dtypes.astype(str))"
-            if entry.columns
-            else f'__import__("copy").deepcopy({entry.name})'
+    inference = plan.inference
+    cells[loaded] = _SNAPSHOT_CELL.format(frame=inference.frame)
+    inside: dict[int, list[tuple[str, bool, str]]] = {}
+    snapshots = [(entry, _STATE_CELL, _state_entry(entry)) for entry in inference.entries]
+    if inference.trained:
+        snapshots.insert(
+            0, (inference.trained, "", _ROWS_ENTRY.format(name=inference.trained.name))
         )
-        code = cells.get(entry.cell, "")
-        if _STATE_CELL not in code:
-            code += _STATE_CELL
-        cells[entry.cell] = code + _STATE_ENTRY.format(key=entry.key, value=value)
+    for entry, start, code in snapshots:
+        if entry.statement:
+            inside.setdefault(entry.cell, []).append((entry.statement, entry.before, start + code))
+            continue
+        before = cells.get(entry.cell, "")
+        cells[entry.cell] = before + (start if start not in before else "") + code
+    for cell, inserts in inside.items():
+        cells[cell - 1] = cells.get(cell - 1, "") + _INSERT_CELL.format(inserts=inserts)
+        cells[cell] = _INSERT_END + cells.get(cell, "")
     return cells
+
+
+def _where(entry: Learnt) -> str:
+    """Where the kernel takes ``entry``, in words: ``after cell 4``, ``before `...` in cell 5``."""
+    if not entry.statement:
+        return f"after cell {entry.cell}"
+    statement = entry.statement if len(entry.statement) <= 60 else entry.statement[:57] + "..."
+    return f"{'before' if entry.before else 'after'} `{statement}` in cell {entry.cell}"
+
+
+def _state_entry(entry: Learnt) -> str:
+    """The code that records ``entry`` in ``__promote_state``: a copy of what the notebook holds
+    (the dtypes of the columns of a frame ``pd.get_dummies`` made)."""
+    value = (
+        f"dict({entry.name}.dtypes.astype(str))"
+        if entry.columns
+        else f'__import__("copy").deepcopy({entry.name})'
+    )
+    return _STATE_ENTRY.format(key=entry.key, value=value)
 
 
 def loaded_frame_cell(plan: Plan) -> int | None:
@@ -233,6 +335,7 @@ class Capture:
     # With feature steps in the service: the sampled rows as requests carry them (the loaded
     # columns), with their schema, the model's predictions and reference statistics; else None.
     requests: dict[str, Any] | None = None
+    unmatched: str = ""  # why the run could not tell those rows, when it could not
 
 
 @dataclass(frozen=True)
@@ -448,6 +551,7 @@ def _parse(cell: Any, seconds: float) -> Capture | ExecutionFailure:
                 reference=data["reference"],
                 model=data.get("model") or {},
                 requests=data.get("requests"),
+                unmatched=data.get("unmatched") or "",
             )
     return ExecutionFailure(
         None, "the capture printed nothing", "This is a bug in promote.", seconds
@@ -513,11 +617,16 @@ def not_servable(capture: Capture, plan: Plan) -> str:
             "service serves a model from `make train`, which saves what they learnt"
         )
     if served is None:
+        trained = plan.inference.trained
+        why = capture.unmatched
+        if why and trained:
+            why += f" (`{trained.name}`, cell {trained.cell})"
         return (
             "requests carry the loaded columns and the service applies the notebook's feature "
             "steps (make_features) before the model, but the run could not match the frame as "
-            "loaded to the rows the model was fitted on; the service serves a model from "
-            "`make train`"
+            "loaded to the rows the model was fitted on"
+            + (f": {why}" if why else "")
+            + "; the service serves a model from `make train`"
         )
     if served["dropped"]:
         return (

@@ -23,7 +23,9 @@ data about the fitted model and the input it was fitted on:
   ``loaded`` is the frame as the notebook loaded it (promote copies it in the kernel after the
   cell that made it): the same rows as requests carry them (its columns without the target
   ``drop`` names, at the rows of the fit input), with their schema, records, the model's
-  predictions for them and reference statistics, as ``make train`` writes them; else None.
+  predictions for them and reference statistics, as ``make train`` writes them; else None,
+  and ``unmatched`` says why (``rows_at``). When steps after the split make the fit input,
+  its rows are those of ``labels`` (the training rows' labels, taken right after the split).
   When those steps learn from the training rows, ``serving`` holds what the notebook's steps
   learnt (taken after their cells) and the source of ``make_features``: the predictions are
   the model's through those steps, which must be the notebook's (``steps_error``; else
@@ -97,17 +99,30 @@ def capture(
     drop: Any = (),
     keep: Any = (),
     serving: Any = None,
+    labels: Any = None,
 ) -> dict[str, Any]:
     """Everything the generated project records of the notebook's run (module docstring)."""
     kind = input_kind(fit_input)
     dropped = personal_columns(fit_input, kind)
-    head = fit_input[:rows] if not hasattr(fit_input, "head") else fit_input.head(rows)
+    head = first(fit_input, rows)
     predictions = [plain(value) for value in model.predict(head)]
     served = None
     if loaded is not None:
         served = optional(
-            request_rows, model, fit_input, loaded, drop, rows, reference_source, keep, serving
+            request_rows,
+            model,
+            fit_input,
+            loaded,
+            drop,
+            rows,
+            reference_source,
+            keep,
+            serving,
+            labels,
         )
+    unmatched = ""
+    if loaded is not None and served is None:
+        unmatched = optional(rows_at, fit_input, loaded, labels)[1] or "taking them failed"
     saved = save_model(model, model_source, model_directory, max_model_bytes)
     if served and serving and not served["state_error"] and "sha256" in saved:
         save_state(serving, model_source, model_directory, saved)
@@ -118,6 +133,7 @@ def capture(
         "dropped": dropped,
         "reference": optional(reference, model, fit_input, kind, dropped, reference_source),
         "requests": served,
+        "unmatched": unmatched,
         "metrics": numbers(metrics),
         "versions": versions(),
         "model": saved,
@@ -133,24 +149,27 @@ def request_rows(
     reference_source: str,
     keep: Any = (),
     serving: Any = None,
+    labels: Any = None,
 ) -> dict[str, Any] | None:
     """The fit input's rows as requests carry them: ``loaded`` (a frame) without the ``drop``
     columns (a name or a list of names), or only its ``keep`` columns when given (those the
-    feature steps read), at the fit input's index; None when they cannot be told apart (no
-    frames, a repeated index, rows missing). With ``serving`` (feature steps that learn from
-    the training rows), the predictions are the model's through the service's feature steps
-    and ``state_error`` says why those do not predict as the notebook did ("" when they do)."""
-    if not (hasattr(loaded, "columns") and hasattr(fit_input, "index")):
-        return None
-    if not (loaded.index.is_unique and fit_input.index.isin(loaded.index).all()):
+    feature steps read), at the fit input's index, or at ``labels`` when given (the training
+    rows' labels taken right after the split, when steps after it make the fit input: its
+    rows are theirs, in order); None when they cannot be told apart (no frames, a repeated
+    index, rows missing, as many labels as rows). With ``serving`` (feature steps that learn
+    from the training rows), the predictions are the model's through the service's feature
+    steps and ``state_error`` says why those do not predict as the notebook did ("" when they
+    do)."""
+    index, _ = rows_at(fit_input, loaded, labels)
+    if index is None:
         return None
     names = [drop] if isinstance(drop, str) else list(drop)
     if keep:
-        inputs = loaded.loc[:, loaded.columns.isin(list(keep))].loc[fit_input.index]
+        inputs = loaded.loc[:, loaded.columns.isin(list(keep))].loc[index]
     else:
-        inputs = loaded.drop(columns=names, errors="ignore").loc[fit_input.index]
+        inputs = loaded.drop(columns=names, errors="ignore").loc[index]
     dropped = personal_columns(inputs, "table")
-    predictions = [plain(value) for value in model.predict(fit_input.head(rows))]
+    predictions = [plain(value) for value in model.predict(first(fit_input, rows))]
     served = {
         "schema": schema(inputs, "table", dropped),
         "records": records(inputs.head(rows), "table", dropped),
@@ -167,18 +186,39 @@ def request_rows(
     return served
 
 
+def rows_at(fit_input: Any, loaded: Any, labels: Any = None) -> tuple[Any, str]:
+    """The labels of the fit input's rows in ``loaded`` (its index, or ``labels``), and ""; or
+    None and why they cannot be told (``request_rows``)."""
+    index = labels if labels is not None else getattr(fit_input, "index", None)
+    if not hasattr(loaded, "columns"):
+        return None, "the frame as loaded is not a table"
+    if index is None:
+        return None, (
+            "the model's input has no row labels (an array), and the run took none of the "
+            "training rows right after the split"
+        )
+    if len(index) != len(fit_input):
+        return None, (
+            f"{len(index)} training rows after the split, {len(fit_input)} rows in the model's "
+            "input"
+        )
+    if not loaded.index.is_unique:
+        return None, "the frame as loaded repeats row labels"
+    if not index.isin(loaded.index).all():
+        return None, "rows the model was fitted on are not in the frame as loaded"
+    return index, ""
+
+
 def steps_error(model: Any, fit_input: Any, inputs: Any, serving: Any) -> tuple[str, list[Any]]:
     """Check the service's feature steps (``serving["steps"]``, the source of
     ``make_features(df, feature_state)`` with the notebook's constants for its settings, run
     in the notebook's namespace) with what the notebook's own steps learnt
-    (``serving["state"]``, taken in the kernel after the cells of ``serving["entries"]``): on
+    (``serving["state"]``, taken in the kernel where ``serving["entries"]`` say): on
     the first ``CHECKED_ROWS`` rows as requests carry them (``inputs``), the model must predict
     what it predicts on the rows it was fitted on. Returns why not ("" when it does) and the
     predictions through the steps."""
     state = serving.get("state") or {}
-    missing = [
-        f"`{name}` after cell {cell}" for key, name, cell in serving["entries"] if key not in state
-    ]
+    missing = [f"`{name}` {where}" for key, name, where in serving["entries"] if key not in state]
     if missing:
         return f"the run left no {', '.join(missing)}", []
     namespace = dict(serving["namespace"])
@@ -193,7 +233,7 @@ def steps_error(model: Any, fit_input: Any, inputs: Any, serving: Any) -> tuple[
             f"the service's feature steps fail on the rows the model was fitted on "
             f"({type(error).__name__}: {error})"
         ), []
-    notebook = [plain(value) for value in model.predict(fit_input.head(CHECKED_ROWS))]
+    notebook = [plain(value) for value in model.predict(first(fit_input, CHECKED_ROWS))]
     differ = [
         (row, got, want)
         for row, (got, want) in enumerate(zip(through, notebook, strict=False))
@@ -205,6 +245,11 @@ def steps_error(model: Any, fit_input: Any, inputs: Any, serving: Any) -> tuple[
             f"its model the rows it was fitted on (row, prediction, notebook's): {differ[:3]}"
         ), through
     return "", through
+
+
+def first(rows: Any, count: int) -> Any:
+    """The first ``count`` rows of a frame, an array or a list."""
+    return rows.head(count) if hasattr(rows, "head") else rows[:count]
 
 
 def learnt(serving: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from promote.analysis.secrets import secret_kind, secret_literals
 from promote.analysis.statements import Statement, called_name, changes_state, source_lines
 from promote.errors import RefusedNotebookError
 from promote.planning.inference import AfterSplit, Slice, Stage, find_slice
-from promote.planning.model import Call, Function, Inference, Module, Plan
+from promote.planning.model import Call, Function, Inference, Learnt, Module, Plan
 from promote.planning.settings import (
     Setting,
     field_name,
@@ -162,11 +162,18 @@ def plan(
                 inference,
                 state=fitting.returns[-1],
                 learnt=_learnt(sliced),
-                entries=learnt_entries(steps, sliced.fitted, sliced.dummies),
+                entries=learnt_entries(steps, sliced.fitted, sliced.dummies, sliced.statistics),
             )
         if inference.function and sliced.after is not None:
             learnt = _learnt(sliced.after) if split.state else ""
-            inference = replace(inference, state=split.state, learnt=learnt, rows=split.rows)
+            inference = replace(
+                inference,
+                state=split.state,
+                learnt=learnt,
+                rows=split.rows,
+            )
+            trained, entries = _after_split_entries(sliced.after, split, analysis, kept)
+            inference = replace(inference, trained=trained, entries=entries)
         if inference.function:
             moved = sliced.moved_group
             if moved >= 0 and _identity(functions[moved]):  # its steps all moved: drop it
@@ -820,6 +827,19 @@ def _split_records(after: AfterSplit | None, taken: set[str]) -> _SplitRecords:
     )
     returns[after.group] = (*returns.get(after.group, ()), state)
     return _SplitRecords(appended, returns, rows, state)
+
+
+def _after_split_entries(
+    after: AfterSplit, split: _SplitRecords, analysis: Analysis, kept: dict[int, list[Statement]]
+) -> tuple[Learnt, tuple[Learnt, ...]]:
+    """Where the notebook holds what ``promote --execute`` takes of the steps after the split
+    (``Inference.trained`` and ``Inference.entries``): the training rows right after the split
+    statement, each transformer the steps fitted right after the last of them that names it."""
+    at = {id(s): (c.index, s.node) for c in analysis.cells for s in kept[c.index]}
+    cell, node = at[after.split]
+    steps = [at[id(s)] for c in analysis.cells for s in kept[c.index] if id(s) in after.statements]
+    trained = Learnt(split.rows, after.trained, cell, statement=ast.unparse(node))
+    return trained, learnt_entries(steps, after.fitted, (), inside=True)
 
 
 def _before_split_function(

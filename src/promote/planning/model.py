@@ -53,12 +53,19 @@ class Learnt:
     """One entry of what the feature steps learn (``feature_state[key]``) and where the
     notebook holds it after its cell ``cell`` (numbered from 1): the fitted transformer
     ``name``, or with ``columns`` the columns and dtypes of the frame ``name`` that
-    ``pd.get_dummies`` bound. ``promote --execute`` takes it there (``capture.py``)."""
+    ``pd.get_dummies`` bound. ``promote --execute`` takes it there (``capture.py``).
+
+    With ``statement`` (its source, as ``ast.unparse`` writes it), the notebook holds it only
+    inside its cell: right after that statement, or with ``before`` right before it. So is a
+    statistic of a column (``name`` is then the expression, ``df['age'].median()``), which
+    ``fit_features`` records before the statement that uses it."""
 
     key: str
     name: str
     cell: int
     columns: bool = False
+    statement: str = ""
+    before: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,9 @@ class Inference:
     rows: str = ""
     # each entry of what they learn, with the cell after which the notebook holds it
     entries: tuple[Learnt, ...] = ()
+    # when feature steps follow the split: the training rows it makes (``name``: ``X_train``)
+    # right after the split (``statement``, in ``cell``), whose labels ``rows`` records
+    trained: Learnt | None = None
 
 
 @dataclass(frozen=True)

@@ -148,23 +148,40 @@ def _with_learnt(node: ast.stmt, used: list[tuple[str, str, ast.expr]], state: s
 
 
 def learnt_entries(
-    steps: Sequence[tuple[int, ast.stmt]], fitted: Sequence[str], dummies: Sequence[str]
+    steps: Sequence[tuple[int, ast.stmt]],
+    fitted: Sequence[str],
+    dummies: Sequence[str],
+    statistics: Sequence[str] = (),
+    *,
+    inside: bool = False,
 ) -> tuple[Learnt, ...]:
     """Each entry of what the feature steps learn, under the key ``learnt_state`` gives it, with
     the notebook cell after which the notebook holds it: a fitted transformer after the last
-    step that names it, the columns ``pd.get_dummies`` made after the step that binds them.
-    ``steps`` are the steps' statements in order, each with its cell."""
+    step that names it (with ``inside``, right after that step, in its cell: as training records
+    what the steps after the split fitted), the columns ``pd.get_dummies`` made after the step
+    that binds them, a statistic right before the statement that uses it (as ``fit_features``
+    records it). ``steps`` are the steps' statements in order, each with its cell."""
     entries = [
-        Learnt(name, name, max(cells))
+        Learnt(name, name, cell, statement=ast.unparse(node) if inside else "")
         for name in fitted
-        if (cells := [cell for cell, node in steps if name in _names(node)])
+        if (naming := [(cell, node) for cell, node in steps if name in _names(node)])
+        for cell, node in naming[-1:]
     ]
     keys = iter(_dummy_keys(dummies))
+    statistic_keys = _statistic_keys(statistics)
+    position = 0
     for cell, node in steps:
         bound = _dummies_bound(node, dummies)
         key = next(keys, "") if bound else ""
         if key:
             entries.append(Learnt(key, bound, cell, columns=True))
+        used = _statistics_used(node, statistics, statistic_keys, position)
+        position += len(used)
+        statement = ast.unparse(node)
+        entries += [
+            Learnt(key, expression, cell, statement=statement, before=True)
+            for expression, key, _ in used
+        ]
     return tuple(entries)
 
 
