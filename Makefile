@@ -26,8 +26,8 @@ lint: setup ## ruff (lint + format check) and mypy
 	$(BIN)/ruff format --check src tests docs/hooks.py
 	$(BIN)/mypy
 
-test: lint ## Set up, lint, and run every test (unit, CLI, corpus, end to end)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
+test: lint ## Set up, lint, and run every test (unit, CLI, corpus, end to end), a worker per core
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n auto --dist loadfile
 
 test-fast: setup ## Only the quick tests (no generated-project installs)
 	$(BIN)/pytest -m "not slow"
