@@ -1079,6 +1079,24 @@ def test_steps_after_the_split_that_a_request_cannot_repeat_are_refused(
     assert reason in plan.inference.note
 
 
+def test_steps_after_the_split_of_arrays_are_refused() -> None:
+    """``load_iris(return_X_y=True)`` gives arrays: their split keeps no row labels to match
+    requests to the training rows, so the service takes the model's input as fitted."""
+    plan = plan_cells(
+        IMPORTS + "\n" + SCALER + "\nfrom sklearn.datasets import load_iris",
+        "X, y = load_iris(return_X_y=True)",
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+        "sc = StandardScaler()\nX_train = sc.fit_transform(X_train)\n"
+        "model = LogisticRegression().fit(X_train, y_train)",
+        "accuracy = model.score(sc.transform(X_test), y_test)",
+    )
+
+    assert not plan.inference.function
+    assert "the split's input `X` is not known to be a pandas DataFrame" in plan.inference.note
+    train = next(c.function for c in plan.calls if c.function.stage == "train")
+    assert "fitted_rows" not in train.body
+
+
 def test_steps_that_learn_both_before_and_after_the_split_are_refused() -> None:
     before = SCALE_AFTER_SPLIT.replace(
         "y = df['label']\n",

@@ -105,6 +105,7 @@ def plan(
     types = _types(groups, analysis, kept, settings)
 
     sliced = _inference_slice(groups, analysis, kept, hoisted)
+    sliced = _split_of_a_frame(sliced, groups, analysis, kept, settings)
     features: Function | None = None
     fitting: Function | None = None  # fits what the feature steps learn, when they learn
     split = _split_records(sliced.after, _taken(analysis, groups))
@@ -806,6 +807,30 @@ class _SplitRecords:
     returns: Mapping[int, tuple[str, ...]]
     rows: str = ""
     state: str = ""
+
+
+def _split_of_a_frame(
+    sliced: Slice,
+    groups: list[_Group],
+    analysis: Analysis,
+    kept: dict[int, list[Statement]],
+    settings: Mapping[str, Setting],
+) -> Slice:
+    """``sliced``, unless steps follow the split of something not known to be a pandas frame:
+    the training rows' labels (``X_train.index``) match what requests carry to the rows the
+    model is fitted on, and an array has none."""
+    after = sliced.after
+    if after is None:
+        return sliced
+    kind = _type_at(groups, analysis, kept, settings, after.split, after.source)
+    if "DataFrame" in kind.text:
+        return sliced
+    return Slice(
+        note=f"the split's input `{after.source}` is not known to be a pandas DataFrame, whose "
+        "row labels match what requests carry to the rows the model is fitted on after the "
+        "split (`pd.read_csv`, `load_...(as_frame=True).frame` and the steps made from them "
+        "are)"
+    )
 
 
 def _split_records(after: AfterSplit | None, taken: set[str]) -> _SplitRecords:
