@@ -82,7 +82,7 @@ def test_row_wise_steps_are_accepted(statements: str) -> None:
         ('df["a"] = df["a"].fillna(df.mean())', "fillna(df.mean())"),  # a Series of means
         ('df = df[df["a"] > 0]', "df[df['a'] > 0]"),
         ("df = df.dropna()", "df.dropna()"),
-        ('df = pd.get_dummies(df, columns=["kind"], drop_first=True)', "pd.get_dummies"),
+        ('df = pd.get_dummies(df, columns=["kind"], drop_first=flag)', "pd.get_dummies"),
         ('X = pd.get_dummies(df)[["a_x"]]', "pd.get_dummies"),
         ('df["kind"] = df["kind"].astype("category")', "astype('category')"),
         ('df["a"] = df["a"].fillna(method="ffill")', "fillna(method='ffill')"),
@@ -118,7 +118,7 @@ def test_other_steps_are_refused_with_the_statement(statement: str, reason: str)
         ("X = scaler.transform(df)", "applies `scaler`, fitted on the training data, outside"),
         ('df["a"] = df["a"].fillna(df["a"].transform("mean"))', "statistics of the training"),
         ('df["z"] = df["a"] / df.max()', "uses statistics of the training data (`max`)"),
-        ("df = pd.get_dummies(df, drop_first=True)", "makes columns from the values found"),
+        ("df = pd.get_dummies(df, sparse=True)", "makes columns from the values found"),
         ('df["kind"] = df["kind"].astype("category")', "makes columns from the values found"),
         ("df = df.dropna()", "keeps, drops or reorders rows (`dropna`)"),
         ('df = df[df["a"] > 0]', "keeps, drops or reorders rows"),
@@ -481,9 +481,9 @@ def test_preprocessing_fitted_inside_the_models_pipeline_is_part_of_the_model() 
             "training data outside the model",
         ),
         (
-            "df = pd.get_dummies(df, columns=['kind'], drop_first=True)",
+            "df = pd.get_dummies(df, columns=['kind'], sparse=True)",
             "`df` comes from the features stage, where `df = pd.get_dummies(df, columns=['kind']"
-            ", drop_first=True)` (cell 3) makes columns from the values found in the data "
+            ", sparse=True)` (cell 3) makes columns from the values found in the data "
             "(`get_dummies`)",
         ),
         (
@@ -1357,3 +1357,47 @@ def test_statistics_used_after_the_split_are_refused() -> None:
     assert "`X_train['a'].mean()` is a statistic of the training rows used after the split" in (
         plan.inference.note
     )
+
+
+DUMMIES_CELLS = (
+    "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.model_selection import train_test_split",
+    "df = pd.read_csv('students.csv')",
+    "# md: ## Features",
+    "X = df[['grade', 'obedient', 'research']]\n"
+    "# one column fewer per category: the first is the rows with none\n"
+    "X = pd.get_dummies(X, columns=['grade', 'obedient'],\n"
+    "                   drop_first=True, dtype=int)\ny = df['recommend']",
+    "# md: ## Training",
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)\n"
+    "model = LogisticRegression()\nmodel.fit(X_train, y_train)",
+)
+CHECK_DROP_FIRST = (
+    TRAINED_AND_LOADED
+    + """
+assert_frame_equal(result.features, expected)
+for row in range(len(expected)):  # each grade alone, the first one included
+    one = loaded.model_input(result.inputs.iloc[[row]])
+    assert_frame_equal(one, expected.iloc[[row]])
+print(json.dumps(list(expected.columns)))
+"""
+)
+
+
+def test_dummies_without_their_first_category_are_made_alike_for_one_request(
+    tmp_path: Path,
+) -> None:
+    """``pd.get_dummies(..., drop_first=True)``: one request has one category, which
+    ``drop_first`` would drop; the service makes its columns without it and keeps training's,
+    so each row alone, whatever its category, gets the row the notebook fitted on."""
+    write_students(tmp_path)
+    notebook = tmp_path / "dummies.ipynb"
+    notebook.write_text(notebook_json(*DUMMIES_CELLS))
+
+    result = promote(notebook, tmp_path / "dummies", lock=False)
+
+    make = next(f for m in result.plan.modules for f in m.functions if f.name == "make_features")
+    assert "X = pd.get_dummies(X, columns=['grade', 'obedient'], dtype=int)" in make.body
+    assert "drop_first" not in make.body
+    stdout = run_checked(result, tmp_path / "dummies", CHECK_DROP_FIRST, DUMMIES_CELLS, tmp_path)
+    assert json.loads(stdout) == ["research", "grade_B", "grade_C", "grade_F", "obedient_Y"]

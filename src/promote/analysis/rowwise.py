@@ -22,9 +22,10 @@ whitelist, read from the syntax alone (pure: no code runs):
   df[cols])``, ``X = ss.fit_transform(X)``): a transformer made in the steps from a class of
   scikit-learn with literal arguments, fitted on columns of the frames; what it learnt is kept
   with the model and the service applies it as training did (``Frames.fitted``);
-* ``pd.get_dummies(frame, columns=...)`` assigned to a name, without ``drop_first``: the
+* ``pd.get_dummies(frame, columns=...)`` assigned to a name (``drop_first`` too): the
   columns it makes from the training rows are kept with the model and the service aligns a
-  request's to them (``Frames.dummies``);
+  request's to them (``Frames.dummies``; a request's are made without ``drop_first``, then
+  aligned to the columns training kept);
 * lists of column names: literals, ``+`` and ``+=`` of them, ``append`` / ``extend`` /
   ``remove`` of literals, and comprehensions over a frame's ``columns`` filtered by string
   tests (``[c for c in df.columns if c.startswith("mean ")]``): they depend on the frame's
@@ -537,8 +538,9 @@ def _method_shape(node: ast.Call, method: str) -> bool:
 # A fitted transformer's methods that turn rows into rows (``fit_transform`` fits it first).
 TRANSFORMS = frozenset({"transform", "fit_transform"})
 # Keywords of ``pd.get_dummies`` whose literal values keep its columns a function of the
-# categories seen in training (``drop_first`` drops the first category a request has).
-DUMMIES_KEYWORDS = frozenset({"columns", "prefix", "prefix_sep", "dummy_na", "dtype"})
+# categories seen in training (``drop_first`` too: the service leaves it out and keeps the
+# columns training kept, without each first category).
+DUMMIES_KEYWORDS = frozenset({"columns", "prefix", "prefix_sep", "dummy_na", "dtype", "drop_first"})
 
 
 def _transform(node: ast.Call, method: str, known: Frames) -> str | None:

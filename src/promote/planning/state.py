@@ -24,6 +24,7 @@ version leaves out.
 from __future__ import annotations
 
 import ast
+import itertools
 from collections.abc import Sequence
 
 from promote.analysis.statements import source_lines
@@ -65,6 +66,7 @@ def learnt_state(
         fitting += [f"{state}[{key!r}] = {expression}" for expression, key, _ in used]
         fitting += text
         edits = _with_learnt(node, used, state) + _as_transform(node, fitted)
+        edits += _without_drop_first(node, dummies)
         maker = _made(node, fitted)
         if maker and maker not in made:
             made.add(maker)
@@ -81,6 +83,8 @@ def learnt_state(
             key = keys[occurrence]
             occurrence += 1
             fitting.append(f'{state}["{key}"] = dict({bound}.dtypes.astype(str))')
+            if _without_drop_first(node, dummies):
+                serving.append("# the columns training kept: without each first category")
             serving.append(
                 f'{bound} = {bound}.reindex(columns=list({state}["{key}"]), fill_value=0).astype(\n'
                 f'    {state}["{key}"]\n)'
@@ -237,6 +241,35 @@ def _apply(text: list[str], edits: list[Edit]) -> list[str]:
         tail = out[last].encode()[end:]
         out[first : last + 1] = [(head + new.encode() + tail).decode()]
     return out
+
+
+def _without_drop_first(node: ast.stmt, dummies: Sequence[str]) -> list[Edit]:
+    """``pd.get_dummies(X, columns=[...], drop_first=True)`` without its ``drop_first``: one
+    request has one category, which it would drop; aligned to training's columns afterwards,
+    its columns are the ones training kept."""
+    if not _dummies_bound(node, dummies):
+        return []
+    assert isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+    call = node.value
+    parts: list[ast.expr | ast.keyword] = sorted(
+        [*call.args, *call.keywords], key=lambda p: (p.lineno, p.col_offset)
+    )
+    return [
+        (
+            before.end_lineno - node.lineno,
+            before.end_col_offset,
+            part.end_lineno - node.lineno,
+            part.end_col_offset,
+            "",
+        )
+        for before, part in itertools.pairwise(parts)
+        if isinstance(part, ast.keyword)
+        and part.arg == "drop_first"
+        and before.end_lineno is not None
+        and before.end_col_offset is not None
+        and part.end_lineno is not None
+        and part.end_col_offset is not None
+    ]
 
 
 def _as_transform(node: ast.stmt, fitted: Sequence[str]) -> list[Edit]:
