@@ -67,10 +67,12 @@ __all__ = [
     "Frames",
     "Why",
     "attribute_column",
+    "calls_outer_first",
     "explain",
     "is_literal",
     "refusal",
     "statistics_in",
+    "within",
 ]
 
 # numpy functions that act element by element (``np.where`` included).
@@ -862,22 +864,28 @@ def statistics_in(
     """The statistics of a column (``_statistic``) that ``stmt`` uses, in the order of the
     source, each once (not those inside another)."""
     found: list[ast.expr] = []
-    for node in sorted(
-        (n for n in ast.walk(stmt) if isinstance(n, ast.Call | ast.Subscript)),
-        key=lambda n: (n.lineno, n.col_offset, -(n.end_lineno or 0), -(n.end_col_offset or 0)),
-    ):
-        inside = any(_within(node, outer) for outer in found)
+    for node in calls_outer_first(stmt):
+        inside = any(within(node, outer) for outer in found)
         if not inside and _statistic(node, frames, constants):
             found.append(node)
     return found
 
 
-def _within(node: ast.expr, outer: ast.expr) -> bool:
-    start, end = (node.lineno, node.col_offset), (node.end_lineno, node.end_col_offset)
-    return (outer.lineno, outer.col_offset) <= start and end <= (
-        outer.end_lineno,
-        outer.end_col_offset,
+def calls_outer_first(stmt: ast.AST) -> list[ast.expr]:
+    """The calls and subscripts of ``stmt`` in the order of its source, each before those
+    inside it: where a statistic may be (``statistics_in``, ``planning/state.py``)."""
+    return sorted(
+        (n for n in ast.walk(stmt) if isinstance(n, ast.Call | ast.Subscript)),
+        key=lambda n: (n.lineno, n.col_offset, -(n.end_lineno or 0), -(n.end_col_offset or 0)),
     )
+
+
+def within(node: ast.expr, outer: ast.expr) -> bool:
+    """Whether ``node``'s source lies inside ``outer``'s."""
+    return (outer.lineno, outer.col_offset) <= (node.lineno, node.col_offset) and (
+        node.end_lineno or 0,
+        node.end_col_offset or 0,
+    ) <= (outer.end_lineno or 0, outer.end_col_offset or 0)
 
 
 def _fixed_type(node: ast.Call, known: Frames) -> bool:

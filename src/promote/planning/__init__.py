@@ -166,15 +166,15 @@ def plan(
                 entries=learnt_entries(steps, sliced.fitted, sliced.dummies, sliced.statistics),
             )
         if inference.function and sliced.after is not None:
-            learnt = _learnt(sliced.after) if split.state else ""
+            trained, entries = _after_split_entries(sliced.after, split, analysis, kept)
             inference = replace(
                 inference,
                 state=split.state,
-                learnt=learnt,
+                learnt=_learnt(sliced.after) if split.state else "",
                 rows=split.rows,
+                trained=trained,
+                entries=entries,
             )
-            trained, entries = _after_split_entries(sliced.after, split, analysis, kept)
-            inference = replace(inference, trained=trained, entries=entries)
         if inference.function:
             moved = sliced.moved_group
             if moved >= 0 and _identity(functions[moved]):  # its steps all moved: drop it

@@ -27,6 +27,7 @@ import ast
 import itertools
 from collections.abc import Sequence
 
+from promote.analysis.rowwise import calls_outer_first, within
 from promote.analysis.statements import source_lines
 from promote.planning.model import Learnt
 
@@ -114,26 +115,15 @@ def _statistics_used(
     """The statistics from ``position`` on that ``node`` uses, in the order of its source (as
     ``rowwise.statistics_in`` finds them): (source, key, node) each."""
     used: list[tuple[str, str, ast.expr]] = []
-    candidates = sorted(
-        (n for n in ast.walk(node) if isinstance(n, ast.Call | ast.Subscript)),
-        key=lambda n: (n.lineno, n.col_offset, -(n.end_lineno or 0), -(n.end_col_offset or 0)),
-    )
-    for part in candidates:
+    for part in calls_outer_first(node):
         at = position + len(used)
         if at >= len(statistics):
             break
-        if any(_inside(part, outer) for _, _, outer in used):
+        if any(within(part, outer) for _, _, outer in used):
             continue
         if ast.unparse(part) == statistics[at]:
             used.append((statistics[at], keys[at], part))
     return used
-
-
-def _inside(node: ast.expr, outer: ast.expr) -> bool:
-    return (outer.lineno, outer.col_offset) <= (node.lineno, node.col_offset) and (
-        node.end_lineno or 0,
-        node.end_col_offset or 0,
-    ) <= (outer.end_lineno or 0, outer.end_col_offset or 0)
 
 
 def _with_learnt(node: ast.stmt, used: list[tuple[str, str, ast.expr]], state: str) -> list[Edit]:
