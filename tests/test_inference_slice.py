@@ -948,8 +948,8 @@ def test_the_corpus_student_notebook_is_served_from_its_raw_columns(tmp_path: Pa
 def test_the_corpus_feature_selection_notebook_serves_its_selector_on_raw_columns() -> None:
     """kaggle-breast-cancer-featsel fits ``SelectKBest(chi2, k=5)`` on the training rows and
     target after the split and fits its forest on the five columns it keeps: requests carry
-    the 16 measurements the steps before the split keep, and the service selects the five
-    with the notebook's fitted selector."""
+    the 30 measurements as loaded, and the service drops 14 of them, as the notebook's steps
+    before the split do, then selects five with the notebook's fitted selector."""
     notebook = CORPUS / "kaggle-breast-cancer-featsel" / "notebook.ipynb"
     if not notebook.is_file():
         pytest.skip(f"no corpus notebook at {notebook}")
