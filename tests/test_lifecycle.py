@@ -171,6 +171,24 @@ def test_pretend_predicts_a_conflict_and_writes_nothing(
     assert "<<<<<<<" not in makefile.read_text()
 
 
+def test_a_promote_killed_in_the_template_store_does_not_break_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, template_v1: Path, notebook: Path
+) -> None:
+    """Lock files a killed git left in the store (SIGKILL mid-commit) do not stop the next promote.
+
+    CI once saw one promote killed by the robustness test leave ``index.lock`` in the shared
+    store, and every later promote of the session fail with git's "File exists".
+    """
+    del template_v1
+    monkeypatch.setenv("PROMOTE_HOME", str(tmp_path / "home"))
+    assert main([str(notebook), "-o", str(tmp_path / "first")]) == 0
+    git_dir = tmp_path / "home" / "template" / ".git"
+    for left in ("index.lock", "HEAD.lock", "refs/heads/main.lock"):
+        (git_dir / left).write_text("")
+    assert main([str(notebook), "-o", str(tmp_path / "second")]) == 0
+    assert not list(git_dir.rglob("*.lock"))
+
+
 def test_dirty_project_is_refused(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (project / "scratch.txt").write_text("work in progress")
     assert main(["update", str(project)]) == 1

@@ -68,6 +68,7 @@ def _sync_locked(source: Path, store: Path) -> TemplateRef:
     if not (store / ".git").is_dir():
         store.mkdir(parents=True, exist_ok=True)
         git(store, "init", "--quiet", "--initial-branch=main")
+    _remove_stale_git_locks(store / ".git")
     for child in store.iterdir():
         if child.name != ".git":
             shutil.rmtree(child) if child.is_dir() else child.unlink()
@@ -82,6 +83,18 @@ def _sync_locked(source: Path, store: Path) -> TemplateRef:
     git(store, "commit", "--quiet", "--allow-empty", "--no-verify", "-m", f"template {tag}")
     git(store, "tag", tag)
     return TemplateRef(store, tag)
+
+
+def _remove_stale_git_locks(git_dir: Path) -> None:
+    """Remove the lock files of a git killed in the store (a promote stopped by SIGKILL).
+
+    Only promote writes to the store, and only while it holds ``template.lock``, which the caller
+    holds: a lock file git left (``index.lock``, ``HEAD.lock``, ``refs/.../main.lock``) belongs to
+    a git process that no longer runs, and would make every later promote fail.
+    """
+    for lock in git_dir.rglob("*.lock"):
+        if lock.is_file() and "objects" not in lock.relative_to(git_dir).parts:
+            lock.unlink()
 
 
 def _tag_for_tree(store: Path, tree: str) -> str:
