@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,15 @@ from promote.planning import Plan, plan
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "notebooks"
 CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """SHA-256 of each file of a generated project, by relative path, git's own files left out."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
 
 
 def notebook_json(*cells: str | dict[str, Any], language: str = "python") -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -11,20 +10,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from helpers import EXAMPLES, notebook_json
+from helpers import EXAMPLES, notebook_json, tree_digest
 
 from promote.cli import main
 from promote.render import ruff_path
 
 CLASSIFIER = EXAMPLES / "breast_cancer_classifier.ipynb"
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and ".git" not in p.relative_to(root).parts
-    }
 
 
 def test_promote_writes_a_project(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -22,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from helpers import EXAMPLES, code, notebook_json
+from helpers import EXAMPLES, code, notebook_json, tree_digest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -312,14 +311,6 @@ def test_100_mb_of_outputs_stays_within_time_and_memory(tmp_path: Path) -> None:
 
 
 # -- no data lost ----------------------------------------------------------------------------------
-def tree_digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and ".git" not in p.relative_to(root).parts
-    }
-
-
 PROMOTE = (sys.executable, "-c", "from promote.entry import run; run()")
 
 

@@ -130,7 +130,7 @@ def _skops_bytes(model: Any, skops_file: str, joblib_file: str) -> tuple[bytes, 
     try:
         import skops.io as sio
 
-        data = sio.dumps(model)
+        data = _reproducible_skops(sio.dumps(model))
         needed = sio.get_untrusted_types(data=data)
         refused = [name for name in needed if not _trusted_module(name)]
         if refused:
@@ -148,6 +148,55 @@ def _skops_bytes(model: Any, skops_file: str, joblib_file: str) -> tuple[bytes, 
             "skops_error": str(error),
         }
     return data, {"file": skops_file, "format": "skops", "trusted_types": sorted(needed)}
+
+
+def _reproducible_skops(data: bytes) -> bytes:
+    """skops' file rewritten so the same model gives the same bytes, hence the same SHA-256.
+
+    skops names each array file and object reference after ``id()`` of the object (an
+    address, new in every process) and stamps the zip entries with the time of saving. Here
+    references are numbered in the order the schema lists them and the entries carry a fixed
+    date; the structure, and what loads from it, are unchanged (the caller loads it back).
+    A file laid out otherwise than this expects is kept as skops wrote it.
+    """
+    import re
+    import zipfile
+
+    numbers: dict[int, int] = {}
+    files: dict[str, str] = {}
+
+    def number(old: int) -> int:
+        return numbers.setdefault(old, len(numbers) + 1)
+
+    def renumber(node: Any) -> Any:
+        if isinstance(node, list):
+            return [renumber(value) for value in node]
+        if not isinstance(node, dict):
+            return node
+        out = {key: renumber(value) for key, value in node.items()}
+        if isinstance(node.get("__id__"), int):
+            out["__id__"] = number(node["__id__"])
+        named = re.fullmatch(r"(\d+)(\.\w+)", str(node.get("file", "")))
+        if named:
+            out["file"] = files[node["file"]] = f"{number(int(named[1]))}{named[2]}"
+        return out
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as source:
+            entries = {"schema.json": b""}
+            schema = renumber(json.loads(source.read("schema.json")))
+            entries["schema.json"] = json.dumps(schema, indent=2).encode()
+            for info in source.infolist():
+                if info.filename != "schema.json":
+                    entries[files[info.filename]] = source.read(info)
+    except (KeyError, ValueError, zipfile.BadZipFile) as error:
+        logger.warning("skops' file kept as written, not made reproducible: %s", error)
+        return data
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as target:
+        for name, content in entries.items():
+            target.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
+    return buffer.getvalue()
 
 
 def _xgboost_bytes(model: Any) -> bytes:
