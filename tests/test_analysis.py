@@ -213,6 +213,142 @@ def test_no_model() -> None:
     assert analyse_cells("import pandas as pd", "df = pd.read_csv('a.csv')").model is None
 
 
+@pytest.mark.parametrize(
+    ("cells", "container", "choices", "labels"),
+    [
+        (
+            (
+                "models = {'LR': LogisticRegression(), 'SVC': SVC(C=C)}",
+                "for name, m in models.items():\n    m.fit(X, y)",
+            ),
+            "models",
+            [('models["LR"]', "LogisticRegression()"), ('models["SVC"]', "SVC(C=C)")],
+            ['"LR"', '"SVC"'],
+        ),
+        (  # the cuisine notebook's form: enumerate over items, the fit on an expression of y
+            (
+                "clfs = {'a': A(), 'b': B()}",
+                "for i, (name, c) in enumerate(clfs.items()):\n    c.fit(X, np.ravel(y))",
+            ),
+            "clfs",
+            [('clfs["a"]', "A()"), ('clfs["b"]', "B()")],
+            ['"a"', '"b"'],
+        ),
+        (
+            ("clfs = {'a': A(), 'b': B()}", "for c in clfs.values():\n    c.fit(X, y)"),
+            "clfs",
+            [('clfs["a"]', "A()"), ('clfs["b"]', "B()")],
+            ['"a"', '"b"'],
+        ),
+        (
+            ("clfs = {'a': A(), 'b': B()}", "for key in clfs:\n    clfs[key].fit(X, y)"),
+            "clfs",
+            [('clfs["a"]', "A()"), ('clfs["b"]', "B()")],
+            ['"a"', '"b"'],
+        ),
+        (
+            (
+                "models = [('lr', LR()), ('svc', SVC())]",
+                "for name, model in models:\n    model.fit(X, y)",
+            ),
+            "models",
+            [("models[0][1]", "LR()"), ("models[1][1]", "SVC()")],
+            ['"lr"', '"svc"'],
+        ),
+        (  # filled by append, in the style of many tutorials
+            (
+                "models = []\nmodels.append(('lr', LR()))\nmodels.append(('svc', SVC()))",
+                "for name, model in models:\n    model.fit(X, y)",
+            ),
+            "models",
+            [("models[0][1]", "LR()"), ("models[1][1]", "SVC()")],
+            ['"lr"', '"svc"'],
+        ),
+        (
+            ("models = [LR(), SVC()]", "for m in models:\n    m.fit(X, y)"),
+            "models",
+            [("models[0]", "LR()"), ("models[1]", "SVC()")],
+            ["LR()", "SVC()"],
+        ),
+        (
+            ("lr = LR()\nsvc = SVC()", "for m in [lr, svc]:\n    m.fit(X, y)"),
+            "",
+            [("lr", "lr"), ("svc", "svc")],
+            ["lr", "svc"],
+        ),
+        (("models = make_models()", "for m in models:\n    m.fit(X, y)"), "models", [], []),
+    ],
+    ids=[
+        "dict-items",
+        "enumerate",
+        "values",
+        "keys",
+        "pairs",
+        "appended",
+        "list",
+        "names",
+        "unlisted",
+    ],
+)
+def test_a_loop_that_fits_each_candidate_lists_them(
+    cells: tuple[str, ...], container: str, choices: list[tuple[str, str]], labels: list[str]
+) -> None:
+    analysis = analyse_cells("X = 1\ny = 2", *cells)
+    loop = analysis.candidates
+    assert analysis.model is None
+    assert loop is not None
+    assert (loop.cell, loop.container, loop.fit_input) == (3, container, "X")
+    assert (list(loop.choices), list(loop.labels)) == (choices, labels)
+    assert bool(loop.unlisted) == (not choices)
+
+
+def test_a_loop_fitting_something_else_than_its_items_has_no_candidates() -> None:
+    analysis = analyse_cells(
+        "X = 1\ny = 2\nmodels = [A(), B()]",
+        "for m in models:\n    pipe = make_pipeline(m)\n    pipe.fit(X, y)",
+    )
+    assert analysis.candidates is None
+
+
+def test_a_model_tag_binds_the_chosen_candidate_after_the_loop() -> None:
+    """The loop's cell gets `NAME = EXPR` after its code, NAME one no cell uses."""
+    analysis = analyse_cells(
+        "X = 1\ny = 2\nmodel_zoo = {'a': A(), 'b': B(random_state=0)}",
+        code(
+            "for name, model in model_zoo.items():\n    model.fit(X, y)\n"
+            "    print(model.score(X, y))",
+            tags=("promote: model=model_zoo['b']",),
+        ),
+    )
+    model = analysis.model
+    assert model is not None and analysis.model_tag is None
+    assert (model.name, model.fit_input, model.cell) == ("chosen_model", "X", 2)
+    assert (model.chosen, model.source) == ('model_zoo["b"]', "B(random_state=0)")
+    last = analysis.cells[-1].statements[-1]
+    assert (last.kind, last.binds, last.reads) == ("code", ("chosen_model",), ("model_zoo",))
+
+
+@pytest.mark.parametrize(
+    ("tag", "problem"),
+    [
+        ('promote: model=zoo["c"]', '"c" is not a key of `zoo`'),
+        ("promote: model=zoo[0]", "`zoo[0]` is not one of the models the loop fits"),
+        ("promote: model=other", "`other` is not one of the models the loop fits"),
+        ("promote: model=zoo.get('a')", "not a subscript of the dict or list"),
+        ("promote:model=", "names nothing"),
+    ],
+)
+def test_a_model_tag_that_names_no_candidate_is_a_problem(tag: str, problem: str) -> None:
+    analysis = analyse_cells(
+        "X = 1\ny = 2\nzoo = {'a': A(), 'b': B()}",
+        code("for name, m in zoo.items():\n    m.fit(X, y)", tags=(tag,)),
+    )
+    assert analysis.model is None
+    assert analysis.model_tag is not None
+    assert analysis.model_tag.cell == 2
+    assert problem in analysis.model_tag.problem
+
+
 def test_constants_are_upper_case_or_in_a_settings_cell() -> None:
     analysis = analyse_cells("TEST_SIZE = 0.2\nlr = 0.1", "n = 5\nm = n + 1", "N = 3\nN = 4")
     assert set(analysis.constants) == {"TEST_SIZE", "lr"}

@@ -116,6 +116,29 @@ def test_text_report_groups_by_severity_with_cell_line_and_fix(
     assert "verdict: promote would refuse this notebook: `token` looks like a secret" in text
 
 
+def test_text_report_names_a_loop_s_candidates_and_the_tag_that_chooses_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run_check(
+        tmp_path,
+        *TRAINS[:3],
+        "from sklearn.svm import SVC\nmodels = [('lr', LogisticRegression()), ('svc', SVC())]",
+        "for name, model in models:\n    model.fit(X_train, y_train)",
+        fmt="text",
+    )
+    text = capsys.readouterr().out
+    assert code == 1
+    assert (
+        'model: none chosen: cell 5 fits a model per candidate in a loop over `models` ("lr", '
+        '"svc")'
+    ) in text
+    assert "[ ] model      no model chosen: cell 5 fits one per candidate in a loop" in text
+    assert "verdict: promote would refuse this notebook: models are fitted only inside a loop" in (
+        text
+    )
+    assert "         fix: cell 5: Tag the cell `promote: model=models[0][1]` (or another" in text
+
+
 def test_text_report_of_a_clean_notebook(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -173,6 +173,97 @@ def test_models_fitted_only_in_a_loop_are_refused_with_that_reason() -> None:
     assert "candidate.fit(X, y)" in caught.value.message
 
 
+CANDIDATES = (
+    "import numpy as np\nimport pandas as pd\nfrom sklearn.svm import SVC\n"
+    "from sklearn.neighbors import KNeighborsClassifier",
+    "df = pd.read_csv('d.csv')\nX = df[['a', 'b']]\ny = df.y",
+    "C = 10\nclassifiers = {\n    'Linear SVC': SVC(kernel='linear', C=C, random_state=0),\n"
+    "    'KNN classifier': KNeighborsClassifier(C),\n}",
+)
+LOOP = (
+    "for index, (name, classifier) in enumerate(classifiers.items()):\n"
+    "    classifier.fit(X, np.ravel(y))\n"
+    "    print(name, classifier.score(X, y))"
+)
+
+
+def test_a_loop_over_candidates_is_refused_with_them_and_the_tag_to_add() -> None:
+    with pytest.raises(RefusedNotebookError) as caught:
+        plan_cells(*CANDIDATES, LOOP)
+    message = caught.value.message
+    assert message.startswith("Cannot promote nb.ipynb, cell 4: models are fitted only inside a")
+    assert 'one per candidate ("Linear SVC", "KNN classifier")' in message
+    assert 'Tag the cell `promote: model=classifiers["Linear SVC"]`' in message
+    assert "`model = SVC(kernel='linear', C=C, random_state=0)` then " in message
+    assert "`model.fit(X, np.ravel(y))`" in message
+
+
+def test_a_model_tag_serves_a_dict_entry_after_the_loop_as_written() -> None:
+    """The training stage keeps the loop (every candidate fitted, as the notebook did), then
+    binds the chosen one; the plan says which expression of the notebook's names holds it."""
+    plan = plan_cells(
+        *CANDIDATES, code(LOOP, tags=('promote: model=classifiers["KNN classifier"]',))
+    )
+    assert (plan.model, plan.fit_input) == ("model", "X")
+    assert plan.model_expression == 'classifiers["KNN classifier"]'
+    assert plan.model_source == "model = KNeighborsClassifier(C)"
+    train = plan.calls[-1].function
+    assert train.returns == ("model",)
+    assert train.body.startswith(LOOP)
+    assert train.body.rstrip().endswith('model = classifiers["KNN classifier"]')
+
+
+def test_a_model_tag_serves_a_list_entry() -> None:
+    plan = plan_cells(
+        *CANDIDATES[:2],
+        "models = [('svc', SVC(random_state=0)), ('knn', KNeighborsClassifier())]",
+        code(
+            "for name, model in models:\n    model.fit(X, y)", tags=("promote:model=models[1][1]",)
+        ),
+    )
+    assert (plan.model, plan.model_expression) == ("chosen_model", "models[1][1]")
+    assert plan.calls[-1].function.returns == ("chosen_model",)
+    assert plan.model_source == "chosen_model = KNeighborsClassifier()"
+
+
+@pytest.mark.parametrize(
+    ("tag", "problem"),
+    [
+        ('promote: model=classifiers["RBF SVC"]', '"RBF SVC" is not a key of `classifiers`'),
+        ("promote: model=classifier", "`classifier` is not one of the models the loop fits"),
+    ],
+    ids=["unknown-key", "loop-variable"],
+)
+def test_a_model_tag_that_names_no_candidate_is_refused_with_what_to_write(
+    tag: str, problem: str
+) -> None:
+    with pytest.raises(RefusedNotebookError) as caught:
+        plan_cells(*CANDIDATES, code(LOOP, tags=(tag,)))
+    message = caught.value.message
+    assert message.startswith(
+        f"Cannot promote nb.ipynb, cell 4: its tag `{tag}` chooses no model: {problem}."
+    )
+    assert (
+        'one of the models its loop fits: `promote: model=classifiers["Linear SVC"]`, '
+        '`promote: model=classifiers["KNN classifier"]`.'
+    ) in message
+
+
+def test_a_model_tag_on_a_cell_without_such_a_loop_is_refused() -> None:
+    with pytest.raises(RefusedNotebookError, match="has no loop that fits each model"):
+        plan_cells(*CANDIDATES, code("x = 1", tags=("promote: model=classifiers['SVC']",)), LOOP)
+
+
+def test_a_second_model_tag_is_refused() -> None:
+    tagged = code(LOOP, tags=('promote: model=classifiers["Linear SVC"]',))
+    with pytest.raises(RefusedNotebookError) as caught:
+        plan_cells(*CANDIDATES, tagged, tagged)
+    assert "cell 5: its tag" in caught.value.message
+    assert "the tag of cell 4 chose one already. Keep one `promote: model=` tag" in (
+        caught.value.message
+    )
+
+
 # -- settings ------------------------------------------------------------------------------------
 SETTINGS_PIPELINE = (
     "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression",

@@ -32,6 +32,7 @@ class NotebookReadError(PromoteError):
         super().__init__(text)
         self.path = Path(path)
         self.reason = reason
+        self.hint = hint
         self.cell = cell
 
 
@@ -48,6 +49,7 @@ class RefusedNotebookError(PromoteError):
         super().__init__(text)
         self.path = Path(path)
         self.reason = reason
+        self.hint = hint
         self.cell = cell
 
 

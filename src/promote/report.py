@@ -53,6 +53,7 @@ class CheckReport:
     refusal: str | None  # why ``promote`` would refuse the notebook, or None
     inference: Inference | None = None  # how the service would make the model's input
     fit_input: str = ""  # the name the model is fitted on, for the inference line
+    fix: str = ""  # what to do about the refusal, with the cell it names
 
     @property
     def blocking(self) -> bool:
@@ -69,7 +70,9 @@ def check_report(analysis: Analysis) -> CheckReport:
     try:
         planned = plan(analysis, "check")
     except RefusedNotebookError as error:
-        return CheckReport(analysis, readiness(analysis), error.reason)
+        where = f"cell {error.cell}: " if error.cell is not None and error.hint else ""
+        fix = f"{where}{error.hint}" if error.hint else ""
+        return CheckReport(analysis, readiness(analysis), error.reason, fix=fix)
     return CheckReport(analysis, readiness(analysis), None, planned.inference, planned.fit_input)
 
 
@@ -82,13 +85,7 @@ def check_text(result: CheckReport) -> str:
         names = _defines(cell)
         defines = f" defines {', '.join(names)}" if names else ""
         lines.append(f"  cell {cell.index:>3}  {cell.role:<11}{defines}")
-    if analysis.model:
-        lines.append(
-            f"model: `{analysis.model.name}` fitted on `{analysis.model.fit_input}` "
-            f"in cell {analysis.model.cell}"
-        )
-    else:
-        lines.append("model: none found (no `.fit(...)` call)")
+    lines.append(f"model: {_model_line(analysis)}")
     if result.inference is not None:
         lines.append(f"serving: {_inference_line(result.inference, result.fit_input)}")
     lines += _evidence_lines(analysis)
@@ -108,6 +105,8 @@ def check_text(result: CheckReport) -> str:
     lines.append("")
     if result.refusal:
         lines.append(f"verdict: promote would refuse this notebook: {result.refusal}")
+        if result.fix:
+            lines.append(f"         fix: {result.fix}")
     elif analysis.errors:
         lines.append("verdict: errors above block promotion")
     else:
@@ -117,6 +116,23 @@ def check_text(result: CheckReport) -> str:
             f"{_plural(counts['info'], 'note')})"
         )
     return "\n".join(lines)
+
+
+def _model_line(analysis: Analysis) -> str:
+    """The model promote found, the one a tag chose among a loop's candidates, or why none."""
+    model, loop = analysis.model, analysis.candidates
+    if model and model.chosen:
+        return (
+            f"`{model.chosen}` (the tag of cell {model.cell}), fitted on `{model.fit_input}` "
+            f"in a loop in cell {model.cell}"
+        )
+    if model:
+        return f"`{model.name}` fitted on `{model.fit_input}` in cell {model.cell}"
+    if loop is not None:
+        over = f" over `{loop.container}`" if loop.container else ""
+        listed = f" ({loop.shown})" if loop.choices else ""
+        return f"none chosen: cell {loop.cell} fits a model per candidate in a loop{over}{listed}"
+    return "none found (no `.fit(...)` call)"
 
 
 def _evidence_lines(analysis: Analysis) -> list[str]:
@@ -325,7 +341,8 @@ def plan_text(plan: Plan) -> str:
             )
     settings = ", ".join(sorted(plan.setting_names)) or "none"
     lines.append(f"  settings: {settings}")
-    lines.append(f"  model: {plan.model} fitted on {plan.fit_input}")
+    chosen = f" = {plan.model_expression} (a cell's tag chose it)" if plan.model_expression else ""
+    lines.append(f"  model: {plan.model}{chosen} fitted on {plan.fit_input}")
     lines.append(f"  inference: {inference_text(plan)}")
     lines.append(f"  metrics: {', '.join(plan.metrics) or 'none'}")
     lines.append(f"  dependencies: {', '.join(plan.dependencies) or 'none'}")

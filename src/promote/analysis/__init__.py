@@ -7,26 +7,36 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import io
 import re
+import tokenize
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from promote import diagnostics as d
 from promote.analysis import tables
 from promote.analysis.bindings import BUILTINS, function_free_names
+from promote.analysis.candidates import Candidates, Choice, choose, fitting_loop, model_tag
 from promote.analysis.checks import run_checks
 from promote.analysis.dependencies import Dependency, dependencies
 from promote.analysis.dependencies import distribution as _distribution
 from promote.analysis.drift import Bound, DriftMatch, bounds, find_drift
 from promote.analysis.evidence import Evidence, collect
 from promote.analysis.secrets import secret_literals
-from promote.analysis.statements import Context, Statement, called_name, split_statements
+from promote.analysis.statements import (
+    Context,
+    Statement,
+    called_name,
+    source_lines,
+    split_statements,
+)
 from promote.normalize import normalize
 from promote.notebook import Cell, Notebook
 
 __all__ = [
     "Analysis",
     "Bound",
+    "Candidates",
     "CellAnalysis",
     "Definition",
     "Dependency",
@@ -34,6 +44,7 @@ __all__ = [
     "Evidence",
     "ImportBinding",
     "ModelFit",
+    "ModelTag",
     "analyse",
     "distribution",
 ]
@@ -67,6 +78,22 @@ class ModelFit:
     fit_input: str | None
     cell: int
     first_argument: str = ""  # the source of fit's first argument, when it is not a plain name
+    # When a tag chose it among the candidates a loop fits: the expression of the notebook's
+    # names that holds it (``classifiers["SVC"]``), which the cell binds to ``name`` after the
+    # loop, and the candidate's source (``SVC(C=10)``).
+    chosen: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ModelTag:
+    """A ``promote: model=EXPR`` tag that chooses no model: its cell, its expression, why."""
+
+    cell: int
+    expression: str
+    problem: str
+    candidates: Candidates | None = None
+    hint: str = ""  # what to do, when the candidates do not say it
 
 
 @dataclass(frozen=True)
@@ -112,6 +139,9 @@ class Analysis:
     evidence: Evidence = field(default=Evidence())  # versions and date the notebook shows
     drift: tuple[DriftMatch, ...] = field(default=())  # uses of APIs that changed (api_drift.toml)
     bounds: tuple[Bound, ...] = field(default=())  # per distribution, the versions they work with
+    # the first loop that fits each item of what it goes over (the candidates), when any
+    candidates: Candidates | None = None
+    model_tag: ModelTag | None = None  # a ``promote: model=`` tag that chooses nothing
 
     @property
     def errors(self) -> tuple[d.Diagnostic, ...]:
@@ -137,6 +167,10 @@ def analyse(
     context = Context()
     heading = ""
     skipped = {c.index for c in notebook.cells if _tag_stage(c) == "skip"}
+    earlier: list[ast.stmt] = []  # the top-level statements of the cells analysed so far
+    loop: Candidates | None = None
+    chosen: ModelFit | None = None
+    problem: ModelTag | None = None
     for cell in notebook.cells:
         if cell.kind == "markdown":
             level, text = _heading(cell.source)
@@ -163,18 +197,33 @@ def analyse(
                 )
             )
             continue
-        statements = tuple(split_statements(normal.tree, normal.source, context))
+        source, tree, lines = normal.source, normal.tree, normal.lines
+        found = fitting_loop(tree.body, earlier, cell.index)
+        loop = loop or found
+        expression = model_tag(cell.tags)
+        if expression is not None and chosen is not None:  # one model only
+            problem = problem or ModelTag(
+                cell.index,
+                expression,
+                f"the tag of cell {chosen.cell} chose one already",
+                hint="Keep one `promote: model=` tag: the service serves one model.",
+            )
+        elif expression is not None and problem is None:
+            picked = _choose(expression, found, cell.index, _model_name(notebook))
+            if isinstance(picked, ModelTag):
+                problem = picked
+            else:
+                chosen = picked[0]
+                written = source_lines(source)
+                source = "\n".join([*written, *picked[1]]) + "\n"
+                last = lines[-1] if lines else len(written)
+                lines = (*lines, *[last] * (len(written) + 2 - len(lines)))
+                tree = ast.parse(source)
+        earlier.extend(tree.body)
+        statements = tuple(split_statements(tree, source, context))
         role = _role(statements)
         cells.append(
-            CellAnalysis(
-                cell,
-                normal.source,
-                statements,
-                role,
-                heading,
-                normal.requirements,
-                lines=normal.lines,
-            )
+            CellAnalysis(cell, source, statements, role, heading, normal.requirements, lines=lines)
         )
 
     if not notebook.code_cells:
@@ -204,7 +253,7 @@ def analyse(
         imports=imports,
         constants=constants,
         definitions=definitions,
-        model=_model(cells),
+        model=chosen or _model(cells),
         requirements=requirements,
         diagnostics=tuple(sorted(diagnostics, key=lambda x: (x.cell or 0, x.line or 0, x.code))),
         string_literals=literals,
@@ -218,7 +267,48 @@ def analyse(
         evidence=collect(notebook, cells, ((c.index, r) for c in cells for r in c.requirements)),
         drift=drift,
         bounds=version_bounds,
+        candidates=loop,
+        model_tag=problem,
     )
+
+
+def _choose(
+    expression: str, loop: Candidates | None, cell: int, name: str
+) -> ModelTag | tuple[ModelFit, tuple[str, str]]:
+    """The model a cell's ``promote: model=EXPR`` tag chooses among the candidates its loop
+    fits, and the lines that bind it to ``name`` after the cell's code; or why the tag
+    chooses none."""
+    if loop is None:
+        return ModelTag(cell, expression, "the cell has no loop that fits each model it goes over")
+    picked = choose(expression, loop)
+    if not isinstance(picked, Choice):
+        return ModelTag(cell, expression, picked, loop)
+    fit = ModelFit(
+        name, loop.fit_input, cell, loop.first_argument, picked.expression, picked.source
+    )
+    return fit, (
+        f"# The model the service serves: the cell's tag `promote: model={picked.expression}`",
+        f"{name} = {picked.expression}",
+    )
+
+
+def _model_name(notebook: Notebook) -> str:
+    """A name no cell uses, for the model a tag chose: ``model``, else ``chosen_model``, ..."""
+    used = set().union(*(_identifiers(c.source) for c in notebook.code_cells))
+    name, n = "model", 1
+    while name in used:
+        name, n = ("chosen_model" if n == 1 else f"chosen_model_{n}"), n + 1
+    return name
+
+
+def _identifiers(source: str) -> set[str]:
+    """The words of a cell's code, not of its comments or strings (all of its words when it
+    does not tokenize)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return set(re.findall(r"\w+", source))
+    return {token.string for token in tokens if token.type == tokenize.NAME}
 
 
 def _drift_diagnostics(

@@ -78,6 +78,14 @@ def _cells(found: list[d.Diagnostic]) -> str:
 
 def _model(analysis: Analysis) -> ReadinessItem:
     model = analysis.model
+    if model is None and analysis.candidates is not None:
+        loop = analysis.candidates
+        return ReadinessItem(
+            "model",
+            False,
+            f"no model chosen: cell {loop.cell} fits one per candidate in a loop "
+            "(tag it `promote: model=...`)",
+        )
     if model is None:
         return ReadinessItem("model", False, "no model: no `.fit(...)` call found")
     on = f" on `{model.fit_input}`" if model.fit_input else ""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
 from promote import diagnostics as d
-from promote.analysis import Analysis, CellAnalysis, stage_tag, tables
+from promote.analysis import Analysis, CellAnalysis, ModelTag, stage_tag, tables
 from promote.analysis.bindings import BUILTINS
 from promote.analysis.checks import movable_secret, qualified_names
 from promote.analysis.readiness import readiness
@@ -237,6 +237,7 @@ def plan(
         title=_title(analysis),
         intro=_intro(analysis),
         model_source=_model_source(analysis),
+        model_expression=analysis.model.chosen,
         readiness=readiness(analysis),
         inference=inference,
     )
@@ -263,6 +264,8 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
             raise RefusedNotebookError(
                 notebook.path, diagnostic.message, diagnostic.hint, cell=diagnostic.cell
             )
+    if analysis.model_tag is not None:
+        _refuse_model_tag(analysis, analysis.model_tag)
     if analysis.model is None:
         _refuse_without_model(analysis)
     model = analysis.model
@@ -314,9 +317,54 @@ def _first_method_call(analysis: Analysis, method: str, *, kept: bool) -> tuple[
     return None
 
 
+def _refuse_model_tag(analysis: Analysis, tag: ModelTag) -> NoReturn:
+    """Why a ``promote: model=`` tag chooses no model, and what to write (it always raises)."""
+    loop = tag.candidates
+    if tag.hint:
+        hint = tag.hint
+    elif loop is not None and loop.choices:
+        written = ", ".join(f"`promote: model={c}`" for c, _ in loop.choices)
+        hint = f"Tag the cell with one of the models its loop fits: {written}."
+    else:
+        hint = (
+            "Name one of the models the cell's loop fits (a subscript of the literal dict or "
+            'list the loop goes over, e.g. `promote: model=classifiers["SVC"]`), or fit the '
+            "model you chose at the top level of its own cell and remove the tag."
+        )
+    raise RefusedNotebookError(
+        analysis.notebook.path,
+        f"its tag `promote: model={tag.expression}` chooses no model: {tag.problem}",
+        hint,
+        cell=tag.cell,
+    )
+
+
 def _refuse_without_model(analysis: Analysis) -> NoReturn:
     """Why promote cannot find the model the service would serve (it always raises)."""
     notebook = analysis.notebook
+    if (loop := analysis.candidates) is not None:
+        over = f" over `{loop.container}`" if loop.container else ""
+        if loop.choices:
+            raise RefusedNotebookError(
+                notebook.path,
+                f"models are fitted only inside a loop{over} (`{loop.fit}`), one per candidate "
+                f"({loop.shown}), so promote cannot tell which one the service must serve",
+                f"Tag the cell `promote: model={loop.choices[0][0]}` (or another candidate) to "
+                "serve that one, the loop kept as written; or fit the model you chose at the top "
+                f"level of its own cell (`model = {_shortened(loop.choices[0][1])}` then "
+                f"`model.fit({loop.arguments})`).",
+                cell=loop.cell,
+            )
+        raise RefusedNotebookError(
+            notebook.path,
+            f"models are fitted only inside a loop{over} (`{loop.fit}`), so promote cannot tell "
+            "which one the service must serve",
+            f"promote cannot list the candidates to choose one by a tag ({loop.unlisted}): "
+            "write them as a literal dict or list before the loop, or fit the model you chose "
+            "at the top level of its own cell, e.g. `model = SVC(C=1)` then "
+            "`model.fit(X_train, y_train)`.",
+            cell=loop.cell,
+        )
     if looped := _fit_inside_a_block(analysis):
         raise RefusedNotebookError(
             notebook.path,
@@ -343,6 +391,13 @@ def _refuse_without_model(analysis: Analysis) -> NoReturn:
         "promote builds a service around a trained model; notebooks that only explore data, "
         "or that train with a hand-written loop, are not supported yet.",
     )
+
+
+def _shortened(source: str) -> str:
+    """A candidate's source for a message: itself when short, else its call's name."""
+    if len(source) <= 60:
+        return source
+    return source.split("(", 1)[0] + "(...)" if "(" in source else "..."
 
 
 def _fit_predict_only(analysis: Analysis) -> tuple[int, str] | None:
@@ -1363,9 +1418,12 @@ def _intro(analysis: Analysis, limit: int = 1200) -> str:
 
 def _model_source(analysis: Analysis) -> str:
     """The last assignment to the model's name before it is fitted (``model = Pipeline(...)``),
-    as the notebook wrote it."""
+    as the notebook wrote it; for a candidate a tag chose, the candidate's source
+    (``classifiers["SVC"]`` is ``SVC(C=10)``)."""
     model = analysis.model
     assert model is not None
+    if model.source:
+        return f"{model.name} = {model.source}"
     found = ""
     for cell in analysis.cells:
         if cell.index > model.cell:

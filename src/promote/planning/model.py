@@ -129,3 +129,8 @@ class Plan:
     readiness: tuple[ReadinessItem, ...] = ()
     settings_parameter: str = "settings"  # the parameter stage functions read settings from
     inference: Inference = field(default=Inference())
+    # When a cell's tag chose the model among the candidates its loop fits: the expression of
+    # the notebook's names that holds it (``classifiers["SVC"]``), which the training stage
+    # binds to ``model`` and ``--execute`` reads in the kernel; "" when ``model`` is the
+    # notebook's own name for it.
+    model_expression: str = ""
