@@ -13,8 +13,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from helpers import EXAMPLES, notebook_json, plan_cells, tree_digest
+from helpers import CORPUS, EXAMPLES, code, notebook_json, plan_cells, tree_digest
 from project_harness import http, install_project, serving, venv_command
+from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import train_test_split
 from test_inference_slice import (
     AFTER_SPLIT_CELLS,
@@ -730,6 +731,39 @@ def test_untrained_the_service_serves_the_notebooks_model_fitted_after_the_split
         assert (status, one["model_version"], one["prediction"]) == (200, "notebook", expected[0])
 
 
+CANDIDATE_CELLS = (
+    FIT + "\nfrom sklearn.tree import DecisionTreeRegressor",
+    "X = pd.DataFrame({'a': [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})\ny = [2.0, 4.0, 6.0, 9.0, 9.5, 13.0]",
+    "models = {'linear': LinearRegression(),\n"
+    "          'stump': DecisionTreeRegressor(max_depth=1, random_state=0)}",
+    code(
+        "for name, candidate in models.items():\n    candidate.fit(X, y)\n"
+        "    print(name, candidate.score(X, y))",
+        tags=('promote: model=models["linear"]',),
+    ),
+)
+
+
+def test_the_model_a_tag_chose_among_a_loop_s_candidates_is_read_in_the_kernel(
+    tmp_path: Path,
+) -> None:
+    """The kernel evaluates the tag's expression after the run: the chosen candidate's
+    predictions are recorded and it is the model saved, not the loop's last candidate."""
+    notebook = tmp_path / "zoo.ipynb"
+    notebook.write_text(notebook_json(*CANDIDATE_CELLS))
+    target = tmp_path / "p"
+    assert main([str(notebook), "-o", str(target), "--execute", "--no-lock"]) == 0
+    captured = json.loads((target / "tests" / "parity" / "notebook.json").read_text())
+    assert captured["model"] == 'models["linear"]'
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    y = [2.0, 4.0, 6.0, 9.0, 9.5, 13.0]
+    linear = LinearRegression().fit(pd.DataFrame({"a": [*frame["a"], 6.0]}), y)
+    assert captured["predictions"] == pytest.approx(linear.predict(frame).tolist(), rel=1e-9)
+    assert captured["saved_model"]["served"] is True
+    train = (target / "src" / "zoo" / "train.py").read_text()
+    assert 'model = models["linear"]' in train
+
+
 # --- what is recorded: the input schema, reference statistics, no personal data -------------
 
 PEOPLE = """\
@@ -1021,3 +1055,54 @@ def test_the_capture_says_where_the_model_is_or_why_it_is_not() -> None:
     assert notebook_model_files(over, plan, Path("saved")) == ({}, {})
     data = json.loads(capture_json(base, plan))
     assert data["model"] == "model" and "saved_model" not in data  # no model directory given
+
+
+CUISINE = CORPUS / "mlfb-cuisine-classifiers"
+
+
+@pytest.mark.slow
+def test_the_cuisine_notebook_serves_the_candidate_its_tag_chose(tmp_path: Path) -> None:
+    """The corpus notebook that compares five classifiers in a loop, its loop's cell tagged
+    `promote: model=classifiers["Linear SVC"]`: promoted with --execute, the project installs
+    from its lock, its tests pass with no parity test skipped, `make train` trains, and the
+    service answers /predict with the trained version.
+
+    The notebook's split has no seed (P022), which its parity tests rightly catch (other
+    training rows give other reference statistics), so the copy seeds it as P022's fix says.
+    """
+    if not CUISINE.is_dir():
+        pytest.skip(f"no corpus at {CORPUS}")
+    import nbformat
+
+    folder = tmp_path / "cuisine"
+    shutil.copytree(CUISINE, folder, copy_function=shutil.copyfile)  # the corpus is read-only
+    for directory in (folder, *(p for p in folder.rglob("*") if p.is_dir())):
+        directory.chmod(0o755)
+    notebook = folder / "3-Classifiers-2" / "solution" / "notebook.ipynb"
+    node = nbformat.read(notebook, as_version=4)
+    loop, split = node.cells[8], node.cells[6]
+    assert "classifier.fit(" in loop.source and "train_test_split(" in split.source
+    loop.metadata.setdefault("tags", []).append('promote: model=classifiers["Linear SVC"]')
+    split.source = split.source.replace("test_size=0.3)", "test_size=0.3, random_state=0)")
+    nbformat.write(node, notebook)
+
+    target = tmp_path / "project"
+    tested = promoted_and_tested(notebook, target, "-rs")
+    assert "test_parity.py" not in tested, tested  # none of them skipped
+    train = next((target / "src").glob("*/train.py")).read_text()
+    assert 'model = classifiers["Linear SVC"]' in train
+    captured = json.loads((target / "tests" / "parity" / "notebook.json").read_text())
+    assert captured["model"] == 'classifiers["Linear SVC"]'
+    assert captured["saved_model"]["served"] is True
+
+    trained = subprocess.run(
+        ["make", "train"], cwd=target, capture_output=True, text=True, check=False
+    )
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert "v1 now serves" in trained.stdout
+    sample = json.loads((target / "artifacts" / "sample.json").read_text())
+    serve = next((target / ".venv" / "bin").glob("*-serve"))
+    with serving([serve], target, tmp_path / "serve.log") as url:
+        status, body = http("POST", f"{url}/predict", sample["records"][0])
+        assert status == 200, body
+        assert (body["model_version"], body["prediction"]) == ("v1", sample["predictions"][0])

@@ -146,7 +146,7 @@ def capture_cell(plan: Plan, model_directory: Path | None = None) -> str:
     return _CAPTURE_CELL.format(
         source=Path(kernel_capture.__file__).read_text(encoding="utf-8"),
         marker=MARKER,
-        model=plan.model,
+        model=plan.model_expression or plan.model,
         fit_input=plan.fit_input,
         metrics=", ".join(f'"{m}": {m}' for m in dict.fromkeys(plan.metrics)),
         rows=SAMPLE_ROWS,
@@ -441,7 +441,8 @@ def execute(
                             None,
                             "the capture after the last cell failed "
                             f"({_error_summary(error.ename, error.evalue)})",
-                            f"Check that `{plan.model}` is fitted on `{plan.fit_input}` when the "
+                            f"Check that `{plan.model_expression or plan.model}` is fitted on "
+                            f"`{plan.fit_input}` when the "
                             "notebook ends (promote predicts with it on the first rows).",
                             time.monotonic() - started,
                             str(error),
@@ -562,7 +563,7 @@ def capture_json(capture: Capture, plan: Plan) -> str:
     """``tests/parity/notebook.json`` of the generated project: stable, sorted, no timestamps."""
     data = {
         "notebook": plan.notebook_name,
-        "model": plan.model,
+        "model": plan.model_expression or plan.model,
         "fit_input": plan.fit_input,
         "records": capture.records,
         "predictions": capture.predictions,
