@@ -232,6 +232,14 @@ def cell_tags_page() -> str:
     out.append("| `promote: skip` | nowhere: the cell is left out, and not analysed | |")
     out += [
         "",
+        "`promote: model=EXPR` chooses the model the service serves among the candidates the",
+        'cell\'s loop fits (`promote: model=classifiers["SVC"]`, `promote: model=models[1][1]`,',
+        "`promote: model=svc`); it does not change the cell's stage. The training stage keeps",
+        "the loop and binds `model = EXPR` after it. See",
+        "[the how-to](../how-to/cell-tags.md#choose-the-model-a-loop-compares).",
+    ]
+    out += [
+        "",
         "## Headings",
         "",
         "An untagged cell takes the stage of the markdown heading it sits under when the heading",
