@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 from helpers import CORPUS, EXAMPLES, ROOT, analyse_cells, notebook_json
+from helpers import code as notebook_code
 
 from promote.cli import main
 from promote.report import check_report
@@ -137,6 +138,30 @@ def test_text_report_names_a_loop_s_candidates_and_the_tag_that_chooses_one(
         text
     )
     assert "         fix: cell 5: Tag the cell `promote: model=models[0][1]` (or another" in text
+
+
+def test_json_report_gives_the_fix_and_the_model_a_tag_chose(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loop = "for name, model in models:\n    model.fit(X_train, y_train)"
+    models = "from sklearn.svm import SVC\nmodels = [('lr', LogisticRegression()), ('svc', SVC())]"
+    code, _ = run_check(tmp_path, *TRAINS[:3], models, loop)
+    refused = json.loads(capsys.readouterr().out)
+    code_tagged, _ = run_check(
+        tmp_path, *TRAINS[:3], models, notebook_code(loop, ("promote: model=models[1][1]",))
+    )
+    tagged = json.loads(capsys.readouterr().out)
+    for data in (refused, tagged):
+        jsonschema.validate(data, SCHEMA)
+    assert (code, refused["model"]) == (1, None)
+    assert refused["fix"].startswith("cell 5: Tag the cell `promote: model=models[0][1]`")
+    assert (code_tagged, tagged["refusal"], tagged["fix"]) == (0, None, None)
+    assert tagged["model"] == {
+        "name": "chosen_model",
+        "fit_input": "X_train",
+        "cell": 5,
+        "chosen": "models[1][1]",
+    }
 
 
 def test_text_report_of_a_clean_notebook(

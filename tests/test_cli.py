@@ -141,7 +141,7 @@ def test_check_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert "model: `model` fitted on `X_train` in cell 17" in text
     assert main(["check", str(CLASSIFIER), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["model"] == {"name": "model", "fit_input": "X_train", "cell": 17}
+    assert data["model"] == {"name": "model", "fit_input": "X_train", "cell": 17, "chosen": None}
     assert {c["role"] for c in data["cells"]} >= {
         "load",
         "features",

@@ -212,6 +212,7 @@ def check_json(result: CheckReport) -> str:
         "notebook": str(analysis.notebook.path),
         "blocking": result.blocking,
         "refusal": result.refusal,
+        "fix": result.fix or None,
         "inference": (
             {
                 "sliced": bool(result.inference.function),
@@ -238,7 +239,12 @@ def check_json(result: CheckReport) -> str:
             for c in analysis.cells
         ],
         "model": (
-            {"name": model.name, "fit_input": model.fit_input, "cell": model.cell}
+            {
+                "name": model.name,
+                "fit_input": model.fit_input,
+                "cell": model.cell,
+                "chosen": model.chosen or None,
+            }
             if model
             else None
         ),
