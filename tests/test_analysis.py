@@ -310,6 +310,24 @@ def test_a_loop_fitting_something_else_than_its_items_has_no_candidates() -> Non
     assert analysis.candidates is None
 
 
+@pytest.mark.parametrize(
+    ("tag", "chosen"),
+    [
+        ("models[1][1]", "models[1][1]"),
+        ("models[-1][1]", "models[1][1]"),
+        ("models[-2][1]", "models[0][1]"),
+        ("svc", "svc"),
+    ],
+)
+def test_a_model_tag_may_count_from_the_end_or_name_the_candidate(tag: str, chosen: str) -> None:
+    analysis = analyse_cells(
+        "X = 1\ny = 2\nlr = LR()\nsvc = SVC()\nmodels = [('lr', lr), ('svc', svc)]",
+        code("for name, m in models:\n    m.fit(X, y)", tags=(f"promote: model={tag}",)),
+    )
+    assert analysis.model_tag is None
+    assert analysis.model is not None and analysis.model.chosen == chosen
+
+
 def test_a_model_tag_binds_the_chosen_candidate_after_the_loop() -> None:
     """The loop's cell gets `NAME = EXPR` after its code, NAME one no cell uses."""
     analysis = analyse_cells(

@@ -222,6 +222,7 @@ def test_a_model_tag_serves_a_list_entry() -> None:
         ),
     )
     assert (plan.model, plan.model_expression) == ("chosen_model", "models[1][1]")
+    assert "chosen_model = models[1][1]" in plan.calls[-1].function.body
     assert plan.calls[-1].function.returns == ("chosen_model",)
     assert plan.model_source == "chosen_model = KNeighborsClassifier()"
 

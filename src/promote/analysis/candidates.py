@@ -102,10 +102,12 @@ def choose(expression: str, candidates: Candidates) -> Choice | str:
         )
     if not candidates.choices:
         return f"promote cannot list the loop's candidates ({candidates.unlisted})"
-    wanted = _normal(tree)
+    wanted = _normal(_from_the_start(tree, len(candidates.choices)))
     for selected, source in candidates.choices:
         if _normal(ast.parse(selected, mode="eval").body) == wanted:
             return Choice(selected, source)
+        if isinstance(tree, ast.Name) and tree.id == source:  # the name the item is written as
+            return Choice(tree.id, source)
     if isinstance(tree, ast.Subscript) and _root(tree) == candidates.container:
         key = tree.slice if isinstance(tree.value, ast.Name) else None
         if isinstance(key, ast.Constant) and isinstance(key.value, str):
@@ -138,8 +140,21 @@ def _root(node: ast.expr) -> str:
 
 
 def _normal(node: ast.expr) -> str:
-    """``node`` written canonically (negative indexes kept as written)."""
+    """``node`` written canonically: the same for ``a['k']`` and ``a["k"]``."""
     return ast.dump(node, annotate_fields=False, include_attributes=False)
+
+
+def _from_the_start(node: ast.expr, count: int) -> ast.expr:
+    """``models[-1]`` as ``models[count - 1]``: a negative index into the container counted
+    from its start (deeper indexes, into a pair, are left as written)."""
+    if not isinstance(node, ast.Subscript):
+        return node
+    if isinstance(node.value, ast.Subscript):
+        return ast.Subscript(_from_the_start(node.value, count), node.slice, ast.Load())
+    if _negative(node.slice):
+        index = count - node.slice.operand.value  # type: ignore[attr-defined]
+        return ast.Subscript(node.value, ast.Constant(index), ast.Load())
+    return node
 
 
 # -- the loop ------------------------------------------------------------------------------------
@@ -166,19 +181,19 @@ def _candidates(loop: ast.For, earlier: Sequence[ast.stmt], cell: int) -> Candid
         return None
     call = fitted[position[1]]
     first = call.args[0] if call.args else None
-    common = {
-        "cell": cell,
-        "line": loop.lineno,
-        "fit": ast.unparse(call)[:60],
-        "fit_input": first.id if isinstance(first, ast.Name) else None,
-        "first_argument": ast.unparse(first) if first is not None else "",
-        "arguments": ", ".join(
-            [*map(ast.unparse, call.args), *(ast.unparse(k) for k in call.keywords)]
-        ),
-        "container": container,
-    }
     choices, labels, unlisted = _choices(literal, container, position[0], shape)
-    return Candidates(**common, choices=choices, labels=labels, unlisted=unlisted)  # type: ignore[arg-type]
+    return Candidates(
+        cell=cell,
+        line=loop.lineno,
+        fit=ast.unparse(call)[:60],
+        fit_input=first.id if isinstance(first, ast.Name) else None,
+        first_argument=ast.unparse(first) if first is not None else "",
+        arguments=", ".join([*map(ast.unparse, call.args), *map(ast.unparse, call.keywords)]),
+        container=container,
+        choices=choices,
+        labels=labels,
+        unlisted=unlisted,
+    )
 
 
 def _fitted(loop: ast.For) -> list[ast.Call]:
