@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import code, plan_cells
 
+from promote.codegen import model_card
 from promote.errors import RefusedNotebookError
 from promote.planning import Plan
 
@@ -207,6 +208,10 @@ def test_a_model_tag_serves_a_dict_entry_after_the_loop_as_written() -> None:
     assert (plan.model, plan.fit_input) == ("model", "X")
     assert plan.model_expression == 'classifiers["KNN classifier"]'
     assert plan.model_source == "model = KNeighborsClassifier(C)"
+    assert (
+        "- Chosen among the candidates the notebook's loop fits by a cell tag: `classifiers[\"KNN"
+        in (model_card(plan))
+    )
     train = plan.calls[-1].function
     assert train.returns == ("model",)
     assert train.body.startswith(LOOP)

@@ -484,6 +484,13 @@ def model_card(plan: Plan, captured: Mapping[str, Any] | None = None) -> str:
         "",
         f"- Trained by `{plan.package_name}.pipeline.run()` (`make train`), on `{plan.fit_input}`.",
     ]
+    if plan.model_expression:
+        lines.append(
+            f"- Chosen among the candidates the notebook's loop fits by a cell tag: "
+            f"`{plan.model_expression}`. Training fits every candidate, as the notebook did, and "
+            "keeps that one; scores computed in the loop are the last candidate's, so they are "
+            "not this model's metrics."
+        )
     if plan.model_source:
         lines += ["- Built as:", "", "```python", plan.model_source.strip(), "```"]
     lines += ["", "## Training data", ""]
