@@ -196,6 +196,33 @@ def test_statistics_of_a_column_are_learnt_values_and_recorded_in_order() -> Non
     ]
 
 
+def test_a_frame_filled_with_a_statistic_of_each_column_learns_it() -> None:
+    """``df.fillna(df.median(numeric_only=True))``: the medians are learnt once (a value per
+    column) and each request's gaps are filled with them; the same statistic used in
+    arithmetic, or to fill a single column, is refused (columns or rows would be aligned)."""
+    frames = known()
+    steps = (
+        "df = df.fillna(df.median(numeric_only=True))\n"
+        "df.fillna(df.mean(numeric_only=True), inplace=True)\n"
+        "df = df.fillna(value=df.mode().iloc[0])"
+    )
+    for stmt in ast.parse(steps).body:
+        assert refusal(stmt, frames) is None, ast.unparse(stmt)
+    assert frames.statistics == [
+        "df.median(numeric_only=True)",
+        "df.mean(numeric_only=True)",
+        "df.mode().iloc[0]",
+    ]
+
+    for refused in (
+        "df = (df - df.mean()) / df.std()",  # aligns a request's columns with training's
+        "df['a'] = df['a'].fillna(df.mean())",  # a series filled by row labels
+        "df = df.fillna(df.mean(), axis=1)",
+        "df = df.fillna(other.mean())",  # not a frame of the steps
+    ):
+        assert refusal(ast.parse(refused).body[0], known()) is not None, refused
+
+
 def test_a_pipeline_of_transformers_made_with_literal_arguments_is_a_fitted_step() -> None:
     frames = known()
     frames.modules = {**frames.modules, "Pipeline": "sklearn", "StandardScaler": "sklearn"}
@@ -1340,6 +1367,33 @@ def test_a_promoted_notebook_keeps_the_statistics_its_steps_fill_gaps_with(
         "df['age'].median()",
         "df['port'].mode()[0]",
     ]
+
+
+FRAME_FILL_CELLS = (
+    *PASSENGER_CELLS[:4],
+    "df.drop(columns=['ticket'], inplace=True)\n"
+    "# every gap of a number: its column's median\n"
+    "df = df.fillna(df.median(numeric_only=True))\n"
+    "df['port'] = df['port'].fillna(df['port'].mode()[0])\n"
+    "df['from_s'] = (df['port'] == 'S').astype(int)\n"
+    "X = df[['age', 'fare', 'from_s']]\ny = df['survived']",
+    *PASSENGER_CELLS[5:],
+)
+
+
+def test_a_promoted_notebook_fills_a_request_s_gaps_with_training_s_column_medians(
+    tmp_path: Path,
+) -> None:
+    """The whole frame's gaps filled with its medians: training learns one per column, and a
+    request alone with a missing age gets training's median age, not its own (none)."""
+    notebook = write_passengers(tmp_path, FRAME_FILL_CELLS)
+    project = tmp_path / "passengers"
+
+    result = promote(notebook, project, lock=False)
+
+    assert result.plan.inference.state == "feature_state", result.plan.inference.note
+    stdout = run_checked(result, project, CHECK_STATISTICS, FRAME_FILL_CELLS, tmp_path)
+    assert json.loads(stdout) == ["df.median(numeric_only=True)", "df['port'].mode()[0]"]
 
 
 def test_statistics_used_after_the_split_are_refused() -> None:

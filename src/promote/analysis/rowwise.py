@@ -37,15 +37,17 @@ whitelist, read from the syntax alone (pure: no code runs):
   copy-on-write ignores), ``rename(columns={...})``;
 * a statistic of a column used as a value (``fillna(df["age"].median())``,
   ``df["port"].mode()[0]``): training learns it once, requests reuse it
-  (``Frames.statistics``).
+  (``Frames.statistics``); a frame's gaps filled with a statistic of each of its columns
+  (``df.fillna(df.median(numeric_only=True))``), learnt the same way.
 
-Anything else is refused, with the reason: statistics of a whole frame or another frame
-(``df.fillna(df.mean())``), row filters and reordering (``df[df.a > 0]``, ``dropna``,
-``drop_duplicates``, ``sort_values``), ``get_dummies`` and category types (their columns come
-from the data), ``fillna(method="ffill")`` and other steps that read neighbouring rows, calls
-to functions the notebook defined, a frame's own attributes (``df.shape``). ``explain`` says in
-words why a refused statement is not row-wise (it fits something on the data, uses statistics
-of the data, keeps or drops rows, ...), for the note the user reads.
+Anything else is refused, with the reason: other uses of statistics of a whole frame or of
+another frame (``(df - df.mean()) / df.std()``), row filters and reordering
+(``df[df.a > 0]``, ``dropna``, ``drop_duplicates``, ``sort_values``), ``get_dummies`` and
+category types (their columns come from the data), ``fillna(method="ffill")`` and other steps
+that read neighbouring rows, calls to functions the notebook defined, a frame's own attributes
+(``df.shape``). ``explain`` says in words why a refused statement is not row-wise (it fits
+something on the data, uses statistics of the data, keeps or drops rows, ...), for the note the
+user reads.
 """
 
 from __future__ import annotations
@@ -448,7 +450,7 @@ def _is_column_key(node: ast.expr, known: Frames) -> bool:
 def _values(node: ast.expr, known: Frames) -> str | None:
     """None when ``node`` computes each row from the same row (or is a literal, or a
     statistic of a column, which training learns and requests reuse)."""
-    if _is_literal(node, known) or _statistic(node, known.frames, known.constants):
+    if _is_literal(node, known) or _statistic(node, known.frames, known.constants, whole=False):
         return None
     if isinstance(node, ast.Name):
         return None if node.id in known.frames else _why(node)
@@ -489,7 +491,7 @@ def attribute_column(node: ast.AST, frames: set[str] | frozenset[str]) -> str:
 def _operation(node: ast.expr, known: Frames) -> str | None:
     """Operators and calls (see ``_values``)."""
     if isinstance(node, ast.Call):
-        return _call(node, known)
+        return None if _fills_with_frame_statistic(node, known) else _call(node, known)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ARITHMETIC):
         return _values(node.left, known) or _values(node.right, known)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd | ast.Invert):
@@ -526,6 +528,22 @@ def _call(node: ast.Call, known: Frames) -> str | None:
     if not _method_shape(node, func.attr):
         return _why(node)
     return _values(receiver, known)
+
+
+def _fills_with_frame_statistic(node: ast.Call, known: Frames) -> bool:
+    """``df.fillna(df.mean())`` / ``df.fillna(value=df.median(numeric_only=True))``: a frame
+    of the steps filled with a statistic of each of its columns, learnt in training."""
+    func = node.func
+    values = [*node.args, *(k.value for k in node.keywords if k.arg == "value")]
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "fillna"
+        and isinstance(func.value, ast.Name)
+        and func.value.id in known.frames
+        and len(values) == 1
+        and all(k.arg == "value" for k in node.keywords)
+        and _frame_statistic(values[0], known.frames, known.constants)
+    )
 
 
 def _method_shape(node: ast.Call, method: str) -> bool:
@@ -816,7 +834,8 @@ def _literal_arguments(
         if keyword.arg is None or (keywords is not None and keyword.arg not in keywords):
             return False
     return all(
-        _is_literal(a, known) or (learnt and _statistic(a, known.frames, known.constants))
+        _is_literal(a, known)
+        or (learnt and _statistic(a, known.frames, known.constants, whole=False))
         for a in (*node.args, *(k.value for k in node.keywords))
     )
 
@@ -827,9 +846,14 @@ COLUMN_STATISTICS = frozenset(
 )
 
 
-def _statistic(node: ast.AST, frames: set[str], constants: frozenset[str]) -> bool:
+def _statistic(
+    node: ast.AST, frames: set[str], constants: frozenset[str], *, whole: bool = True
+) -> bool:
     """``df["age"].median()``, ``df[COL].quantile(0.9)``, ``df["port"].mode()[0]``: one value
-    computed from a column of a frame of the steps, with literal arguments."""
+    computed from a column of a frame of the steps, with literal arguments; with ``whole``,
+    also one per column of a whole frame (``_frame_statistic``)."""
+    if whole and _frame_statistic(node, frames, constants):
+        return True
     if (
         isinstance(node, ast.Subscript)
         and isinstance(node.slice, ast.Constant)
@@ -856,6 +880,39 @@ def _statistic(node: ast.AST, frames: set[str], constants: frozenset[str]) -> bo
         and _is_column_key(column.slice, known)
     )
     return named and _literal_arguments(call, known, None)
+
+
+# Methods of a whole frame that summarise each column into one value (a series by column).
+FRAME_STATISTICS = frozenset({"mean", "median", "min", "max"})
+
+
+def _frame_statistic(node: ast.AST, frames: set[str], constants: frozenset[str]) -> bool:
+    """``df.mean(numeric_only=True)``, ``df.median()``, ``df.mode().iloc[0]``: a value per
+    column of a frame of the steps, with literal arguments. Row-wise only as what a frame's
+    gaps are filled with (``df.fillna(df.mean())``: by column label, the frame's columns
+    kept), which ``_call`` checks; arithmetic with it would align the columns of a request
+    with those of training and could reorder them."""
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.slice, ast.Constant)
+        and node.slice.value == 0
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "iloc"
+        and isinstance(node.value.value, ast.Call)
+    ):
+        call, methods = node.value.value, frozenset({"mode"})
+    elif isinstance(node, ast.Call):
+        call, methods = node, FRAME_STATISTICS
+    else:
+        return False
+    func = call.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr in methods
+        and isinstance(func.value, ast.Name)
+        and func.value.id in frames
+        and _literal_arguments(call, Frames(set(frames), constants), None)
+    )
 
 
 def statistics_in(

@@ -64,7 +64,9 @@ def learnt_state(
         fitting += between
         used = _statistics_used(node, statistics, learnt, position)
         position += len(used)
-        fitting += [f"{state}[{key!r}] = {expression}" for expression, key, _ in used]
+        fitting += [
+            f"{state}[{key!r}] = {_recorded(expression, part)}" for expression, key, part in used
+        ]
         fitting += text
         edits = _with_learnt(node, used, state) + _as_transform(node, fitted)
         edits += _without_drop_first(node, dummies)
@@ -126,6 +128,24 @@ def _statistics_used(
     return used
 
 
+def _recorded(expression: str, part: ast.expr) -> str:
+    """What training records for a statistic: itself, or for one of each column of a frame
+    (``df.median()``, ``df.mode().iloc[0]``: a pandas series) a dict of column to value, which
+    skops saves as data and ``fillna`` uses alike."""
+    call = part
+    if isinstance(call, ast.Subscript):  # a column's ``mode()[0]``, or a frame's ``.iloc[0]``
+        iloc = call.value
+        if not (isinstance(iloc, ast.Attribute) and iloc.attr == "iloc"):
+            return expression
+        call = iloc.value
+    of_frame = (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and isinstance(call.func.value, ast.Name)
+    )
+    return f"dict({expression})" if of_frame else expression
+
+
 def _with_learnt(node: ast.stmt, used: list[tuple[str, str, ast.expr]], state: str) -> list[Edit]:
     """Each statistic the statement uses written as what training learnt
     (``state["df['age'].median()"]``)."""
@@ -173,8 +193,8 @@ def learnt_entries(
         position += len(used)
         statement = ast.unparse(node)
         entries += [
-            Learnt(key, expression, cell, statement=statement, before=True)
-            for expression, key, _ in used
+            Learnt(key, _recorded(expression, part), cell, statement=statement, before=True)
+            for expression, key, part in used
         ]
     return tuple(entries)
 

@@ -9,7 +9,9 @@ loaded columns when the service applies the notebook's feature steps, else the m
 
 
 * table model: every column (datetime columns excepted); numbers are *numeric*, strings,
-  booleans and pandas categories are *categorical*;
+  booleans and pandas categories are *categorical*, except a column of mostly distinct
+  values (``identifier_like``: a name, an id, a ticket number, free text), whose shares in a
+  window would be noise and whose live values would all be new;
 * text model: ``text_length``, the length of the text in characters (numeric);
 * array model: ``features[i]`` for each column (numeric).
 
@@ -56,6 +58,9 @@ REFERENCE_VERSION = 2  # 2: numeric features carry their percentiles ("quantiles
 BINS = 10
 QUANTILES = 101  # 0%, 1%, ..., 100%
 MAX_CATEGORIES = 50
+# A categorical column with at least this many distinct values, one for every two rows or
+# more, is an identifier or free text, not a category: it is not monitored.
+IDENTIFIER_MIN_VALUES = 20
 MAX_FEATURES = 100
 MAX_ROWS = 100_000  # a larger training set is described from a seeded sample of its rows
 EPSILON = 1e-4
@@ -99,9 +104,16 @@ def feature_columns(features: Any, kind: str) -> dict[str, tuple[str, Values]]:
             if numeric:
                 as_float = pd.to_numeric(values, errors="coerce")
                 columns[str(name)] = ("numeric", as_float.to_numpy(dtype=float, na_value=np.nan))
-            else:
+            elif not identifier_like(values):
                 columns[str(name)] = ("categorical", values)
     return columns
+
+
+def identifier_like(values: pd.Series) -> bool:
+    """Whether a categorical column holds mostly distinct values (``IDENTIFIER_MIN_VALUES``)."""
+    present = category_labels(values.dropna())
+    distinct = present.nunique()
+    return distinct >= IDENTIFIER_MIN_VALUES and 2 * distinct >= len(present)
 
 
 def prediction_task(model: Any, predictions: Sequence[Any]) -> Task:
