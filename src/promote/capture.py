@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
+from promote.analysis.forecast import DEFAULT_HORIZON
 from promote.errors import PromoteError
 from promote.planning import Plan
 from promote.planning.model import Learnt
@@ -65,6 +66,17 @@ print({marker!r} + __import__("json").dumps(__promote_capture["capture"](
     {labels}), default=str))
 del __promote_capture
 """
+# A forecaster's capture (``kernel_capture.capture_forecast``), run instead of the one above.
+_FORECAST_CELL = """\
+__promote_capture = {{}}
+exec(compile({source!r}, "promote_capture.py", "exec"), __promote_capture)
+print({marker!r} + __import__("json").dumps(__promote_capture["capture_forecast"](
+    {model}, {fit_input}, {{{metrics}}}, {horizon!r}, {max_steps!r},
+    {modelfile!r}, {directory!r}, {max_bytes!r}), default=str))
+del __promote_capture
+"""
+# The longest forecast a request may ask for (the template's ``forecast.MAX_STEPS``).
+FORECAST_MAX_STEPS = 1000
 # Runs in the notebook's kernel right after the cell that made the frame the service's feature
 # steps start from (``loaded_frame_cell``): a copy of it as loaded, before those steps change it.
 _SNAPSHOT_CELL = """\
@@ -143,6 +155,19 @@ def capture_cell(plan: Plan, model_directory: Path | None = None) -> str:
     ``model_directory`` (when given) with the template's ``modelfile.py``."""
     from promote import kernel_capture
 
+    if plan.forecast is not None:
+        return _FORECAST_CELL.format(
+            source=Path(kernel_capture.__file__).read_text(encoding="utf-8"),
+            marker=MARKER,
+            model=plan.model,
+            fit_input=plan.fit_input,
+            metrics=", ".join(f'"{m}": {m}' for m in dict.fromkeys(plan.metrics)),
+            horizon=plan.forecast.horizon or DEFAULT_HORIZON,
+            max_steps=FORECAST_MAX_STEPS,
+            modelfile=_template_source(MODEL_MODULE) if model_directory else "",
+            directory=str(model_directory or ""),
+            max_bytes=max_model_bytes(),
+        )
     return _CAPTURE_CELL.format(
         source=Path(kernel_capture.__file__).read_text(encoding="utf-8"),
         marker=MARKER,
@@ -336,6 +361,10 @@ class Capture:
     # columns), with their schema, the model's predictions and reference statistics; else None.
     requests: dict[str, Any] | None = None
     unmatched: str = ""  # why the run could not tell those rows, when it could not
+    # A forecaster's: the index labels of each forecast in ``predictions``, and the series
+    # it was fitted on (rows, first and last labels); None for other models.
+    index: list[Any] | None = None
+    series: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -553,6 +582,8 @@ def _parse(cell: Any, seconds: float) -> Capture | ExecutionFailure:
                 model=data.get("model") or {},
                 requests=data.get("requests"),
                 unmatched=data.get("unmatched") or "",
+                index=data.get("index"),
+                series=data.get("series"),
             )
     return ExecutionFailure(
         None, "the capture printed nothing", "This is a bug in promote.", seconds
@@ -573,6 +604,9 @@ def capture_json(capture: Capture, plan: Plan) -> str:
         "schema": capture.schema,
         "reference": capture.reference,
     }
+    if capture.index is not None:  # a forecaster's (kernel_capture.capture_forecast)
+        data["index"] = capture.index
+        data["series"] = capture.series
     if capture.model:
         data["saved_model"] = model_section(capture, plan)
     if capture.dropped:
@@ -638,7 +672,7 @@ def not_servable(capture: Capture, plan: Plan) -> str:
     kind = schema.get("kind")
     if kind == "table" and all(c.get("type") in JSON_TYPES for c in schema.get("columns", [])):
         return ""
-    if kind == "text" or (kind == "array" and schema.get("n_features")):
+    if kind in {"text", "forecast"} or (kind == "array" and schema.get("n_features")):
         return ""
     return "its input cannot be described as JSON fields; the service serves `make train`'s"
 
@@ -691,7 +725,8 @@ def notebook_model_files(
         return copies, {}
     files = {
         "schema.json": served["schema"],
-        "sample.json": {"records": served["records"], "predictions": served["predictions"]},
+        "sample.json": {"records": served["records"], "predictions": served["predictions"]}
+        | ({"index": capture.index} if capture.index is not None else {}),
         "metrics.json": {k: v for k, v in capture.metrics.items() if math.isfinite(v)},
     }
     if served["reference"]:

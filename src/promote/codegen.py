@@ -12,6 +12,7 @@ import tokenize
 from collections.abc import Mapping
 from typing import Any
 
+from promote.analysis.forecast import DEFAULT_HORIZON
 from promote.analysis.statements import source_lines
 from promote.planning import Function, Module, Plan
 
@@ -318,6 +319,20 @@ def _serving(plan: Plan, raw: str, features: str) -> tuple[str, str]:
     return arguments, fields + _STATE_FIELD
 
 
+_HORIZON_FIELD = """
+    # A forecaster's: the steps the notebook forecast (the service's example request).
+    horizon: int = 0"""
+
+
+def _forecast_horizon(plan: Plan, arguments: str, fields: str) -> tuple[str, str]:
+    """A forecast project's ``TrainingResult`` also gives the horizon the notebook forecast
+    (``analysis/forecast.py``; its default when the notebook wrote none)."""
+    if plan.forecast is None:
+        return arguments, fields
+    horizon = plan.forecast.horizon or DEFAULT_HORIZON
+    return f"{arguments}, horizon={horizon}", fields + _HORIZON_FIELD
+
+
 def _pipeline(plan: Plan) -> str:
     text = _HEADER.format(
         title="The notebook's pipeline, stage by stage: what `make train` runs.",
@@ -357,6 +372,7 @@ def _pipeline(plan: Plan) -> str:
     )
     metrics = ", ".join(f'"{m}": {m}' for m in dict.fromkeys(plan.metrics))
     serving, serving_fields = _serving(plan, raw, features)
+    serving, serving_fields = _forecast_horizon(plan, serving, serving_fields)
     lines.append(
         f"return TrainingResult(model={model}, features={features}, "
         f"metrics=_as_floats({{{metrics}}}){serving})"

@@ -36,6 +36,12 @@ data about the fitted model and the input it was fitted on:
   manifest with the file's size (and ``feature_state``, the record of what the steps learnt
   saved beside it, or ``state_error``), or ``{"error": why}`` when it is not kept (over the
   size cap, or the model uses functions or classes defined in the notebook itself).
+
+A statsmodels forecaster (``SARIMAX``, ``ARIMA``) fitted on a series is captured by
+``capture_forecast`` instead: its forecast of ``horizon`` steps after the series (the one
+request of the sample, ``{"steps": horizon}``, its values and their index labels), the
+metrics, a description of the series it was fitted on, and the model saved as data by
+``modelfile.py``, as ``make train`` saves it (``forecast.py`` in the generated project).
 """
 
 from __future__ import annotations
@@ -137,6 +143,48 @@ def capture(
         "metrics": numbers(metrics),
         "versions": versions(),
         "model": saved,
+    }
+
+
+def capture_forecast(
+    model: Any,
+    series: Any,
+    metrics: dict[str, Any],
+    horizon: int,
+    max_steps: int,
+    model_source: str = "",
+    model_directory: str = "",
+    max_model_bytes: int = 0,
+) -> dict[str, Any]:
+    """What the generated project records of a forecaster fitted on ``series`` (module
+    docstring), in the keys ``capture`` returns, with ``index`` and ``series`` besides."""
+    values = model.forecast(horizon)
+    index = getattr(values, "index", None)
+    if index is None:  # fitted on a plain array: positions after the training series
+        start = int(getattr(model, "nobs", 0))
+        labels = list(range(start, start + horizon))
+    else:
+        labels = [plain(label) for label in index]
+    rows = len(series)
+    labels_of = getattr(series, "index", None)
+    described = {
+        "rows": rows,
+        "first": plain(labels_of[0]) if labels_of is not None and rows else 0,
+        "last": plain(labels_of[-1]) if labels_of is not None and rows else rows - 1,
+    }
+    return {
+        "records": [{"steps": horizon}],
+        "predictions": [[plain(float(value)) for value in list(values)]],
+        "index": [labels],
+        "series": described,
+        "metrics": numbers(metrics),
+        "versions": versions(),
+        "schema": {"kind": "forecast", "horizon": horizon, "max_steps": max(max_steps, horizon)},
+        "dropped": {},
+        "reference": None,
+        "model": save_model(model, model_source, model_directory, max_model_bytes),
+        "requests": None,
+        "unmatched": "",
     }
 
 

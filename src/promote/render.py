@@ -82,6 +82,7 @@ def render(
         "source_notebook": plan.notebook_name,
         "dependencies": list(plan.dependencies),
         "local_modules": list(local_modules),
+        "model_kind": "forecast" if plan.forecast is not None else "records",
     }
     extra = {"notebooks/exploration.ipynb": exploration_notebook(plan), **(extra_files or {})}
     return write_project(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from promote.analysis import Analysis, CellAnalysis
 from promote.analysis.evidence import normal_name
+from promote.analysis.forecast import DEFAULT_HORIZON
 from promote.analysis.readiness import ReadinessItem, readiness
 from promote.diagnostics import Diagnostic
 from promote.errors import RefusedNotebookError
@@ -317,7 +318,22 @@ def _counts(analysis: Analysis) -> dict[str, int]:
 
 def inference_text(plan: Plan) -> str:
     """What a request carries, and why (``planning/inference.py``)."""
+    if plan.forecast is not None:
+        return forecast_text(plan)
     return _inference_line(plan.inference, plan.fit_input)
+
+
+def forecast_text(plan: Plan) -> str:
+    """What a forecast project's requests carry (``analysis/forecast.py``)."""
+    forecast = plan.forecast
+    assert forecast is not None
+    horizon = forecast.horizon or DEFAULT_HORIZON
+    written = "the notebook's" if forecast.horizon else "a default"
+    return (
+        f'requests ask for a forecast, {{"steps": n}}: `{plan.model}`, a statsmodels '
+        f"{forecast.model_class}, forecasts the n values after the series `{plan.fit_input}` "
+        f"(example: {horizon} steps, {written} horizon)"
+    )
 
 
 def _inference_line(inference: Inference, fit_input: str) -> str:

@@ -22,6 +22,7 @@ from promote.analysis.dependencies import Dependency, dependencies
 from promote.analysis.dependencies import distribution as _distribution
 from promote.analysis.drift import Bound, DriftMatch, bounds, find_drift
 from promote.analysis.evidence import Evidence, collect
+from promote.analysis.forecast import ForecastFit, find_forecast
 from promote.analysis.secrets import secret_literals
 from promote.analysis.statements import (
     Context,
@@ -42,6 +43,7 @@ __all__ = [
     "Dependency",
     "DriftMatch",
     "Evidence",
+    "ForecastFit",
     "ImportBinding",
     "ModelFit",
     "ModelTag",
@@ -142,6 +144,8 @@ class Analysis:
     # the first loop that fits each item of what it goes over (the candidates), when any
     candidates: Candidates | None = None
     model_tag: ModelTag | None = None  # a ``promote: model=`` tag that chooses nothing
+    # the statsmodels forecaster the model is, when it is one (``analysis/forecast.py``)
+    forecast: ForecastFit | None = None
 
     @property
     def errors(self) -> tuple[d.Diagnostic, ...]:
@@ -239,6 +243,7 @@ def analyse(
     version_bounds = bounds(drift)
     diagnostics.extend(_drift_diagnostics(drift, version_bounds))
     requirements = tuple(r for c in cells for r in c.requirements)
+    model, forecast = (chosen, None) if chosen else _model_or_forecast(cells, imports)
     literals = tuple(
         (c.index, node.value)
         for c in cells
@@ -253,7 +258,7 @@ def analyse(
         imports=imports,
         constants=constants,
         definitions=definitions,
-        model=chosen or _model(cells),
+        model=model,
         requirements=requirements,
         diagnostics=tuple(sorted(diagnostics, key=lambda x: (x.cell or 0, x.line or 0, x.code))),
         string_literals=literals,
@@ -269,6 +274,7 @@ def analyse(
         bounds=version_bounds,
         candidates=loop,
         model_tag=problem,
+        forecast=forecast,
     )
 
 
@@ -309,6 +315,21 @@ def _identifiers(source: str) -> set[str]:
     except (tokenize.TokenError, SyntaxError):
         return set(re.findall(r"\w+", source))
     return {token.string for token in tokens if token.type == tokenize.NAME}
+
+
+def _model_or_forecast(
+    cells: list[CellAnalysis], imports: Mapping[str, ImportBinding]
+) -> tuple[ModelFit | None, ForecastFit | None]:
+    """The model, and the forecaster it is when the notebook's model is a statsmodels
+    forecaster: a fit given no input data (``results = SARIMAX(train, ...).fit()``), or no
+    top-level fit at all. The model's input is then the forecaster's series."""
+    model = _model(cells)
+    if model is not None and model.fit_input is not None:
+        return model, None
+    forecast = find_forecast(cells, imports)
+    if forecast is None or (model is not None and model.first_argument):
+        return model, None
+    return ModelFit(forecast.name, forecast.endog, forecast.cell, forecast.endog_source), forecast
 
 
 def _drift_diagnostics(

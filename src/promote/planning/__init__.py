@@ -240,6 +240,7 @@ def plan(
         model_expression=analysis.model.chosen,
         readiness=readiness(analysis),
         inference=inference,
+        forecast=analysis.forecast,
     )
 
 
@@ -266,6 +267,7 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
             )
     if analysis.model_tag is not None:
         _refuse_model_tag(analysis, analysis.model_tag)
+    _refuse_forecast(analysis)
     if analysis.model is None:
         _refuse_without_model(analysis)
     model = analysis.model
@@ -295,6 +297,15 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
             raise RefusedNotebookError(
                 notebook.path, diagnostic.message, diagnostic.hint, cell=diagnostic.cell
             )
+
+
+def _refuse_forecast(analysis: Analysis) -> None:
+    """Refuse a statsmodels forecaster promote cannot serve yet (``analysis/forecast.py``)."""
+    forecast = analysis.forecast
+    if forecast is not None and forecast.refusal:
+        raise RefusedNotebookError(
+            analysis.notebook.path, forecast.refusal, forecast.hint, cell=forecast.cell
+        )
 
 
 def _fit_inside_a_block(analysis: Analysis) -> tuple[int, str] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from promote import diagnostics as d
+from promote.analysis.forecast import ForecastFit
 from promote.analysis.readiness import ReadinessItem
 from promote.planning.settings import Setting
 
@@ -134,3 +135,6 @@ class Plan:
     # binds to ``model`` and ``--execute`` reads in the kernel; "" when ``model`` is the
     # notebook's own name for it.
     model_expression: str = ""
+    # a forecast project: the model is a statsmodels forecaster fitted on the series
+    # ``fit_input`` names, and the service forecasts steps after it (``analysis/forecast.py``)
+    forecast: ForecastFit | None = None

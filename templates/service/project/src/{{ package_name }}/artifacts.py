@@ -8,7 +8,8 @@ An artifacts directory holds six files:
 * ``model.json``: the model file's name, format, SHA-256 and the library versions it was
   saved with, and for skops the types it needs beyond skops' defaults (``MANIFEST_FILE``);
 * ``schema.json``: the input a request carries, inferred from the training rows
-  (``table``: named, typed columns; ``text``: one string; ``array``: n numbers). Each
+  (``table``: named, typed columns; ``text``: one string; ``array``: n numbers;
+  ``forecast``: a number of steps, for a time-series forecaster: ``forecast.py``). Each
   column of a table also records what training saw of it: missing values, the range of
   its numbers and the categories of its strings and booleans (``validation.py`` checks
   new training data and requests against them);
@@ -51,9 +52,11 @@ from . import reference as ref
 from .modelfile import JOBLIB_MODEL_FILE as JOBLIB_MODEL_FILE
 from .modelfile import MANIFEST_FILE as MANIFEST_FILE
 from .modelfile import MODEL_FILE as MODEL_FILE
+from .modelfile import STATSMODELS_MODEL_FILE as STATSMODELS_MODEL_FILE
 from .modelfile import TRUSTED_MODULES as TRUSTED_MODULES
 from .modelfile import ModelArtifactError as ModelArtifactError
 from .modelfile import file_sha256 as file_sha256
+from .modelfile import is_forecaster as is_forecaster
 from .modelfile import library_versions as library_versions
 from .modelfile import load_model as load_model
 from .modelfile import load_state as load_state
@@ -76,7 +79,7 @@ CHECKED_ROWS = 200
 TEXT_FIELD = "text"
 ARRAY_FIELD = "features"
 
-Kind = Literal["table", "text", "array"]
+Kind = Literal["table", "text", "array", "forecast"]
 JsonType = Literal["number", "integer", "boolean", "string"]
 
 
@@ -117,9 +120,13 @@ class Schema:
     n_features: int = 0  # array
     dtype: str = ""  # array: numpy dtype name
     make_features: str = ""  # "module:function" applied to requests before the model, if any
+    horizon: int = 0  # forecast: the steps the notebook forecast (the sample's request)
+    max_steps: int = 0  # forecast: the most steps a request may ask for
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": "text"}
+        if self.kind == "forecast":
+            data = {"kind": "forecast", "horizon": self.horizon, "max_steps": self.max_steps}
         if self.kind == "table":
             data = {"kind": "table", "columns": [vars(column) for column in self.columns]}
         elif self.kind == "array":
@@ -136,6 +143,8 @@ class Schema:
             n_features=data.get("n_features", 0),
             dtype=data.get("dtype", ""),
             make_features=data.get("make_features", ""),
+            horizon=data.get("horizon", 0),
+            max_steps=data.get("max_steps", 0),
         )
 
 
@@ -183,7 +192,12 @@ def model_input(
 
 def save(result: TrainingOutput, directory: Path) -> None:
     """Write the model, its input schema, a sample, the metrics and the reference statistics
-    of the training input into ``directory``."""
+    of the training input into ``directory`` (a forecaster's: ``forecast.save``)."""
+    if is_forecaster(result.model):
+        from . import forecast
+
+        forecast.save(result, directory)
+        return
     features = request_input(result)
     make_features = getattr(result, "make_features", None)
     state = getattr(result, "feature_state", None) if make_features is not None else None
@@ -476,6 +490,11 @@ def _describe(features: Any) -> str:
     if isinstance(features, pd.Series | list | tuple):
         return f"a {type(features).__name__} that does not hold only strings"
     return f"a {type(features).__module__}.{type(features).__qualname__}"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as the artifacts' JSON files are written."""
+    _write_json(path, data)
 
 
 def _write_json(path: Path, data: Any) -> None:

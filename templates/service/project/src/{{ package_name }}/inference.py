@@ -8,7 +8,8 @@ A record is one JSON object:
 
 * table model: ``{"<column>": <value>, ...}``, one field per column of the schema;
 * text model: ``{"text": "..."}``;
-* array model: ``{"features": [<number>, ...]}``.
+* array model: ``{"features": [<number>, ...]}``;
+* forecast model: ``{"steps": <integer>}``, the steps to forecast (``forecast.py``).
 """
 
 import functools
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import forecast
 from .artifacts import ARRAY_FIELD, TEXT_FIELD, Column, LoadedModel, Schema, to_json_safe
 
 # JSON type of the elements of an array record, by numpy dtype kind (default: number).
@@ -44,6 +46,9 @@ class InvalidRecordError(ValueError):
 
 def validate_record(schema: Schema, record: Mapping[str, Any]) -> list[FieldError]:
     """Check one record against the schema; an empty list means it is valid."""
+    if schema.kind == "forecast":
+        found = forecast.check_request(record, schema.max_steps or forecast.MAX_STEPS)
+        return [FieldError(name, message) for name, message in found]
     if schema.kind == "table":
         expected = {column.name for column in schema.columns}
         errors = [
@@ -64,6 +69,8 @@ def validate_record(schema: Schema, record: Mapping[str, Any]) -> list[FieldErro
 def record_json_schema(schema: Schema) -> dict[str, Any]:
     """The JSON Schema of one record (documentation: ``validate_record`` is the check)."""
     properties: dict[str, Any]
+    if schema.kind == "forecast":
+        return forecast.request_json_schema(schema.max_steps or forecast.MAX_STEPS)
     if schema.kind == "table":
         properties = {
             column.name: {"type": [column.type, "null"] if column.nullable else column.type}
@@ -110,7 +117,8 @@ def build_input(schema: Schema, records: Sequence[Mapping[str, Any]]) -> Any:
 def predict(
     loaded: LoadedModel, records: Sequence[Mapping[str, Any]], validate: bool = True
 ) -> list[dict[str, Any]]:
-    """Predict each record: ``{"prediction": ..., "probabilities": {class: p}}``.
+    """Predict each record: ``{"prediction": ..., "probabilities": {class: p}}`` (a forecast
+    model: ``{"prediction": [values], "index": [labels]}``).
 
     ``probabilities`` is present only when the model has ``predict_proba``. Raises
     InvalidRecordError when a record does not match the schema (``validate=False``: the
@@ -120,6 +128,8 @@ def predict(
         errors = [error for record in records for error in validate_record(loaded.schema, record)]
         if errors:
             raise InvalidRecordError(errors)
+    if loaded.schema.kind == "forecast":
+        return forecast.predict(loaded.model, records)
     model_input = loaded.model_input(build_input(loaded.schema, records))
     predictions = to_json_safe(list(loaded.model.predict(model_input)))
     results: list[dict[str, Any]] = [{"prediction": prediction} for prediction in predictions]

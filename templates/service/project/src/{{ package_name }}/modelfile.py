@@ -9,6 +9,11 @@ the file that was saved and needs nothing untrusted.
 * ``model.ubj``: an XGBoost scikit-learn estimator (``XGBClassifier``, ``XGBRegressor``,
   ``XGBRanker``) in XGBoost's own binary JSON, which is data only; the manifest names the
   estimator class, which must be one of ``XGBOOST_ESTIMATORS`` to be loaded;
+* ``model.statsmodels.json``: a statsmodels forecaster's results (``SARIMAX``, ``ARIMA``) as
+  data only: the model's class (one of ``STATSMODELS_MODELS``), its specification (the
+  constructor's keyword arguments), its fitted parameters by name and the training series
+  with its index. Loading rebuilds the results without refitting, as
+  ``Model(series, **specification).smooth(params)``, which forecast exactly as the fitted ones;
 * ``model.joblib``: a pickle, only for a model neither fits (the manifest says why).
 
 ``save_state`` writes what the notebook's feature steps learnt from the training rows (fitted
@@ -40,7 +45,8 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = "model.skops"
 XGBOOST_MODEL_FILE = "model.ubj"  # XGBoost's binary JSON
 JOBLIB_MODEL_FILE = "model.joblib"  # a pickle: only for models nothing else can save
-MODEL_FILES = (MODEL_FILE, XGBOOST_MODEL_FILE, JOBLIB_MODEL_FILE)
+STATSMODELS_MODEL_FILE = "model.statsmodels.json"  # a forecaster's specification and parameters
+MODEL_FILES = (MODEL_FILE, XGBOOST_MODEL_FILE, STATSMODELS_MODEL_FILE, JOBLIB_MODEL_FILE)
 STATE_FILE = "features.skops"  # what the feature steps learnt, if they learn anything
 JOBLIB_STATE_FILE = "features.joblib"
 STATE_FILES = (STATE_FILE, JOBLIB_STATE_FILE)
@@ -70,6 +76,12 @@ XGBOOST_ESTIMATORS = (
     "xgboost.sklearn.XGBRegressor",
     "xgboost.sklearn.XGBRanker",
 )
+# statsmodels forecasters saved as data (``model.statsmodels.json``): loading recreates only
+# these classes, by name.
+STATSMODELS_MODELS = (
+    "statsmodels.tsa.statespace.sarimax.SARIMAX",
+    "statsmodels.tsa.arima.model.ARIMA",
+)
 # Distributions whose versions are recorded beside the model. A different major or minor
 # version of scikit-learn refuses to load it (scikit-learn does not support models across
 # versions), and for a pickle (joblib) of Python too; any other difference is a warning.
@@ -82,6 +94,7 @@ RECORDED_VERSIONS = (
     "joblib",
     "xgboost",
     "lightgbm",
+    "statsmodels",
 )
 STRICT_VERSIONS = ("scikit-learn",)
 STRICT_PICKLE_VERSIONS = ("python", "scikit-learn")
@@ -99,6 +112,13 @@ def save_model(model: Any, directory: Path) -> dict[str, Any]:
     if estimator in XGBOOST_ESTIMATORS:
         data = _xgboost_bytes(model)
         manifest.update(file=XGBOOST_MODEL_FILE, format="xgboost", estimator=estimator)
+    elif is_forecaster(model):
+        data = _statsmodels_bytes(model)
+        manifest.update(
+            file=STATSMODELS_MODEL_FILE,
+            format="statsmodels",
+            estimator=qualified_name(type(model.model)),
+        )
     else:
         data, skops = _skops_bytes(model, MODEL_FILE, JOBLIB_MODEL_FILE)
         manifest.update(skops)
@@ -252,6 +272,8 @@ def _load_checked(
         return joblib.load(path), sha256
     if manifest["format"] == "xgboost":
         return _load_xgboost(path, str(manifest.get("estimator", ""))), sha256
+    if manifest["format"] == "statsmodels":
+        return _load_statsmodels(path, str(manifest.get("estimator", ""))), sha256
     import skops.io as sio
 
     needed = sio.get_untrusted_types(file=path)
@@ -277,6 +299,134 @@ def _load_xgboost(path: Path, estimator: str) -> Any:
     model = getattr(importlib.import_module(module), name)()
     model.load_model(path)
     return model
+
+
+def is_forecaster(model: Any) -> bool:
+    """Whether ``model`` is the fitted results of one of ``STATSMODELS_MODELS``."""
+    inner = getattr(model, "model", None)
+    return (
+        inner is not None
+        and hasattr(model, "params")
+        and hasattr(model, "forecast")
+        and qualified_name(type(inner)) in STATSMODELS_MODELS
+    )
+
+
+def _statsmodels_bytes(results: Any) -> bytes:
+    """A statsmodels forecaster's results as JSON: class, specification, parameters, series."""
+    import numpy as np
+    import pandas as pd
+
+    model = results.model
+    # ARIMA keeps its trend among ``exog``; what the notebook gave is ``_input_exog`` there
+    given = model._input_exog if hasattr(model, "_input_exog") else model.exog
+    if given is not None and np.size(given) > 0:
+        raise ModelArtifactError(
+            "the forecaster was fitted with exogenous regressors (exog), which the forecast "
+            "service does not take"
+        )
+    specification = _plain(model._get_init_kwds())  # the constructor's keyword arguments
+    specification.pop("exog", None)
+    endog = model.data.orig_endog
+    series = endog.iloc[:, 0] if isinstance(endog, pd.DataFrame) else endog
+    if not isinstance(series, pd.Series):
+        series = pd.Series(np.asarray(series, dtype=float).ravel())
+    params = results.params
+    names = list(getattr(params, "index", model.param_names))
+    data = {
+        "specification": specification,
+        "params": dict(zip(names, (float(v) for v in np.asarray(params)), strict=True)),
+        "series": {
+            "name": None if series.name is None else str(series.name),
+            "values": [float(v) for v in series.to_numpy(dtype=float)],
+            "index": _index_json(series.index),
+        },
+    }
+    return json.dumps(data, indent=1, allow_nan=True).encode()
+
+
+def _plain(value: Any) -> Any:
+    """A specification value as JSON (tuples as lists); ModelArtifactError for anything else."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    raise ModelArtifactError(
+        f"the forecaster's specification holds {type(value).__name__} {value!r}, which "
+        "cannot be saved as data"
+    )
+
+
+def _index_json(index: Any) -> dict[str, Any]:
+    """The training series' index: dates with their frequency, a range, or labels."""
+    import pandas as pd
+
+    if isinstance(index, pd.DatetimeIndex):
+        return {
+            "kind": "dates",
+            "values": [stamp.isoformat() for stamp in index],
+            "freq": index.freqstr,
+        }
+    if isinstance(index, pd.PeriodIndex):
+        return {"kind": "periods", "values": [str(p) for p in index], "freq": index.freqstr}
+    if isinstance(index, pd.RangeIndex):
+        return {"kind": "range", "start": index.start, "step": index.step}
+    return {"kind": "labels", "values": [_plain(label) for label in index.tolist()]}
+
+
+def _index_from_json(data: Mapping[str, Any], length: int) -> Any:
+    import pandas as pd
+
+    kind = data["kind"]
+    if kind == "dates":
+        return pd.DatetimeIndex(data["values"], freq=data.get("freq"))
+    if kind == "periods":
+        return pd.PeriodIndex(data["values"], freq=data.get("freq"))
+    if kind == "range":
+        start, step = int(data["start"]), int(data["step"])
+        return pd.RangeIndex(start, start + step * length, step)
+    return pd.Index(data["values"])
+
+
+def _load_statsmodels(path: Path, estimator: str) -> Any:
+    """The results ``_statsmodels_bytes`` saved, rebuilt from the specification and the
+    parameters (``smooth``: no refitting), for a class of ``STATSMODELS_MODELS`` only."""
+    if estimator not in STATSMODELS_MODELS:
+        raise ModelArtifactError(
+            f"{MANIFEST_FILE} names {estimator!r} as the forecaster of {path}, which is not "
+            f"one of {', '.join(STATSMODELS_MODELS)}: retrain with `make train`"
+        )
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    data = _read_json(path)
+    series = data["series"]
+    values = np.asarray(series["values"], dtype=float)
+    endog = pd.Series(
+        values, index=_index_from_json(series["index"], len(values)), name=series["name"]
+    )
+    module, _, name = estimator.rpartition(".")
+    specification = {
+        key: tuple(value) if isinstance(value, list) else value
+        for key, value in data["specification"].items()
+    }
+    with warnings.catch_warnings():  # statsmodels warns of what the notebook's fit warned of
+        warnings.simplefilter("ignore")
+        model = getattr(importlib.import_module(module), name)(endog, **specification)
+        names = list(model.param_names)
+        if sorted(names) != sorted(data["params"]):
+            raise ModelArtifactError(
+                f"{path} holds the parameters {sorted(data['params'])}, but {name} with its "
+                f"specification has {sorted(names)}: retrain with `make train`"
+            )
+        params = pd.Series([data["params"][key] for key in names], index=names)
+        return model.smooth(params)
 
 
 def library_versions() -> dict[str, str]:

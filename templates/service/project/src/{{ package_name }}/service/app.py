@@ -110,6 +110,7 @@ class Health(BaseModel):
 class Prediction(BaseModel):
     prediction: Any
     probabilities: dict[str, float | None] | None = None
+    index: list[Any] | None = None  # a forecast's index labels (its steps' timestamps)
     model_version: str | None = None  # the version that answered (always set)
     warnings: list[str] | None = None  # values training never saw (INPUT_CHECKS=warn)
 
@@ -361,6 +362,11 @@ def create_app(
         metrics.model_loaded.set(1)
 
     def start_monitoring(loaded: LoadedModel) -> None:
+        if loaded.schema.kind == "forecast":
+            # A forecast request carries no input data to measure drift on (forecast.py):
+            # requests, their horizons and the values forecast are counted instead.
+            state.task = "regression"
+            return
         if loaded.reference is not None:
             state.task = loaded.reference["task"]
         else:
@@ -380,9 +386,12 @@ def create_app(
         """Monitoring and hooks, on the request path: each step is cheap."""
         current = request_id.get()
         answers = [result["prediction"] for result in results]
+        if loaded.schema.kind == "forecast":
+            metrics.observe_forecasts(records, answers)
+            answers = []  # no feedback: a label is one value, a forecast many
         if state.monitor is not None:
             state.monitor.observe(records, answers)
-        if feedback is not None:
+        if feedback is not None and answers:
             feedback.remember(current, answers)
         for index, (record, result) in enumerate(zip(records, results, strict=True)):
             context = hooks.PredictionContext(

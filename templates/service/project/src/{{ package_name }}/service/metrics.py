@@ -46,7 +46,8 @@ worker that happened to answer.
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -118,6 +119,9 @@ class Metrics:
             registry=self.registry,
         )
         self.prediction_values: Histogram | None = None  # a regressor's: value_histogram()
+        # a forecast model's: observe_forecasts()
+        self.forecast_steps: Histogram | None = None
+        self.forecast_values: Histogram | None = None
         self.model_loaded = Gauge(
             "model_loaded",
             "1 when the model is loaded and warmed",
@@ -289,6 +293,30 @@ class Metrics:
             ["feature", "check"],
             registry=self.registry,
         )
+
+    def observe_forecasts(
+        self, records: Sequence[Mapping[str, Any]], answers: Sequence[Sequence[Any]]
+    ) -> None:
+        """A forecast model's requests: the steps each asked for, and the values forecast."""
+        if self.forecast_steps is None:
+            self.forecast_steps = Histogram(
+                "model_forecast_steps",
+                "Steps asked for by each forecast request",
+                buckets=(1, 2, 3, 6, 12, 24, 48, 96, 192, 384, 1000),
+                registry=self.registry,
+            )
+            self.forecast_values = Histogram(
+                "model_forecast_value",
+                "Values forecast, one observation per step (see forecast.py)",
+                buckets=(-1e6, -1e3, -100, -10, -1, 0, 1, 10, 100, 1e3, 1e4, 1e5, 1e6),
+                registry=self.registry,
+            )
+        assert self.forecast_values is not None
+        for record, answer in zip(records, answers, strict=True):
+            self.forecast_steps.observe(float(record.get("steps", 0)))
+            for value in answer:
+                if value is not None:
+                    self.forecast_values.observe(float(value))
 
     def value_histogram(self, buckets: Sequence[float]) -> Histogram:
         """The histogram of a regressor's predictions (created on the first call)."""
