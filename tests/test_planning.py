@@ -127,7 +127,7 @@ def test_function_names_never_shadow_notebook_variables() -> None:
             "not on a named variable",
         ),
         (
-            ("from statsmodels.tsa.arima.model import ARIMA", "res = ARIMA([1, 2]).fit()"),
+            ("from ray.train import Trainer", "res = Trainer().fit()"),
             "given no input data",
         ),
         (("print 'hello'",), "not valid Python 3"),
@@ -145,7 +145,7 @@ def test_function_names_never_shadow_notebook_variables() -> None:
             ".fit_predict(df)`), which labels the rows it is fitted on",
         ),
     ],
-    ids=["no-model", "expression-input", "statsmodels", "python2", "hidden-state", "fit-predict"],
+    ids=["no-model", "expression-input", "fit-without-data", "python2", "hidden-state", "fit-predict"],
 )
 def test_refusals_say_why(cells: tuple[str, ...], reason: str) -> None:
     with pytest.raises(RefusedNotebookError) as caught:

@@ -274,9 +274,11 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
     if model.fit_input is None and not model.first_argument:
         raise RefusedNotebookError(
             notebook.path,
-            f"`{model.name}` comes from a `.fit()` given no input data (as statsmodels, Ray Train "
-            "and forecasting APIs fit), and promote serves models that predict from input records",
-            "Such models are not supported yet; a model fitted as `model.fit(X, y)` is.",
+            f"`{model.name}` comes from a `.fit()` given no input data (as Ray Train and "
+            "forecasting APIs fit), and promote serves models that predict from input records "
+            "or statsmodels forecasters fitted on their series",
+            "Such models are not supported yet; a model fitted as `model.fit(X, y)` is, and so "
+            "is `results = SARIMAX(train, order=...).fit()` (or `ARIMA`) from statsmodels.",
             cell=model.cell,
         )
     if model.fit_input is None:
