@@ -145,7 +145,14 @@ def test_function_names_never_shadow_notebook_variables() -> None:
             ".fit_predict(df)`), which labels the rows it is fitted on",
         ),
     ],
-    ids=["no-model", "expression-input", "fit-without-data", "python2", "hidden-state", "fit-predict"],
+    ids=[
+        "no-model",
+        "expression-input",
+        "fit-without-data",
+        "python2",
+        "hidden-state",
+        "fit-predict",
+    ],
 )
 def test_refusals_say_why(cells: tuple[str, ...], reason: str) -> None:
     with pytest.raises(RefusedNotebookError) as caught:
