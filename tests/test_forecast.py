@@ -3,13 +3,18 @@ and refused with a reason when promote cannot serve it (``analysis/forecast.py``
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import pytest
 from helpers import analyse_cells, plan_cells
 
+from promote import kernel_capture
 from promote.codegen import generate
 from promote.errors import RefusedNotebookError
 
 SARIMAX = "import pandas as pd\nfrom statsmodels.tsa.statespace.sarimax import SARIMAX"
+TEMPLATE = Path(__file__).resolve().parents[1] / "templates/service/project/src/{{ package_name }}"
 LOAD = "df = pd.read_csv('sales.csv')\ntrain = df['sales'][:-12]"
 
 
@@ -182,3 +187,38 @@ def test_refusals_say_why(cells: tuple[str, ...], reason: str, cell: int) -> Non
 def test_a_fit_of_something_else_without_data_is_still_refused() -> None:
     with pytest.raises(RefusedNotebookError, match="given no input data"):
         plan_cells("from ray.train import Trainer", "res = Trainer().fit()")
+
+
+@pytest.mark.parametrize("index", ["dates", "range", "list"])
+def test_the_kernel_capture_saves_the_forecaster_as_data_that_forecasts_the_same(
+    index: str, tmp_path: Path
+) -> None:
+    """In the kernel, the notebook's forecaster is saved by the template's modelfile.py as
+    model.statsmodels.json; rebuilt from it without refitting, it forecasts the same values
+    with the same labels."""
+    pd = pytest.importorskip("pandas")
+    sarimax = pytest.importorskip("statsmodels.tsa.statespace.sarimax")
+    values = [10 + 0.5 * t + (t % 4) for t in range(40)]
+    series: object = {
+        "dates": pd.Series(values, index=pd.date_range("2020-01-01", periods=40, freq="MS")),
+        "range": pd.Series(values),
+        "list": values,
+    }[index]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = sarimax.SARIMAX(series, order=(1, 1, 0)).fit(disp=False)
+        source = (TEMPLATE / "modelfile.py").read_text()
+        captured = kernel_capture.capture_forecast(
+            results, series, {"mae": 1.5}, 4, 1000, source, str(tmp_path), 0
+        )
+        rebuilt, sha256 = kernel_capture.modelfile_namespace(source)["load_model"](tmp_path)
+
+    assert captured["model"]["format"] == "statsmodels"
+    assert captured["model"]["sha256"] == sha256
+    assert captured["schema"] == {"kind": "forecast", "horizon": 4, "max_steps": 1000}
+    assert captured["records"] == [{"steps": 4}]
+    assert captured["series"]["rows"] == 40
+    [expected] = captured["predictions"]
+    assert [float(v) for v in rebuilt.forecast(4)] == expected
+    labels = captured["index"][0]
+    assert labels[0] == ("2023-05-01T00:00:00" if index == "dates" else 40)

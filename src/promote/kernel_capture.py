@@ -166,12 +166,9 @@ def capture_forecast(
     else:
         labels = [plain(label) for label in index]
     rows = len(series)
-    labels_of = getattr(series, "index", None)
-    described = {
-        "rows": rows,
-        "first": plain(labels_of[0]) if labels_of is not None and rows else 0,
-        "last": plain(labels_of[-1]) if labels_of is not None and rows else rows - 1,
-    }
+    # a pandas series or frame has labels; a list or an array has positions
+    labels_of = series.index if hasattr(series, "iloc") else range(rows)
+    described = {"rows": rows, "first": plain(labels_of[0]), "last": plain(labels_of[-1])}
     return {
         "records": [{"steps": horizon}],
         "predictions": [[plain(float(value)) for value in list(values)]],

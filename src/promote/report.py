@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from promote.analysis import Analysis, CellAnalysis
 from promote.analysis.evidence import normal_name
-from promote.analysis.forecast import DEFAULT_HORIZON
+from promote.analysis.forecast import DEFAULT_HORIZON, ForecastFit
 from promote.analysis.readiness import ReadinessItem, readiness
 from promote.diagnostics import Diagnostic
 from promote.errors import RefusedNotebookError
@@ -87,7 +87,9 @@ def check_text(result: CheckReport) -> str:
         defines = f" defines {', '.join(names)}" if names else ""
         lines.append(f"  cell {cell.index:>3}  {cell.role:<11}{defines}")
     lines.append(f"model: {_model_line(analysis)}")
-    if result.inference is not None:
+    if result.inference is not None and analysis.forecast is not None:
+        lines.append(f"serving: {forecast_text(analysis.forecast)}")
+    elif result.inference is not None:
         lines.append(f"serving: {_inference_line(result.inference, result.fit_input)}")
     lines += _evidence_lines(analysis)
     lines += _bounds_lines(analysis)
@@ -319,19 +321,17 @@ def _counts(analysis: Analysis) -> dict[str, int]:
 def inference_text(plan: Plan) -> str:
     """What a request carries, and why (``planning/inference.py``)."""
     if plan.forecast is not None:
-        return forecast_text(plan)
+        return forecast_text(plan.forecast)
     return _inference_line(plan.inference, plan.fit_input)
 
 
-def forecast_text(plan: Plan) -> str:
+def forecast_text(forecast: ForecastFit) -> str:
     """What a forecast project's requests carry (``analysis/forecast.py``)."""
-    forecast = plan.forecast
-    assert forecast is not None
     horizon = forecast.horizon or DEFAULT_HORIZON
     written = "the notebook's" if forecast.horizon else "a default"
     return (
-        f'requests ask for a forecast, {{"steps": n}}: `{plan.model}`, a statsmodels '
-        f"{forecast.model_class}, forecasts the n values after the series `{plan.fit_input}` "
+        f'requests ask for a forecast, {{"steps": n}}: `{forecast.name}`, a statsmodels '
+        f"{forecast.model_class}, forecasts the n values after the series `{forecast.endog}` "
         f"(example: {horizon} steps, {written} horizon)"
     )
 
