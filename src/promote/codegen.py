@@ -333,6 +333,19 @@ def _forecast_horizon(plan: Plan, arguments: str, fields: str) -> tuple[str, str
     return f"{arguments}, horizon={horizon}", fields + _HORIZON_FIELD
 
 
+def _forecast_card(plan: Plan) -> str:
+    """The model card's line on what a forecaster serves (``analysis/forecast.py``)."""
+    forecast = plan.forecast
+    assert forecast is not None
+    return (
+        f"- A statsmodels {forecast.model_class} fitted on the series `{plan.fit_input}`: a "
+        'request asks for a number of steps (`{"steps": n}`) and gets the n values after that '
+        "series, with their index labels. It forecasts from the end of the series it was "
+        "trained on: retrain (`make train`) as new values come in. Saved as its specification "
+        "and fitted parameters (`model.statsmodels.json`), not as a pickle."
+    )
+
+
 def _pipeline(plan: Plan) -> str:
     text = _HEADER.format(
         title="The notebook's pipeline, stage by stage: what `make train` runs.",
@@ -515,7 +528,9 @@ def model_card(plan: Plan, captured: Mapping[str, Any] | None = None) -> str:
     else:
         lines += ["- Loaded in `data.py` (no data file was copied into the project)."]
     inference = plan.inference
-    if inference.function:
+    if plan.forecast is not None:
+        lines += [_forecast_card(plan)]
+    elif inference.function:
         lines += [
             "- The input the service accepts is the loaded data, the target left out; the "
             f"service applies the notebook's row-wise feature steps, `{inference.module}."
