@@ -975,8 +975,8 @@ def test_the_corpus_student_notebook_is_served_from_its_raw_columns(tmp_path: Pa
 def test_the_corpus_feature_selection_notebook_serves_its_selector_on_raw_columns() -> None:
     """kaggle-breast-cancer-featsel fits ``SelectKBest(chi2, k=5)`` on the training rows and
     target after the split and fits its forest on the five columns it keeps: requests carry
-    the 30 measurements as loaded, and the service drops 14 of them, as the notebook's steps
-    before the split do, then selects five with the notebook's fitted selector."""
+    the 16 of its 30 measurements that its steps do not drop unread (by a list), and the
+    service selects five with the notebook's fitted selector."""
     notebook = CORPUS / "kaggle-breast-cancer-featsel" / "notebook.ipynb"
     if not notebook.is_file():
         pytest.skip(f"no corpus notebook at {notebook}")
@@ -989,6 +989,8 @@ def test_the_corpus_feature_selection_notebook_serves_its_selector_on_raw_column
         "`select_feature`",
         "fitted_rows",
     ), inference.note
+    assert len(inference.unread) == 14 and "radius_mean" in inference.unread
+    assert "texture_mean" not in inference.unread  # the selector may keep it
     make = next(f for m in plan.modules for f in m.functions if f.name == "make_features")
     assert make.body.splitlines() == [
         "x_1 = prepare_features(x)",

@@ -305,8 +305,10 @@ def loaded_frame_cell(plan: Plan) -> int | None:
 
 def notebook_drop(plan: Plan) -> str:
     """The target columns requests leave out, as a list expression of the notebook's own
-    names (``settings.target`` is the notebook's ``TARGET`` again)."""
-    return "[" + ", ".join(notebook_names(plan, text) for text in plan.inference.drop) + "]"
+    names (``settings.target`` is the notebook's ``TARGET`` again), and the columns the steps
+    drop unread."""
+    names = [notebook_names(plan, text) for text in plan.inference.drop]
+    return "[" + ", ".join([*names, *(repr(c) for c in plan.inference.unread)]) + "]"
 
 
 def notebook_names(plan: Plan, code: str) -> str:

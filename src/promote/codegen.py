@@ -469,9 +469,16 @@ def _raw_input(plan: Plan, raw: str) -> str:
             f"{raw} = {frame}.loc[:, {frame}.columns.isin([{names}])]"
         )
     comment = "# what a request carries: the loaded columns, without the target"
-    if not inference.drop:
+    dropped = [*inference.drop, *(repr(c) for c in inference.unread)]
+    if inference.unread:
+        target = "the target and " if inference.drop else ""
+        comment = (
+            f"# what a request carries: the loaded columns, less {target}those the feature\n"
+            "# steps drop without reading them"
+        )
+    if not dropped:
         return f"{raw} = {frame}.copy()  {comment}"
-    columns = inference.drop[0] if len(inference.drop) == 1 else f"[{', '.join(inference.drop)}]"
+    columns = dropped[0] if len(dropped) == 1 else f"[{', '.join(dropped)}]"
     return f"{comment}\n{raw} = {frame}.drop(columns={columns})"
 
 

@@ -1190,9 +1190,69 @@ def _inference(
         stage_function=stage.name,
         frame=sliced.frame,
         drop=tuple(drop),
+        unread=tuple(c for c in dropped_unread(steps) if repr(c) not in drop),
         output=sliced.output,
         columns=columns_read(steps, sliced.frame),
     )
+
+
+def dropped_unread(body: str) -> list[str]:
+    """The columns the steps ``body`` drop by a written-out name (``df.drop(columns=["id"])``,
+    ``x.drop(drop_list, axis=1)`` with ``drop_list = [...]``) and never name otherwise: a
+    request need not carry them (``make_features`` drops them with ``errors="ignore"``, and
+    ``make train`` checks it gives the features without them). None when the steps list a
+    frame's columns (``df.columns``, ``select_dtypes``...), which would see them missing."""
+    try:
+        tree = ast.parse(body)
+    except SyntaxError:
+        return []
+    dropped: dict[str, None] = {}
+    naming: set[int] = set()  # the string constants that only say what to drop
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in _COLUMN_LISTING:
+            return []
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        if node.func.attr != "drop" or not (key := _dropped_key(node)):
+            continue
+        if isinstance(key, ast.Name):
+            written = [
+                n.value
+                for n in ast.walk(tree)
+                if isinstance(n, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == key.id for t in n.targets)
+            ]
+            if not _written_out(body, key.id) or len(written) != 1:
+                continue
+            key = written[0]
+        parts = key.elts if isinstance(key, ast.List | ast.Tuple) else [key]
+        for part in parts:
+            if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                dropped[part.value] = None
+                naming.add(id(part))
+    named = {
+        n.value if isinstance(n, ast.Constant) else n.attr
+        for n in ast.walk(tree)
+        if (isinstance(n, ast.Constant) and id(n) not in naming) or isinstance(n, ast.Attribute)
+    }
+    return [column for column in dropped if column not in named]
+
+
+# What lists a frame's columns: code using it sees a column a request does not carry missing.
+_COLUMN_LISTING = frozenset(
+    {"columns", "select_dtypes", "filter", "iloc", "keys", "items", "iteritems", "dtypes"}
+)
+
+
+def _dropped_key(call: ast.Call) -> ast.expr | None:
+    """What ``x.drop(...)`` drops when it drops columns: ``columns=`` or the first argument
+    with ``axis=1`` / ``axis="columns"``; None when it drops rows or is written otherwise."""
+    keywords = {k.arg: k.value for k in call.keywords}
+    if "columns" in keywords and not call.args:
+        return keywords["columns"]
+    axis = keywords.get("axis", call.args[1] if len(call.args) > 1 else None)
+    by_column = isinstance(axis, ast.Constant) and axis.value in (1, "columns")
+    return call.args[0] if call.args and by_column else None
 
 
 def columns_read(body: str, frame: str) -> tuple[str, ...]:

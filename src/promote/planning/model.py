@@ -83,6 +83,8 @@ class Inference:
     stage_function: str = ""  # the stage function that calls it in training
     frame: str = ""  # the variable holding the loaded frame the steps start from
     drop: tuple[str, ...] = ()  # the target columns, left out of requests (expressions)
+    # the columns the steps drop without reading them, left out of requests too (names)
+    unread: tuple[str, ...] = ()
     output: str = ""  # what the steps make: the model's input before the split
     note: str = ""  # why requests carry the model's input as fitted, when they do
     # the name of what the feature steps learnt from the training rows (fitted transformers,
