@@ -3,7 +3,8 @@
 Its requests are not records of input data but a horizon: ``{"steps": 12}`` asks for the
 12 values after the training series (at least 1, at most the schema's ``max_steps``). The
 answer is the forecast values with their index labels (timestamps when the training series
-had dates): ``{"prediction": [...], "index": [...]}``.
+had dates) and a 95 % interval around each: ``{"prediction": [...], "index": [...],
+"interval": {"level": 0.95, "lower": [...], "upper": [...]}}``.
 
 ``make train`` saves such a model (``artifacts.save`` calls ``save`` here): the model file
 (``modelfile.py``: specification, parameters and series as JSON, rebuilt without refitting
@@ -25,6 +26,8 @@ STEPS_FIELD = "steps"
 DEFAULT_HORIZON = 12
 # The longest forecast a request may ask for: a bound on the work one request makes.
 MAX_STEPS = 1000
+# The probability of the interval given with each forecast (lower and upper bound per step).
+INTERVAL = 0.95
 
 
 def check_request(record: Mapping[str, Any], max_steps: int) -> list[tuple[str, str]]:
@@ -51,8 +54,10 @@ def request_json_schema(max_steps: int) -> dict[str, Any]:
 
 
 def forecast(model: Any, steps: int) -> dict[str, Any]:
-    """The ``steps`` values after the training series: ``{"prediction": [...], "index": [...]}``
-    (the index labels: ISO timestamps for dates, positions after the series otherwise)."""
+    """The ``steps`` values after the training series: ``{"prediction": [...], "index": [...],
+    "interval": {"lower": [...], "upper": [...]}}`` (the index labels: ISO timestamps for
+    dates, positions after the series otherwise; the interval: ``INTERVAL`` of the model's
+    forecast distribution at each step, as statsmodels' ``conf_int`` gives it)."""
     from .artifacts import to_json_safe
 
     values = model.forecast(steps)
@@ -62,7 +67,16 @@ def forecast(model: Any, steps: int) -> dict[str, Any]:
         labels: list[Any] = list(range(start, start + steps))
     else:
         labels = to_json_safe(list(index))
-    return {"prediction": to_json_safe(list(np.asarray(values, dtype=float))), "index": labels}
+    bounds = np.asarray(model.get_forecast(steps).conf_int(alpha=1 - INTERVAL), dtype=float)
+    return {
+        "prediction": to_json_safe(list(np.asarray(values, dtype=float))),
+        "index": labels,
+        "interval": {
+            "level": INTERVAL,
+            "lower": to_json_safe(list(bounds[:, 0])),
+            "upper": to_json_safe(list(bounds[:, 1])),
+        },
+    }
 
 
 def save(result: Any, directory: Path) -> None:

@@ -111,6 +111,7 @@ class Prediction(BaseModel):
     prediction: Any
     probabilities: dict[str, float | None] | None = None
     index: list[Any] | None = None  # a forecast's index labels (its steps' timestamps)
+    interval: dict[str, Any] | None = None  # a forecast's interval: level, lower, upper
     model_version: str | None = None  # the version that answered (always set)
     warnings: list[str] | None = None  # values training never saw (INPUT_CHECKS=warn)
 
