@@ -5,6 +5,9 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 NOTEBOOK ?= examples/notebooks/breast_cancer_classifier.ipynb
+# The lock pins PyTorch's CPU build (torch==X+cpu), which PyPI does not have: uv takes it from
+# the folders pip's find-links name (PIP_FIND_LINKS), else from PyTorch's CPU index.
+TORCH_SOURCE ?= $(if $(PIP_FIND_LINKS),$(foreach d,$(PIP_FIND_LINKS),--find-links $(d)),--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lint docs demo clean
@@ -15,7 +18,7 @@ help: ## List the targets
 $(BIN)/promote: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==0.13.9
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements-dev.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python $(TORCH_SOURCE) -r requirements-dev.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 

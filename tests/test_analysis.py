@@ -830,3 +830,115 @@ def test_names_bound_in_a_cell_that_does_not_parse_are_not_hidden_state() -> Non
     analysis = analyse_cells("classes = sorted(xs)\nprint classes", "for c in classes:\n    f(c)")
     assert {type(x) for x in analysis.diagnostics} == {d.SyntaxErrorInCell, d.UndefinedName}
     assert [x.name for x in analysis.diagnostics if isinstance(x, d.UndefinedName)] == ["f"]
+
+
+# -- PyTorch modules trained by a hand-written loop -----------------------------------------------
+TORCH_IMPORTS = "import torch\nfrom torch import nn"
+TORCH_CLASS = (
+    "class Net(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.layer = nn.Linear(1, 1)\n\n"
+    "    def forward(self, x):\n"
+    "        return self.layer(x)"
+)
+TORCH_DATA = (
+    "X = torch.arange(0, 1, 0.02).unsqueeze(dim=1)\ny = 0.7 * X + 0.3\n"
+    "X_train, y_train = X[:40], y[:40]"
+)
+
+
+def torch_loop(model: str, data: str = "X_train", target: str = "y_train") -> str:
+    return (
+        f"loss_fn = nn.L1Loss()\n"
+        f"optimizer = torch.optim.SGD(params={model}.parameters(), lr=0.01)\n"
+        f"for epoch in range(100):\n"
+        f"    {model}.train()\n"
+        f"    y_pred = {model}({data})\n"
+        f"    loss = loss_fn(y_pred, {target})\n"
+        f"    optimizer.zero_grad()\n"
+        f"    loss.backward()\n"
+        f"    optimizer.step()\n"
+        f"    {model}.eval()\n"
+        f"    with torch.inference_mode():\n"
+        f"        test_pred = {model}(X_test)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("cells", "model", "fit_input"),
+    [
+        (
+            (TORCH_IMPORTS, TORCH_CLASS, TORCH_DATA, "model = Net()", torch_loop("model")),
+            "model",
+            "X_train",
+        ),
+        (
+            (
+                TORCH_IMPORTS,
+                TORCH_DATA,
+                "net = nn.Sequential(nn.Linear(1, 4), nn.ReLU(), nn.Linear(4, 1))",
+                torch_loop("net"),
+            ),
+            "net",
+            "X_train",
+        ),
+        (  # two models trained in turn, the data made again: the last one is served
+            (
+                TORCH_IMPORTS,
+                TORCH_CLASS,
+                TORCH_DATA,
+                "model_0 = Net()",
+                torch_loop("model_0"),
+                TORCH_DATA,
+                "model_1 = Net()",
+                torch_loop("model_1"),
+            ),
+            "model_1",
+            "X_train",
+        ),
+    ],
+    ids=["module-subclass", "sequential-inline", "last-of-two"],
+)
+def test_a_module_trained_by_a_loop_is_the_model(
+    cells: tuple[str, ...], model: str, fit_input: str
+) -> None:
+    found = analyse_cells(*cells).model
+    assert found is not None
+    assert (found.name, found.fit_input, found.framework) == (model, fit_input, "torch")
+    assert not found.unsupported
+
+
+def test_the_module_is_the_one_whose_parameters_the_optimizer_steps() -> None:
+    """A loop that also calls a helper on a name (``clip(X_train)``) trains the optimizer's
+    module, not the helper."""
+    loop = torch_loop("model").replace(
+        "    y_pred = model(X_train)", "    batch = clip(X_train)\n    y_pred = model(batch)"
+    )
+    found = analyse_cells(TORCH_IMPORTS, TORCH_DATA, "model = nn.Linear(1, 1)", loop).model
+    assert found is not None and found.name == "model"
+    assert found.unsupported  # its input is made inside the loop
+
+
+def test_a_loop_over_a_data_loader_is_found_but_unsupported() -> None:
+    loop = (
+        "optimizer = torch.optim.Adam(model.parameters())\n"
+        "for images, labels in train_loader:\n"
+        "    loss = loss_fn(model(images), labels)\n"
+        "    optimizer.zero_grad()\n"
+        "    loss.backward()\n"
+        "    optimizer.step()"
+    )
+    found = analyse_cells(TORCH_IMPORTS, "model = nn.Linear(1, 1)", loop).model
+    assert found is not None and found.framework == "torch"
+    assert "batches that the loop takes from `train_loader`" in found.unsupported
+
+
+def test_a_loop_without_backward_and_step_trains_nothing() -> None:
+    cells = (
+        TORCH_IMPORTS,
+        TORCH_DATA,
+        "model = nn.Linear(1, 1)",
+        "for i in range(3):\n    y = model(X_train)",
+    )
+    assert analyse_cells(*cells).model is None

@@ -8,6 +8,7 @@ from helpers import code, plan_cells
 from promote.codegen import model_card
 from promote.errors import RefusedNotebookError
 from promote.planning import Plan
+from promote.planning.model import Function
 
 PIPELINE = (
     "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
@@ -519,3 +520,82 @@ def test_setting_a_library_option_does_not_make_the_library_a_stage_output() -> 
     assert load.returns == ("df",)
     assert "pd.options.mode.chained_assignment = None" in load.body
     assert all("pd" not in c.function.params for c in plan.calls)
+
+
+# -- PyTorch modules trained by a hand-written loop -----------------------------------------------
+TORCH_CELLS = (
+    "import torch\nfrom torch import nn",
+    "class Net(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.layer = nn.Linear(1, 1)\n\n"
+    "    def forward(self, x):\n"
+    "        return self.layer(x)",
+    "X = torch.arange(0, 1, 0.02).unsqueeze(dim=1)\ny = 0.7 * X + 0.3\n"
+    "X_train, y_train = X[:40], y[:40]\nX_test = X[40:]",
+    "torch.manual_seed(42)\nmodel = Net()",
+    "loss_fn = nn.L1Loss()\noptimizer = torch.optim.SGD(params=model.parameters(), lr=0.01)\n"
+    "for epoch in range(100):\n"
+    "    y_pred = model(X_train)\n"
+    "    loss = loss_fn(y_pred, y_train)\n"
+    "    optimizer.zero_grad()\n"
+    "    loss.backward()\n"
+    "    optimizer.step()",
+    "with torch.inference_mode():\n    y_preds = model(X_test)",
+)
+
+
+def torch_builder(plan: Plan) -> Function:
+    module, _, name = plan.model_builder.partition(":")
+    (builder,) = [
+        f for m in plan.modules if f"demo.{m.name}" == module for f in m.functions if f.name == name
+    ]
+    return builder
+
+
+def test_a_torch_module_is_served_through_a_builder_and_its_training_tensor() -> None:
+    """The package gets a function that builds the module untrained (the weights are loaded
+    into it), and the pipeline wraps the module and its training tensor for the service."""
+    plan = plan_cells(*TORCH_CELLS)
+    assert (plan.model, plan.fit_input, plan.framework) == ("model", "X_train", "torch")
+    assert torch_builder(plan).body == "return Net()"
+    module = plan.model_builder.partition(":")[0]
+    # built on the CPU, where the weights load: `.to(device)` is left out
+    moved = tuple(c.replace("model = Net()", "model = Net().to(device)") for c in TORCH_CELLS)
+    on_device = ("import torch\nfrom torch import nn\ndevice = 'cpu'", *moved[1:])
+    assert torch_builder(plan_cells(*on_device)).body == "return Net()"
+    assert "PyTorch module" in plan.inference.note
+    files = generated(*TORCH_CELLS)
+    assert "class Net(nn.Module):" in files[f"{module.rpartition('.')[2]}.py"]
+    assert f"model=TorchModel(model, {plan.model_builder!r})" in files["pipeline.py"]
+    assert "features=torch_input_frame(X_train)" in files["pipeline.py"]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            (
+                "torch.manual_seed(42)\nmodel = Net()",
+                "width = X.shape[1]\nmodel = nn.Linear(width, 1)",
+            ),
+            "`model` is built from the notebook's variables (width)",
+        ),
+        (
+            (
+                "    y_pred = model(X_train)",
+                "    for xb in X_train.split(8):\n        y_pred = model(xb)",
+            ),
+            "trained on batches that the loop takes",
+        ),
+    ],
+    ids=["built-from-variables", "batches"],
+)
+def test_torch_models_promote_cannot_serve_are_refused_with_the_reason(
+    change: tuple[str, str], reason: str
+) -> None:
+    cells = tuple(c.replace(*change) for c in TORCH_CELLS)
+    with pytest.raises(RefusedNotebookError) as caught:
+        plan_cells(*cells)
+    assert reason in caught.value.message
+    assert "nb.ipynb" in caught.value.message

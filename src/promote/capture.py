@@ -57,7 +57,7 @@ MAX_MODEL_MB = 20
 # Runs in the notebook's kernel after its last cell: kernel_capture's source, in a namespace of
 # its own, then one JSON line.
 _CAPTURE_CELL = """\
-__promote_capture = {{}}
+{prelude}__promote_capture = {{}}
 exec(compile({source!r}, "promote_capture.py", "exec"), __promote_capture)
 print({marker!r} + __import__("json").dumps(__promote_capture["capture"](
     {model}, {fit_input}, {{{metrics}}}, {rows}, {reference!r},
@@ -77,6 +77,12 @@ del __promote_capture
 """
 # The longest forecast a request may ask for (the template's ``forecast.MAX_STEPS``).
 FORECAST_MAX_STEPS = 1000
+# For a PyTorch module: the template's modelfile.py, whose ``TorchModel`` gives the module the
+# ``predict`` the service calls and ``torch_input_frame`` the rows requests carry.
+_TORCH_PRELUDE = """\
+__promote_torch = {{"__name__": "promote_modelfile"}}
+exec(compile({modelfile!r}, "modelfile.py", "exec"), __promote_torch)
+"""
 # Runs in the notebook's kernel right after the cell that made the frame the service's feature
 # steps start from (``loaded_frame_cell``): a copy of it as loaded, before those steps change it.
 _SNAPSHOT_CELL = """\
@@ -168,11 +174,17 @@ def capture_cell(plan: Plan, model_directory: Path | None = None) -> str:
             directory=str(model_directory or ""),
             max_bytes=max_model_bytes(),
         )
+    prelude, model, fit_input = "", plan.model_expression or plan.model, plan.fit_input
+    if plan.framework == "torch":
+        prelude = _TORCH_PRELUDE.format(modelfile=_template_source(MODEL_MODULE))
+        model = f'__promote_torch["TorchModel"]({model}, {plan.model_builder!r})'
+        fit_input = f'__promote_torch["torch_input_frame"]({fit_input})'
     return _CAPTURE_CELL.format(
+        prelude=prelude,
         source=Path(kernel_capture.__file__).read_text(encoding="utf-8"),
         marker=MARKER,
-        model=plan.model_expression or plan.model,
-        fit_input=plan.fit_input,
+        model=model,
+        fit_input=fit_input,
         metrics=", ".join(f'"{m}": {m}' for m in dict.fromkeys(plan.metrics)),
         rows=SAMPLE_ROWS,
         reference=_template_source(REFERENCE_MODULE),

@@ -386,6 +386,12 @@ def _pipeline(plan: Plan) -> str:
     metrics = ", ".join(f'"{m}": {m}' for m in dict.fromkeys(plan.metrics))
     serving, serving_fields = _serving(plan, raw, features)
     serving, serving_fields = _forecast_horizon(plan, serving, serving_fields)
+    if plan.framework == "torch":
+        # The module's weights are saved (modelfile.py) and loaded into a fresh one built by
+        # the builder; requests carry the rows of the tensor it was trained on.
+        model = f"TorchModel({model}, {plan.model_builder!r})"
+        features = f"torch_input_frame({features})"
+        text += f"from {plan.package_name}.modelfile import TorchModel, torch_input_frame\n"
     lines.append(
         f"return TrainingResult(model={model}, features={features}, "
         f"metrics=_as_floats({{{metrics}}}){serving})"

@@ -7,11 +7,19 @@ into ``requirements.lock`` and ``requirements-runtime.lock``, which ``make insta
 Dockerfile install exactly. Offline (no package index), it falls back to pinning every
 distribution the requirements need to the version installed where promote runs, found from the
 installed metadata, without hashes; the file says so in its first lines.
+
+PyPI's ``torch`` for Linux is the CUDA build (several GB with its ``nvidia-*`` wheels). When
+the requirements name torch and pip is configured with find-links folders (``PIP_FIND_LINKS``,
+where a machine keeps PyTorch's CPU wheels), uv looks there too and writes them into the lock
+(``--find-links`` lines); such a lock is resolved for the project's Python on this platform
+only (a universal one may take PyPI's build, uv choosing between the two per platform), and
+takes ``torch==X+cpu``.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import shutil
 import subprocess
@@ -20,7 +28,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-__all__ = ["LOCKS", "Locked", "find_uv", "lock"]
+__all__ = ["LOCKS", "Locked", "find_links", "find_uv", "lock"]
 
 LOCKS = {
     "requirements.txt": "requirements.lock",
@@ -48,9 +56,11 @@ def lock(project: Path, python_version: str = "3.11", timeout: int = 120) -> Loc
         for source in sources:
             # Universal first (every platform, Python >= python_version); pins that only exist
             # for some Pythons (old compiled wheels kept for API drift) get a lock for this one.
-            for scope in (["--universal"], []):
+            links = find_links(project / source)
+            for scope in (["--universal"], []) if not links else ([],):
                 result = subprocess.run(
                     [uv, "pip", "compile", source, "--generate-hashes", *scope,
+                     *links,
                      "--python-version", python_version, "--quiet", "-o", LOCKS[source]],
                     cwd=project, capture_output=True, text=True, timeout=timeout, check=False,
                 )  # fmt: skip
@@ -64,6 +74,22 @@ def lock(project: Path, python_version: str = "3.11", timeout: int = 120) -> Loc
     for source in sources:
         (project / LOCKS[source]).write_text(_installed_lock(project / source, reason))
     return Locked(tuple(LOCKS[s] for s in sources), "installed", reason)
+
+
+def find_links(requirements: Path) -> list[str]:
+    """uv's ``--find-links`` options for a requirements file that names torch: the folders
+    of ``PIP_FIND_LINKS`` that exist (module docstring); [] otherwise."""
+    names = {
+        _normal(match.group(1))
+        for line in requirements.read_text().splitlines()
+        if (match := _NAME.match(line)) and not line.lstrip().startswith("#")
+    }
+    if "torch" not in names:
+        return []
+    folders = [f for f in os.environ.get("PIP_FIND_LINKS", "").split() if Path(f).is_dir()]
+    if not folders:
+        return []
+    return [*(option for f in folders for option in ("--find-links", f)), "--emit-find-links"]
 
 
 def find_uv() -> str | None:

@@ -56,6 +56,10 @@ COMPILED = frozenset(
         "lightgbm", "tensorflow", "torch", "pyarrow", "contourpy", "kiwisolver", "pydantic-core",
     }
 )  # fmt: skip
+# Distributions whose next major release kept the API the notebook was written for, so a
+# version the notebook shows does not cap its major version (the era rule, ``_lines``):
+# PyTorch 2.0 kept 1.x's API, and 1.x releases have no wheels for today's Pythons.
+SAME_API_ACROSS_MAJORS = frozenset({"torch"})
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
 
 
@@ -241,7 +245,16 @@ def _wants(
         if shown and spec and not _contains(spec, shown) and not pip_pin:
             shown, shown_reason = None, ""
         out.append(
-            _Want(name, spec, why, shown, shown_reason, pip_pin, installed.get(key), requirement)
+            _Want(
+                name,
+                spec,
+                why,
+                shown,
+                shown_reason,
+                pip_pin,
+                _public(installed.get(key)),
+                requirement,
+            )
         )
     return out
 
@@ -256,7 +269,12 @@ def _lines(wants: Sequence[_Want], *, shown: bool, era: bool, installed: bool) -
     for want in wants:
         if want.shown and (want.pip_pin or shown):
             out[want.distribution] = f"{want.distribution}=={want.shown}"
-        elif era and want.shown and _era(want.shown):
+        elif (
+            era
+            and want.shown
+            and _era(want.shown)
+            and normal_name(want.distribution) not in SAME_API_ACROSS_MAJORS
+        ):
             clauses = [c for c in (want.bound, _era(want.shown)) if c]
             out[want.distribution] = f"{want.distribution}{','.join(clauses)}"
         elif want.bound:
@@ -266,6 +284,16 @@ def _lines(wants: Sequence[_Want], *, shown: bool, era: bool, installed: bool) -
         else:
             out[want.distribution] = want.distribution
     return out
+
+
+def _public(version: str | None) -> str | None:
+    """``2.13.0+cpu`` → ``2.13.0``: a local version label names a build no index has."""
+    if version is None:
+        return None
+    try:
+        return Version(version).public
+    except InvalidVersion:
+        return version
 
 
 def _era(version: str) -> str:

@@ -85,6 +85,11 @@ class ModelFit:
     # loop, and the candidate's source (``SVC(C=10)``).
     chosen: str = ""
     source: str = ""
+    # "torch" for a ``torch.nn.Module`` trained by a hand-written loop (``loss.backward()``,
+    # ``optimizer.step()``): ``fit_input`` is what the loop calls it on; "" for ``.fit``
+    framework: str = ""
+    # why promote cannot serve this model (a loop over a data loader's batches), or ""
+    unsupported: str = ""
 
 
 @dataclass(frozen=True)
@@ -646,8 +651,9 @@ def _model(cells: list[CellAnalysis]) -> ModelFit | None:
             if fit is not None:
                 name, fit_input, source, receiver, target = fit
                 fits.append((ModelFit(name, fit_input, cell.index, source), receiver, target))
+    loops = _torch_loops(cells)
     if not fits:
-        return None
+        return loops[-1] if loops else None
     # ``clr = clf.fit(X, y)`` then ``clf.predict(...)``: fit returns the estimator, so the
     # receiver is the same model under the name the notebook predicts with.
     preferred = [
@@ -655,8 +661,128 @@ def _model(cells: list[CellAnalysis]) -> ModelFit | None:
         for fit, receiver, _ in fits
         if fit.name in predicted or receiver in predicted
     ]
+    if loops:  # a module trained by a loop is asked to predict in the loop itself
+        preferred = sorted([*preferred, *loops], key=lambda fit: fit.cell)
     supervised = [fit for fit, _, target in fits if target]
     return (preferred or supervised or [fit for fit, _, _ in fits])[-1]
+
+
+# ``torch.no_grad()``, ``torch.inference_mode()``: a call of the model inside one predicts.
+_NO_GRAD = frozenset({"no_grad", "inference_mode"})
+
+
+def _torch_loops(cells: Sequence[CellAnalysis]) -> list[ModelFit]:
+    """Each module trained by a hand-written loop at the top level of a cell, in order.
+
+    A loop trains when it calls ``x.backward()`` and ``optimizer.step()``; the model is the
+    module whose ``parameters()`` that optimizer was made with (``torch.optim.SGD(params=
+    model.parameters(), lr=0.01)``), else the one name the loop calls outside ``no_grad``
+    on a name (``y_pred = model(X_train)``), and its input is what the loop calls it on.
+    """
+    optimizers: dict[str, str] = {}  # optimizer name → model whose parameters it steps
+    found: list[ModelFit] = []
+    for cell in cells:
+        for stmt in cell.kept():
+            node = stmt.node
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                owner = _parameters_owner(node.value)
+                if isinstance(target, ast.Name) and owner:
+                    optimizers[target.id] = owner
+            if not isinstance(node, ast.For | ast.While):
+                continue
+            fit = _trained_in_loop(node, optimizers, cell.index)
+            if fit is not None:
+                found.append(fit)
+    return found
+
+
+def _parameters_owner(value: ast.expr) -> str:
+    """``torch.optim.SGD(params=model.parameters(), lr=0.01)`` → "model"; else ""."""
+    if not isinstance(value, ast.Call):
+        return ""
+    for argument in [*value.args[:1], *(k.value for k in value.keywords if k.arg == "params")]:
+        if (
+            isinstance(argument, ast.Call)
+            and isinstance(argument.func, ast.Attribute)
+            and argument.func.attr == "parameters"
+            and isinstance(argument.func.value, ast.Name)
+        ):
+            return argument.func.value.id
+    return ""
+
+
+def _trained_in_loop(
+    loop: ast.For | ast.While, optimizers: Mapping[str, str], cell: int
+) -> ModelFit | None:
+    """The module a training loop trains, and on what (``_torch_loops``); None if it is not
+    one."""
+    methods = {
+        (node.func.value.id, node.func.attr)
+        for node in ast.walk(loop)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+    }
+    stepped = [name for name, method in methods if method == "step" and name in optimizers]
+    if not any(method == "backward" for _, method in methods) or not any(
+        method == "step" for _, method in methods
+    ):
+        return None
+    calls = _calls_with_grad(loop.body)
+    owners = {optimizers[name] for name in stepped}
+    called = [(name, argument) for name, argument in calls if not owners or name in owners]
+    if not called:
+        return None
+    name, argument = called[0]
+    if argument is None or argument in _loop_binds(loop):
+        what = f"`{ast.unparse(loop.iter)}`" if isinstance(loop, ast.For) else "its loop"
+        return ModelFit(
+            name,
+            None,
+            cell,
+            framework="torch",
+            unsupported=(
+                f"`{name}` is trained on batches that the loop takes from {what} (a data "
+                "loader, or a tensor computed inside the loop), and promote serves a "
+                "module trained on one named 2-D float tensor"
+            ),
+        )
+    return ModelFit(name, argument, cell, framework="torch")
+
+
+def _calls_with_grad(body: Sequence[ast.stmt]) -> list[tuple[str, str | None]]:
+    """``name(argument)`` calls of plain names, outside ``with torch.no_grad()`` blocks:
+    (name, the argument's name or None when it is not a plain name), in order."""
+    out: list[tuple[str, str | None]] = []
+    for stmt in body:
+        if isinstance(stmt, ast.With) and any(
+            isinstance(item.context_expr, ast.Call) and called_name(item.context_expr) in _NO_GRAD
+            for item in stmt.items
+        ):
+            continue
+        if isinstance(stmt, ast.For | ast.While | ast.If | ast.With | ast.Try):
+            for inner in (stmt.body, getattr(stmt, "orelse", [])):
+                out.extend(_calls_with_grad(inner))
+            continue
+        for node in ast.walk(stmt):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and len(node.args) == 1
+                and not node.keywords
+                and node.func.id not in BUILTINS
+            ):
+                argument = node.args[0]
+                out.append((node.func.id, argument.id if isinstance(argument, ast.Name) else None))
+    return out
+
+
+def _loop_binds(loop: ast.For | ast.While) -> set[str]:
+    """Names the loop binds: its targets, and every name assigned inside it."""
+    return {
+        n.id for n in ast.walk(loop) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
 
 
 def _fit_in(node: ast.stmt) -> tuple[str, str | None, str, str | None, bool] | None:

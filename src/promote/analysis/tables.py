@@ -92,7 +92,7 @@ STATE_CHANGING_CALL = re.compile(
 )
 # Calls that give a cell its role, most telling first (first match wins within a cell).
 ROLE_CALLS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("train", re.compile(r"^(fit|fit_generator|train|partial_fit|fit_predict)$")),
+    ("train", re.compile(r"^(fit|fit_generator|train|partial_fit|fit_predict|backward)$")),
     (
         "evaluate",
         re.compile(

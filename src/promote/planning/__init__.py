@@ -204,6 +204,7 @@ def plan(
                 for f, g in zip(functions, groups, strict=True)
             )
             modules, helpers = _modules(groups, functions, analysis, sources, pure)
+    modules, builder = _with_builder(modules, calls, analysis, package_name(project_name))
     used = frozenset().union(*(m.reads for m in modules), *(c.function.type_names for c in calls))
     metric_names = _metric_names(analysis, kept)
     metrics = tuple(n for g in groups for n in g.returns if n in metric_names)
@@ -241,6 +242,8 @@ def plan(
         readiness=readiness(analysis),
         inference=inference,
         forecast=analysis.forecast,
+        framework=analysis.model.framework,
+        model_builder=builder,
     )
 
 
@@ -271,6 +274,15 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
     if analysis.model is None:
         _refuse_without_model(analysis)
     model = analysis.model
+    if model.unsupported:
+        raise RefusedNotebookError(
+            notebook.path,
+            model.unsupported,
+            "Train the module on one named tensor of shape (rows, features), e.g. "
+            "`y_pred = model(X_train)` in the loop, or keep the notebook's loop and tag its "
+            "cells `promote: skip` to promote another model.",
+            cell=model.cell,
+        )
     if model.fit_input is None and not model.first_argument:
         raise RefusedNotebookError(
             notebook.path,
@@ -1487,6 +1499,99 @@ def _intro(analysis: Analysis, limit: int = 1200) -> str:
             if text:
                 paragraphs.append(text)
     return "\n\n".join(paragraphs)[:limit]
+
+
+def _torch_construction(analysis: Analysis) -> tuple[int, ast.expr] | None:
+    """The last ``model = Module(...)`` before the loop that trains ``model``: (cell, call)."""
+    model = analysis.model
+    assert model is not None
+    found = None
+    for cell in analysis.cells:
+        if cell.index > model.cell:
+            break
+        for stmt in cell.statements:
+            node = stmt.node
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == model.name
+            ):
+                found = (cell.index, node.value)
+    return found
+
+
+def _with_builder(
+    modules: tuple[Module, ...], calls: tuple[Call, ...], analysis: Analysis, package: str
+) -> tuple[tuple[Module, ...], str]:
+    """The modules with ``build_model()``, which builds the PyTorch module the notebook trains,
+    untrained (the saved weights are loaded into it), beside the stage that trains it; and its
+    reference, ``package.module:build_model``. Refused when the notebook builds it from its
+    own variables, which a fresh process does not have. Unchanged, and "", for a model
+    fitted with ``.fit``."""
+    model = analysis.model
+    assert model is not None
+    if model.framework != "torch":
+        return modules, ""
+    found = _torch_construction(analysis)
+    notebook = analysis.notebook
+    if found is None or not isinstance(found[1], ast.Call):
+        raise RefusedNotebookError(
+            notebook.path,
+            f"`{model.name}` is trained by a PyTorch loop, but promote cannot find where it is "
+            f"built (`{model.name} = SomeModule(...)` at the top level of a cell before the "
+            "loop), and the service must build a fresh module to load the trained weights into",
+            f"Build the module as `{model.name} = YourModule()` (or `nn.Sequential(...)`) in a "
+            "cell before the training loop.",
+            cell=model.cell,
+        )
+    cell, call = found
+    while (  # ``Net().to(device)``: the service builds it on the CPU, where the weights load
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr == "to"
+        and isinstance(call.func.value, ast.Call)
+    ):
+        call = call.func.value
+    pure = {n for n, x in analysis.definitions.items() if x.pure}
+    names = {n.id for n in ast.walk(call) if isinstance(n, ast.Name)}
+    outside = sorted(names - set(analysis.imports) - pure - BUILTINS)
+    if outside:
+        raise RefusedNotebookError(
+            notebook.path,
+            f"`{model.name}` is built from the notebook's variables ({', '.join(outside)}), "
+            "and the service must build a fresh module to load the trained weights into, "
+            "without running the notebook",
+            f"Write the values into the call (`{model.name} = YourModule(in_features=1)`), or "
+            "make them arguments' defaults of the module's class.",
+            cell=cell,
+        )
+    trainer = next(c.function for c in calls if model.name in c.function.returns)
+    taken = {f.name for m in modules for f in m.functions} | set(analysis.definitions)
+    name, number = "build_model", 2
+    while name in taken:
+        name, number = f"build_model_{number}", number + 1
+    builder = Function(
+        name=name,
+        stage="train",
+        module=trainer.module,
+        cells=(cell,),
+        params=(),
+        returns=(),
+        body=f"return {ast.unparse(call)}",
+        docstring=(
+            f"A fresh, untrained `{model.name}`, built as the notebook builds it: the trained "
+            "weights\nare loaded into it (`modelfile.py`)."
+        ),
+        returns_result=True,
+    )
+    out = tuple(
+        replace(m, functions=(*m.functions, builder), reads=m.reads | names)
+        if m.name == trainer.module
+        else m
+        for m in modules
+    )
+    return out, f"{package}.{trainer.module}:{name}"
 
 
 def _model_source(analysis: Analysis) -> str:

@@ -126,6 +126,11 @@ def find_slice(
     modules: Mapping[str, str],
 ) -> Slice:
     """Find the inference slice (see the module docstring); never raises."""
+    if model.framework == "torch":
+        return Slice(
+            note=f"`{model.name}` is a PyTorch module: requests carry the rows of the tensor it "
+            f"is trained on (`{model.fit_input}`), one number per column, named x0, x1, ..."
+        )
     fit = _fit_position(stages, model)
     if fit is None or not model.fit_input:
         return Slice(note="promote could not find where the model is fitted")

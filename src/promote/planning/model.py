@@ -140,3 +140,8 @@ class Plan:
     # a forecast project: the model is a statsmodels forecaster fitted on the series
     # ``fit_input`` names, and the service forecasts steps after it (``analysis/forecast.py``)
     forecast: ForecastFit | None = None
+    # "torch" for a ``torch.nn.Module`` trained by a hand-written loop, "" for ``.fit``
+    framework: str = ""
+    # with "torch": the package's function that builds a fresh, untrained module
+    # (``package.train:build_model``), into which the saved weights are loaded
+    model_builder: str = ""

@@ -14,6 +14,9 @@ the file that was saved and needs nothing untrusted.
   constructor's keyword arguments), its fitted parameters by name and the training series
   with its index. Loading rebuilds the results without refitting, as
   ``Model(series, **specification).smooth(params)``, which forecast exactly as the fitted ones;
+* ``model.pt``: a PyTorch module (``TorchModel``): its ``state_dict()``, weights only, as
+  ``torch.save`` writes it; the manifest names the function of this package that builds a
+  fresh module (``builder``), into which ``torch.load(..., weights_only=True)`` loads them;
 * ``model.joblib``: a pickle, only for a model neither fits (the manifest says why).
 
 ``save_state`` writes what the notebook's feature steps learnt from the training rows (fitted
@@ -44,9 +47,16 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.skops"
 XGBOOST_MODEL_FILE = "model.ubj"  # XGBoost's binary JSON
+TORCH_MODEL_FILE = "model.pt"  # a PyTorch module's weights (state_dict), no code
 JOBLIB_MODEL_FILE = "model.joblib"  # a pickle: only for models nothing else can save
 STATSMODELS_MODEL_FILE = "model.statsmodels.json"  # a forecaster's specification and parameters
-MODEL_FILES = (MODEL_FILE, XGBOOST_MODEL_FILE, STATSMODELS_MODEL_FILE, JOBLIB_MODEL_FILE)
+MODEL_FILES = (
+    MODEL_FILE,
+    XGBOOST_MODEL_FILE,
+    STATSMODELS_MODEL_FILE,
+    TORCH_MODEL_FILE,
+    JOBLIB_MODEL_FILE,
+)
 STATE_FILE = "features.skops"  # what the feature steps learnt, if they learn anything
 JOBLIB_STATE_FILE = "features.joblib"
 STATE_FILES = (STATE_FILE, JOBLIB_STATE_FILE)
@@ -95,6 +105,7 @@ RECORDED_VERSIONS = (
     "xgboost",
     "lightgbm",
     "statsmodels",
+    "torch",
 )
 STRICT_VERSIONS = ("scikit-learn",)
 STRICT_PICKLE_VERSIONS = ("python", "scikit-learn")
@@ -105,11 +116,66 @@ class ModelArtifactError(ValueError):
     trusted, or saved with library versions that cannot read it."""
 
 
+class TorchModel:
+    """A ``torch.nn.Module`` trained on a 2-D float tensor (rows, features), with the
+    ``predict`` the service calls: the rows become a float32 tensor of that shape on the
+    module's device, the module runs in eval mode under ``torch.inference_mode()``, and its
+    output must be one number per row (shape (rows,) or (rows, 1)).
+
+    ``builder`` is ``module:function`` of this package: the function builds a fresh,
+    untrained module, into which ``load_model`` loads the saved weights.
+    """
+
+    def __init__(self, module: Any, builder: str) -> None:
+        self.torch_module = module
+        self.builder = builder
+
+    def predict(self, rows: Any) -> Any:
+        """One number per row of ``rows`` (a table of the tensor's columns), as a numpy array."""
+        import numpy as np
+        import torch
+
+        values = np.array(rows, dtype=np.float32)  # a copy: torch needs a writable array
+        module = self.torch_module
+        parameter = next(iter(module.parameters()), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        module.eval()
+        with torch.inference_mode():
+            output = module(torch.as_tensor(values, device=device))
+        result = np.asarray(output.detach().cpu().numpy())
+        if result.ndim == 0 or result.shape[0] != len(values) or result.size != len(values):
+            raise ValueError(
+                f"the PyTorch module gave an output of shape {tuple(result.shape)} for "
+                f"{len(values)} rows; the service serves one number per row"
+            )
+        return result.reshape(len(values))
+
+
+def torch_input_frame(tensor: Any) -> Any:
+    """The rows of the 2-D float tensor a PyTorch module is trained on, as a table of float32
+    columns named ``x0``, ``x1``, ...: what a request carries."""
+    import pandas as pd
+    import torch
+
+    if not (isinstance(tensor, torch.Tensor) and tensor.ndim == 2 and tensor.is_floating_point()):
+        shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        raise ValueError(
+            f"the PyTorch module is trained on {shape}, not a 2-D float tensor (rows, "
+            "features): the service can only build such a tensor from a request's numbers"
+        )
+    values = tensor.detach().cpu().numpy().astype("float32")
+    return pd.DataFrame(values, columns=[f"x{index}" for index in range(values.shape[1])])
+
+
 def save_model(model: Any, directory: Path) -> dict[str, Any]:
     """Write ``model`` into ``directory`` with its manifest (module docstring); return it."""
     manifest: dict[str, Any] = {"version": MANIFEST_VERSION}
     estimator = qualified_name(type(model))
-    if estimator in XGBOOST_ESTIMATORS:
+    if getattr(model, "torch_module", None) is not None:  # a TorchModel (duck-typed: the
+        # notebook's kernel runs this module's source under another name)
+        data = _torch_bytes(model.torch_module)
+        manifest.update(file=TORCH_MODEL_FILE, format="torch", builder=str(model.builder))
+    elif estimator in XGBOOST_ESTIMATORS:
         data = _xgboost_bytes(model)
         manifest.update(file=XGBOOST_MODEL_FILE, format="xgboost", estimator=estimator)
     elif is_forecaster(model):
@@ -229,6 +295,40 @@ def _xgboost_bytes(model: Any) -> bytes:
         return path.read_bytes()
 
 
+def _torch_bytes(module: Any) -> bytes:
+    """A module's weights, moved to the CPU, as ``torch.save`` writes its ``state_dict()``."""
+    import torch
+
+    state = {name: value.detach().cpu() for name, value in module.state_dict().items()}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def _load_torch(path: Path, builder: str) -> Any:
+    """A fresh module built by ``builder`` (a function of this package) with the weights of
+    ``path`` loaded into it: ``torch.load(..., weights_only=True)`` reads tensors only."""
+    import torch
+
+    package = __name__.rpartition(".")[0]
+    module_name, _, name = builder.partition(":")
+    if not package or not module_name.startswith(package + "."):
+        raise ModelArtifactError(
+            f"{MANIFEST_FILE} names {builder!r} to build the module of {path}, which is not a "
+            "function of this package: retrain with `make train`"
+        )
+    build = getattr(importlib.import_module(module_name), name, None)
+    if not callable(build):
+        raise ModelArtifactError(
+            f"{MANIFEST_FILE} names {builder!r} to build the module of {path}, which this "
+            "package does not define (any more): retrain with `make train`"
+        )
+    module = build()
+    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    module.eval()
+    return TorchModel(module, builder)
+
+
 def load_model(directory: Path) -> tuple[Any, str]:
     """The model saved by ``save_model`` and its SHA-256, after checking the manifest."""
     manifest = _read_json(directory / MANIFEST_FILE)
@@ -270,6 +370,8 @@ def _load_checked(
 
         logger.warning("%s is a pickle (skops could not save it)", path)
         return joblib.load(path), sha256
+    if manifest["format"] == "torch":
+        return _load_torch(path, str(manifest.get("builder", ""))), sha256
     if manifest["format"] == "xgboost":
         return _load_xgboost(path, str(manifest.get("estimator", ""))), sha256
     if manifest["format"] == "statsmodels":
