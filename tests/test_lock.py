@@ -54,3 +54,21 @@ def test_offline_a_range_the_installed_version_breaks_is_kept(
     lines = (project / "requirements.lock").read_text().splitlines()
     assert "click<1" in lines
     assert not any(line.startswith("click==") for line in lines)
+
+
+def test_torch_is_locked_with_pips_find_links_for_this_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PyPI's torch is the CUDA build: with find-links folders (where a machine keeps the CPU
+    wheels), the lock is resolved with them and names them; without torch, nothing changes."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    monkeypatch.setenv("PIP_FIND_LINKS", f"{wheels} {tmp_path / 'absent'}")
+    with_torch = project_with(tmp_path, "torch==2.13.0", "pytest==8.3.3")
+    assert lock_module.find_links(with_torch / "requirements.txt") == [
+        "--find-links", str(wheels), "--emit-find-links",
+    ]  # fmt: skip
+    (tmp_path / "plain.txt").write_text("click==8.1.7\n# torch==2.13.0\n")
+    assert lock_module.find_links(tmp_path / "plain.txt") == []
+    monkeypatch.delenv("PIP_FIND_LINKS")
+    assert lock_module.find_links(with_torch / "requirements.txt") == []

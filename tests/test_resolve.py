@@ -75,6 +75,7 @@ def fake_index(monkeypatch: pytest.MonkeyPatch) -> FakeIndex:
             "fastapi": ["0.165.0"],
             "seaborn": ["0.11.2", "0.13.2"],
             "matplotlib": ["3.8.4", "3.11.2"],
+            "torch": ["1.13.1", "2.13.0"],  # no wheels for 1.12 on this Python
         }
     )
     monkeypatch.setattr(r, "_compile", fake)
@@ -128,6 +129,25 @@ def test_a_version_without_wheels_falls_back_to_its_era() -> None:
     result = resolve(analysis, ["pandas==3.1.1"], SERVICE, installed={"pandas": "3.1.1"})
     assert pins(result) == {"pandas": "1.5.3", "numpy": "1.26.4"}
     assert "ran with 1.1.2" in result.pins[0].reason and "<2" in result.pins[0].reason
+
+
+@pytest.mark.usefixtures("index")
+def test_torch_keeps_the_installed_major_version_not_the_notebooks_era() -> None:
+    """PyTorch 2 kept 1.x's API: a printed torch 1.12.1 does not cap torch below 2, and the
+    CPU build's local label (2.13.0+cpu, installed here) is pinned as its public version."""
+    cell = code("torch.__version__", count=1)
+    cell["outputs"] = [
+        {
+            "output_type": "execute_result",
+            "data": {"text/plain": "'1.12.1'"},
+            "metadata": {},
+            "execution_count": 1,
+        }
+    ]
+    analysis = analyse_cells("import torch", cell)
+    result = resolve(analysis, ["torch==2.13.0"], SERVICE, installed={"torch": "2.13.0+cpu"})
+    assert pins(result)["torch"] == "2.13.0"
+    assert "installed where promote ran" in result.pins[0].reason
 
 
 @pytest.mark.usefixtures("index")

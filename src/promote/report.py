@@ -130,7 +130,8 @@ def _model_line(analysis: Analysis) -> str:
             f"in a loop in cell {model.cell}"
         )
     if model:
-        return f"`{model.name}` fitted on `{model.fit_input}` in cell {model.cell}"
+        verb = "trained by a PyTorch loop" if model.framework == "torch" else "fitted"
+        return f"`{model.name}` {verb} on `{model.fit_input}` in cell {model.cell}"
     if loop is not None:
         over = f" over `{loop.container}`" if loop.container else ""
         listed = f" ({loop.shown})" if loop.choices else ""

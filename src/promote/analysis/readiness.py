@@ -89,7 +89,8 @@ def _model(analysis: Analysis) -> ReadinessItem:
     if model is None:
         return ReadinessItem("model", False, "no model: no `.fit(...)` call found")
     on = f" on `{model.fit_input}`" if model.fit_input else ""
-    return ReadinessItem("model", True, f"`{model.name}` fitted{on} in cell {model.cell}")
+    verb = "trained by a PyTorch loop" if model.framework == "torch" else "fitted"
+    return ReadinessItem("model", True, f"`{model.name}` {verb}{on} in cell {model.cell}")
 
 
 def _data(analysis: Analysis) -> ReadinessItem:

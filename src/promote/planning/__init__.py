@@ -412,9 +412,11 @@ def _refuse_without_model(analysis: Analysis) -> NoReturn:
     raise RefusedNotebookError(
         notebook.path,
         "no cell fits a model (promote looks for a `.fit(...)` call such as "
-        "`model.fit(X_train, y_train)`)",
+        "`model.fit(X_train, y_train)`, or a PyTorch loop at the top level of a cell that "
+        "calls `loss.backward()` and `optimizer.step()`)",
         "promote builds a service around a trained model; notebooks that only explore data, "
-        "or that train with a hand-written loop, are not supported yet.",
+        "or that train with another hand-written loop (inside a function, Keras' "
+        "`GradientTape`), are not supported yet.",
     )
 
 

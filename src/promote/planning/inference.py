@@ -128,8 +128,8 @@ def find_slice(
     """Find the inference slice (see the module docstring); never raises."""
     if model.framework == "torch":
         return Slice(
-            note=f"`{model.name}` is a PyTorch module: requests carry the rows of the tensor it "
-            f"is trained on (`{model.fit_input}`), one number per column, named x0, x1, ..."
+            note=f"`{model.name}` is a PyTorch module: a request is one row of that tensor, "
+            "one number per column, named x0, x1, ..."
         )
     fit = _fit_position(stages, model)
     if fit is None or not model.fit_input:

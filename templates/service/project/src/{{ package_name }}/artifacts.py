@@ -4,7 +4,8 @@ An artifacts directory holds six files:
 
 * ``model.skops``: the fitted model, in skops' format, which loads without running
   arbitrary code (``model.ubj``, XGBoost's own format, for an XGBoost estimator;
-  ``model.joblib``, a pickle, only for a model neither can save): ``modelfile.py``;
+  ``model.pt``, a PyTorch module's weights; ``model.joblib``, a pickle, only for a model
+  none of these can save): ``modelfile.py``;
 * ``model.json``: the model file's name, format, SHA-256 and the library versions it was
   saved with, and for skops the types it needs beyond skops' defaults (``MANIFEST_FILE``);
 * ``schema.json``: the input a request carries, inferred from the training rows
