@@ -6,8 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 NOTEBOOK ?= examples/notebooks/breast_cancer_classifier.ipynb
 # The lock pins PyTorch's CPU build (torch==X+cpu), which PyPI does not have: uv takes it from
-# the folders pip's find-links name (PIP_FIND_LINKS), else from PyTorch's CPU index.
-TORCH_SOURCE ?= $(if $(PIP_FIND_LINKS),$(foreach d,$(PIP_FIND_LINKS),--find-links $(d)),--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+# the folders pip's find-links name (PIP_FIND_LINKS, else pip's configuration files), else
+# from PyTorch's CPU index.
+FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
+TORCH_SOURCE ?= $(if $(FIND_LINKS),$(foreach d,$(FIND_LINKS),--find-links $(d)),--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lint docs demo clean

@@ -9,11 +9,11 @@ distribution the requirements need to the version installed where promote runs, 
 installed metadata, without hashes; the file says so in its first lines.
 
 PyPI's ``torch`` for Linux is the CUDA build (several GB with its ``nvidia-*`` wheels). When
-the requirements name torch and pip is configured with find-links folders (``PIP_FIND_LINKS``,
-where a machine keeps PyTorch's CPU wheels), uv looks there too and writes them into the lock
-(``--find-links`` lines); such a lock is resolved for the project's Python on this platform
-only (a universal one may take PyPI's build, uv choosing between the two per platform), and
-takes ``torch==X+cpu``.
+the requirements name torch and pip is configured with find-links folders (``PIP_FIND_LINKS``
+or pip's configuration files, where a machine keeps PyTorch's CPU wheels), uv looks there too
+and writes them into the lock (``--find-links`` lines); such a lock is resolved for the
+project's Python on this platform only (a universal one may take PyPI's build, uv choosing
+between the two per platform), and takes ``torch==X+cpu``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,10 +87,25 @@ def find_links(requirements: Path) -> list[str]:
     }
     if "torch" not in names:
         return []
-    folders = [f for f in os.environ.get("PIP_FIND_LINKS", "").split() if Path(f).is_dir()]
+    folders = [f for f in pip_find_links().split() if Path(f).is_dir()]
     if not folders:
         return []
     return [*(option for f in folders for option in ("--find-links", f)), "--emit-find-links"]
+
+
+def pip_find_links() -> str:
+    """The find-links folders pip is configured with: ``PIP_FIND_LINKS``, else pip's
+    configuration files (``pip config get global.find-links``); "" when none or no pip."""
+    if os.environ.get("PIP_FIND_LINKS"):
+        return os.environ["PIP_FIND_LINKS"]
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "get", "global.find-links"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""
 
 
 def find_uv() -> str | None:
