@@ -588,8 +588,12 @@ def test_a_torch_module_is_served_through_a_builder_and_its_training_tensor() ->
             ),
             "trained on batches that the loop takes",
         ),
+        (
+            ("    y_pred = model(X_train)", "    y_pred = model(X_train.float())"),
+            "`model` is called on `X_train.float()` in its training loop, not on a named",
+        ),
     ],
-    ids=["built-from-variables", "batches"],
+    ids=["built-from-variables", "batches", "expression"],
 )
 def test_torch_models_promote_cannot_serve_are_refused_with_the_reason(
     change: tuple[str, str], reason: str

@@ -735,26 +735,27 @@ def _trained_in_loop(
     if not called:
         return None
     name, argument = called[0]
-    if argument is None or argument in _loop_binds(loop):
+    if isinstance(argument, ast.Name) and argument.id not in _loop_binds(loop):
+        return ModelFit(name, argument.id, cell, framework="torch")
+    if isinstance(argument, ast.Name):
         what = f"`{ast.unparse(loop.iter)}`" if isinstance(loop, ast.For) else "its loop"
-        return ModelFit(
-            name,
-            None,
-            cell,
-            framework="torch",
-            unsupported=(
-                f"`{name}` is trained on batches that the loop takes from {what} (a data "
-                "loader, or a tensor computed inside the loop), and promote serves a "
-                "module trained on one named 2-D float tensor"
-            ),
+        why = (
+            f"`{name}` is trained on batches that the loop takes from {what} (a data "
+            "loader, or a tensor computed inside the loop), and promote serves a module "
+            "trained on one named 2-D float tensor"
         )
-    return ModelFit(name, argument, cell, framework="torch")
+    else:
+        why = (
+            f"`{name}` is called on `{ast.unparse(argument)}` in its training loop, not on a "
+            "named tensor, so promote cannot tell which input the service must accept"
+        )
+    return ModelFit(name, None, cell, framework="torch", unsupported=why)
 
 
-def _calls_with_grad(body: Sequence[ast.stmt]) -> list[tuple[str, str | None]]:
+def _calls_with_grad(body: Sequence[ast.stmt]) -> list[tuple[str, ast.expr]]:
     """``name(argument)`` calls of plain names, outside ``with torch.no_grad()`` blocks:
-    (name, the argument's name or None when it is not a plain name), in order."""
-    out: list[tuple[str, str | None]] = []
+    (name, argument), in order."""
+    out: list[tuple[str, ast.expr]] = []
     for stmt in body:
         if isinstance(stmt, ast.With) and any(
             isinstance(item.context_expr, ast.Call) and called_name(item.context_expr) in _NO_GRAD
@@ -773,8 +774,7 @@ def _calls_with_grad(body: Sequence[ast.stmt]) -> list[tuple[str, str | None]]:
                 and not node.keywords
                 and node.func.id not in BUILTINS
             ):
-                argument = node.args[0]
-                out.append((node.func.id, argument.id if isinstance(argument, ast.Name) else None))
+                out.append((node.func.id, node.args[0]))
     return out
 
 
