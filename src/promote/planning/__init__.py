@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
 from promote import diagnostics as d
-from promote.analysis import Analysis, CellAnalysis, ModelTag, stage_tag, tables
+from promote.analysis import Analysis, CellAnalysis, ModelFit, ModelTag, stage_tag, tables
 from promote.analysis.bindings import BUILTINS
 from promote.analysis.checks import movable_secret, qualified_names
 from promote.analysis.readiness import readiness
@@ -273,7 +273,22 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
     _refuse_forecast(analysis)
     if analysis.model is None:
         _refuse_without_model(analysis)
-    model = analysis.model
+    _refuse_model_input(analysis, analysis.model)
+    package_cells = {c.index for c in analysis.cells if c.kept()}
+    for diagnostic in analysis.diagnostics:
+        if (
+            isinstance(diagnostic, d.UndefinedName | d.UseBeforeDefinition)
+            and diagnostic.cell in package_cells
+        ):
+            raise RefusedNotebookError(
+                notebook.path, diagnostic.message, diagnostic.hint, cell=diagnostic.cell
+            )
+
+
+def _refuse_model_input(analysis: Analysis, model: ModelFit) -> None:
+    """Refuse a model whose training input promote cannot name (a PyTorch loop over batches,
+    a ``.fit()`` given no input or an expression)."""
+    notebook = analysis.notebook
     if model.unsupported:
         raise RefusedNotebookError(
             notebook.path,
@@ -302,15 +317,6 @@ def _refuse_if_unpromotable(analysis: Analysis) -> None:
             f"`{model.name}.fit(X, y)`.",
             cell=model.cell,
         )
-    package_cells = {c.index for c in analysis.cells if c.kept()}
-    for diagnostic in analysis.diagnostics:
-        if (
-            isinstance(diagnostic, d.UndefinedName | d.UseBeforeDefinition)
-            and diagnostic.cell in package_cells
-        ):
-            raise RefusedNotebookError(
-                notebook.path, diagnostic.message, diagnostic.hint, cell=diagnostic.cell
-            )
 
 
 def _refuse_forecast(analysis: Analysis) -> None:
@@ -1568,7 +1574,10 @@ def _with_builder(
             "make them arguments' defaults of the module's class.",
             cell=cell,
         )
-    trainer = next(c.function for c in calls if model.name in c.function.returns)
+    trainer = next(  # the stage of the loop, beside which the module is trained
+        (c.function for c in calls if model.cell in c.function.cells),
+        next(c.function for c in calls if model.name in c.function.returns),
+    )
     taken = {f.name for m in modules for f in m.functions} | set(analysis.definitions)
     name, number = "build_model", 2
     while name in taken:
