@@ -33,7 +33,6 @@ is saved beside the model (``features.skops``, recorded in ``model.json``) and g
 ``make_features`` with each request, so a request gets exactly what training learnt.
 """
 
-import importlib
 import json
 import logging
 import math
@@ -61,6 +60,7 @@ from .modelfile import is_forecaster as is_forecaster
 from .modelfile import library_versions as library_versions
 from .modelfile import load_model as load_model
 from .modelfile import load_state as load_state
+from .modelfile import own_module, package_function
 from .modelfile import save_model as save_model
 from .modelfile import save_state as save_state
 
@@ -275,7 +275,7 @@ def function_reference(function: Callable[..., Any]) -> str:
     """``module:name`` of a function of this package (ValueError for any other)."""
     module = getattr(function, "__module__", "") or ""
     name = getattr(function, "__qualname__", "") or ""
-    if not _own_module(module) or not name.isidentifier():
+    if not own_module(module) or not name.isidentifier():
         raise ValueError(
             f"TrainingResult.make_features must be a top-level function of this package, "
             f"not {function!r}: the service imports it by name to apply it to each request"
@@ -286,19 +286,7 @@ def function_reference(function: Callable[..., Any]) -> str:
 def resolve_function(reference: str) -> Callable[..., Any]:
     """The function ``function_reference`` recorded; ModelArtifactError if it is not one of
     this package's (a schema file cannot make the service import other code)."""
-    module, _, name = reference.partition(":")
-    if not _own_module(module):
-        raise ModelArtifactError(
-            f"{SCHEMA_FILE} names feature steps outside this package ({reference}); "
-            "retrain with `make train`"
-        )
-    function = getattr(importlib.import_module(module), name, None)
-    if not callable(function):
-        raise ModelArtifactError(
-            f"{SCHEMA_FILE} names feature steps {reference}, which this package does not "
-            "define (any more): retrain with `make train`"
-        )
-    return function  # type: ignore[no-any-return]
+    return package_function(reference, f"{SCHEMA_FILE} (its feature steps)")
 
 
 def check_feature_steps(
@@ -340,12 +328,6 @@ def check_feature_steps(
             "features than training did (a feature step that depends on other rows, or "
             f"inputs not aligned with features): {error}"
         ) from error
-
-
-def _own_module(module: str) -> bool:
-    """Whether ``module`` is this package's (``pkg.features``), the package itself excluded."""
-    package = __name__.rpartition(".")[0]
-    return bool(package) and module.startswith(package + ".")
 
 
 def infer_schema(features: Any) -> Schema:

@@ -39,7 +39,7 @@ import io
 import json
 import logging
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -305,24 +305,37 @@ def _torch_bytes(module: Any) -> bytes:
     return buffer.getvalue()
 
 
+def package_function(reference: str, named_by: str) -> Callable[..., Any]:
+    """The function ``module:name`` of this package that ``named_by`` (a manifest, a schema)
+    records; ModelArtifactError for any other: a file cannot make the service import other
+    code."""
+    module, _, name = reference.partition(":")
+    if not own_module(module):
+        raise ModelArtifactError(
+            f"{named_by} names {reference!r}, which is not a function of this package: "
+            "retrain with `make train`"
+        )
+    function = getattr(importlib.import_module(module), name, None)
+    if not callable(function):
+        raise ModelArtifactError(
+            f"{named_by} names {reference!r}, which this package does not define (any more): "
+            "retrain with `make train`"
+        )
+    return function
+
+
+def own_module(module: str) -> bool:
+    """Whether ``module`` is this package's (``pkg.features``), the package itself excluded."""
+    package = __name__.rpartition(".")[0]
+    return bool(package) and module.startswith(package + ".")
+
+
 def _load_torch(path: Path, builder: str) -> Any:
     """A fresh module built by ``builder`` (a function of this package) with the weights of
     ``path`` loaded into it: ``torch.load(..., weights_only=True)`` reads tensors only."""
     import torch
 
-    package = __name__.rpartition(".")[0]
-    module_name, _, name = builder.partition(":")
-    if not package or not module_name.startswith(package + "."):
-        raise ModelArtifactError(
-            f"{MANIFEST_FILE} names {builder!r} to build the module of {path}, which is not a "
-            "function of this package: retrain with `make train`"
-        )
-    build = getattr(importlib.import_module(module_name), name, None)
-    if not callable(build):
-        raise ModelArtifactError(
-            f"{MANIFEST_FILE} names {builder!r} to build the module of {path}, which this "
-            "package does not define (any more): retrain with `make train`"
-        )
+    build = package_function(builder, f"{MANIFEST_FILE} (to build the module of {path})")
     module = build()
     module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     module.eval()
