@@ -112,6 +112,17 @@ def test_two_runs_capture_the_same_bytes(tmp_path: Path) -> None:
     assert first == second
 
 
+def test_a_cell_of_prose_tagged_skip_is_not_run(tmp_path: Path) -> None:
+    """promote asks a user to tag a code cell of prose (or of Python 2) `promote: skip`; the
+    run then leaves it out too, where the kernel would stop at it with a syntax error."""
+    prose = code("This cell explains the data: it is text, not code.", tags=("promote: skip",))
+    notebook = tmp_path / "poc.ipynb"
+    notebook.write_text(notebook_json(FIT, DATA, prose, MODEL))
+    assert main([str(notebook), "-o", str(tmp_path / "p"), "--execute", "--no-lock"]) == 0
+    captured = json.loads((tmp_path / "p" / "tests" / "parity" / "notebook.json").read_text())
+    assert captured["predictions"] == pytest.approx([2.0, 4.0, 6.0, 8.0])
+
+
 SLICED = (
     "import pandas as pd\nfrom sklearn.linear_model import LinearRegression\n"
     "from sklearn.model_selection import train_test_split",

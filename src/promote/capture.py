@@ -425,6 +425,7 @@ def execute(
     # The cells promote numbers (from 1) by where they are in the notebook: a cell promote adds
     # keeps the numbers of the cells after it.
     numbers: list[int | None] = list(range(1, len(node.cells) + 1))
+    _blank_unrunnable(node.cells)
     _insert_snapshots(node.cells, numbers, plan)
     node.cells.append(nbformat.v4.new_code_cell(capture_cell(plan, model_directory)))
     numbers.append(None)  # the capture: not the notebook's
@@ -520,6 +521,19 @@ def execute(
     finally:
         kernel_log.close()
     return _parse(node.cells[capture_index], time.monotonic() - started)
+
+
+def _blank_unrunnable(cells: list[Any]) -> None:
+    """Empty the code cells tagged ``promote: skip`` that are not Python (prose, Python 2): the
+    tag is what promote asks of a user for such a cell, and the kernel could not run it."""
+    from promote.analysis import tags_stage
+    from promote.normalize import normalize
+
+    for number, cell in enumerate(cells, start=1):
+        if cell.cell_type != "code" or tags_stage(cell.metadata.get("tags", [])) != "skip":
+            continue
+        if normalize(cell.source, number).syntax_error:
+            cell.source = "# tagged `promote: skip` and not Python: not run"
 
 
 def _insert_snapshots(cells: list[Any], numbers: list[int | None], plan: Plan) -> None:

@@ -375,7 +375,12 @@ _TAG = re.compile(r"^promote:\s*(?:stage\s*=\s*)?(\w+)$")
 
 
 def _tag_stage(cell: Cell) -> str | None:
-    for tag in cell.tags:
+    return tags_stage(cell.tags)
+
+
+def tags_stage(tags: Iterable[str]) -> str | None:
+    """The stage cell tags ask for (``stage_tag``), from the tags themselves."""
+    for tag in tags:
         match = _TAG.match(tag.strip())
         if match:
             return match.group(1).lower()
