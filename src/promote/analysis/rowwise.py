@@ -892,6 +892,18 @@ def _frame_statistic(node: ast.AST, frames: set[str], constants: frozenset[str])
     gaps are filled with (``df.fillna(df.mean())``: by column label, the frame's columns
     kept), which ``_call`` checks; arithmetic with it would align the columns of a request
     with those of training and could reorder them."""
+    found = frame_statistic_call(node)
+    return (
+        found is not None
+        and found[1] in frames
+        and _literal_arguments(found[0], Frames(set(frames), constants), None)
+    )
+
+
+def frame_statistic_call(node: ast.AST) -> tuple[ast.Call, str] | None:
+    """A statistic of each column of a frame by its form: its call (``df.median()``, the
+    ``df.mode()`` of ``df.mode().iloc[0]``) and the frame's name, whatever the frame; None for
+    any other node."""
     if (
         isinstance(node, ast.Subscript)
         and isinstance(node.slice, ast.Constant)
@@ -904,15 +916,11 @@ def _frame_statistic(node: ast.AST, frames: set[str], constants: frozenset[str])
     elif isinstance(node, ast.Call):
         call, methods = node, FRAME_STATISTICS
     else:
-        return False
+        return None
     func = call.func
-    return (
-        isinstance(func, ast.Attribute)
-        and func.attr in methods
-        and isinstance(func.value, ast.Name)
-        and func.value.id in frames
-        and _literal_arguments(call, Frames(set(frames), constants), None)
-    )
+    if not (isinstance(func, ast.Attribute) and func.attr in methods):
+        return None
+    return (call, func.value.id) if isinstance(func.value, ast.Name) else None
 
 
 def statistics_in(

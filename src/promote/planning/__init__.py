@@ -1236,15 +1236,10 @@ def dropped_unread(body: str) -> list[str]:
         if node.func.attr != "drop" or not (key := _dropped_key(node)):
             continue
         if isinstance(key, ast.Name):
-            written = [
-                n.value
-                for n in ast.walk(tree)
-                if isinstance(n, ast.Assign)
-                and any(isinstance(t, ast.Name) and t.id == key.id for t in n.targets)
-            ]
-            if not _written_out(body, key.id) or len(written) != 1:
+            written = _written_out_node(tree, key.id)
+            if written is None:
                 continue
-            key = written[0]
+            key = written
         parts = key.elts if isinstance(key, ast.List | ast.Tuple) else [key]
         for part in parts:
             if isinstance(part, ast.Constant) and isinstance(part.value, str):
@@ -1335,6 +1330,12 @@ def _written_out(body: str, name: str) -> str:
         tree = ast.parse(body)
     except SyntaxError:
         return ""
+    value = _written_out_node(tree, name)
+    return ast.unparse(value) if value is not None else ""
+
+
+def _written_out_node(tree: ast.AST, name: str) -> ast.expr | None:
+    """``_written_out``'s literal as a node of ``tree``, or None."""
     values = [
         node.value
         for node in ast.walk(tree)
@@ -1345,12 +1346,12 @@ def _written_out(body: str, name: str) -> str:
         )
     ]
     if len(values) != 1 or values[0] is None:
-        return ""
+        return None
     value = values[0]
     parts = value.elts if isinstance(value, ast.List | ast.Tuple) else [value]
     if not all(isinstance(p, ast.Constant) and isinstance(p.value, str) for p in parts):
-        return ""
-    return ast.unparse(value)
+        return None
+    return value
 
 
 def _without(lines: list[str], ranges: list[tuple[int, int]]) -> str:

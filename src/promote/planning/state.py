@@ -27,7 +27,7 @@ import ast
 import itertools
 from collections.abc import Sequence
 
-from promote.analysis.rowwise import calls_outer_first, within
+from promote.analysis.rowwise import calls_outer_first, frame_statistic_call, within
 from promote.analysis.statements import source_lines
 from promote.planning.model import Learnt
 
@@ -132,18 +132,7 @@ def _recorded(expression: str, part: ast.expr) -> str:
     """What training records for a statistic: itself, or for one of each column of a frame
     (``df.median()``, ``df.mode().iloc[0]``: a pandas series) a dict of column to value, which
     skops saves as data and ``fillna`` uses alike."""
-    call = part
-    if isinstance(call, ast.Subscript):  # a column's ``mode()[0]``, or a frame's ``.iloc[0]``
-        iloc = call.value
-        if not (isinstance(iloc, ast.Attribute) and iloc.attr == "iloc"):
-            return expression
-        call = iloc.value
-    of_frame = (
-        isinstance(call, ast.Call)
-        and isinstance(call.func, ast.Attribute)
-        and isinstance(call.func.value, ast.Name)
-    )
-    return f"dict({expression})" if of_frame else expression
+    return f"dict({expression})" if frame_statistic_call(part) else expression
 
 
 def _with_learnt(node: ast.stmt, used: list[tuple[str, str, ast.expr]], state: str) -> list[Edit]:
